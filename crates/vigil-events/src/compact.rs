@@ -1,0 +1,101 @@
+//! The compact one-line rendering of `tetra getevents -o compact`:
+//! `<emoji> <kind padded to 7> <where> <binary> <details>`, where `<where>`
+//! is the node name for host processes.
+use crate::{caps, Event, EventBody, Process};
+
+const CAP_COLUMN: usize = 120;
+
+pub fn render(ev: &Event) -> String {
+    match &ev.body {
+        EventBody::ProcessExec(e) => {
+            let line = line("🚀", "process", &ev.node_name, &e.process, "");
+            with_cap_sys_admin(line, &e.process)
+        }
+        EventBody::ProcessExit(e) => {
+            let outcome = if e.signal.is_empty() {
+                e.status.to_string()
+            } else {
+                e.signal.clone()
+            };
+            line("💥", "exit", &ev.node_name, &e.process, &outcome)
+        }
+        EventBody::LostEvents(l) => format!(
+            "⚠️ lost    {} {} events lost at {} ({} in all)",
+            ev.node_name, l.count, l.source, l.total
+        ),
+    }
+}
+
+fn line(emoji: &str, kind: &str, place: &str, p: &Process, detail: &str) -> String {
+    let mut s = format!("{emoji} {kind:<7} {place} {}", p.binary);
+    for part in [p.arguments.as_str(), detail] {
+        if !part.is_empty() {
+            s.push(' ');
+            s.push_str(part);
+        }
+    }
+    s
+}
+
+/// Flags a process that runs with CAP_SYS_ADMIN effective, aligned on one column.
+fn with_cap_sys_admin(mut line: String, p: &Process) -> String {
+    let effective = p
+        .cap
+        .as_ref()
+        .or(p.process_credentials.as_ref().and_then(|c| c.caps.as_ref()))
+        .map(|c| c.effective.as_slice())
+        .unwrap_or_default();
+    if effective.contains(&caps::name(caps::CAP_SYS_ADMIN).unwrap_or_default()) {
+        let width = line.chars().count();
+        line.push_str(&" ".repeat(CAP_COLUMN.saturating_sub(width).max(1)));
+        line.push_str("🛑 CAP_SYS_ADMIN");
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Capabilities, ProcessExec, ProcessExit};
+
+    fn process(binary: &str, args: &str) -> Process {
+        Process { binary: binary.into(), arguments: args.into(), ..Default::default() }
+    }
+
+    fn event(body: EventBody) -> Event {
+        Event { body, node_name: "node1".into(), time: String::new() }
+    }
+
+    #[test]
+    fn exec_and_exit_lines() {
+        let exec = event(EventBody::ProcessExec(ProcessExec {
+            process: process("/usr/bin/curl", "https://ebpf.io"),
+            ..Default::default()
+        }));
+        assert_eq!(render(&exec), "🚀 process node1 /usr/bin/curl https://ebpf.io");
+
+        let exit = event(EventBody::ProcessExit(ProcessExit {
+            process: process("/usr/bin/curl", "https://ebpf.io"),
+            status: 60,
+            ..Default::default()
+        }));
+        assert_eq!(render(&exit), "💥 exit    node1 /usr/bin/curl https://ebpf.io 60");
+
+        let killed = event(EventBody::ProcessExit(ProcessExit {
+            process: process("/bin/cat", ""),
+            signal: "SIGKILL".into(),
+            ..Default::default()
+        }));
+        assert_eq!(render(&killed), "💥 exit    node1 /bin/cat SIGKILL");
+    }
+
+    #[test]
+    fn cap_sys_admin_is_flagged() {
+        let mut p = process("/nginx", "-g daemon off;");
+        p.cap = Some(Capabilities { effective: vec!["CAP_SYS_ADMIN"], ..Default::default() });
+        let line = render(&event(EventBody::ProcessExec(ProcessExec { process: p, ..Default::default() })));
+        assert!(line.starts_with("🚀 process node1 /nginx -g daemon off;"));
+        assert!(line.ends_with(" 🛑 CAP_SYS_ADMIN"));
+        assert_eq!(line.chars().count(), CAP_COLUMN + "🛑 CAP_SYS_ADMIN".chars().count());
+    }
+}

@@ -1,0 +1,267 @@
+//! Events as Tetragon exports them (`GetEventsResponse` in proto3 JSON with
+//! proto field names). Field order and names follow Tetragon's protos; zero
+//! values and empty fields are omitted, wrapper types (`UInt32Value`) are
+//! written whenever set, and 64-bit integers are strings.
+use serde::Serialize;
+
+fn is_zero(v: &u32) -> bool {
+    *v == 0
+}
+
+fn is_false(v: &bool) -> bool {
+    !*v
+}
+
+/// One line of the export: exactly one event body plus the envelope.
+#[derive(Debug, Clone, Serialize)]
+pub struct Event {
+    #[serde(flatten)]
+    pub body: EventBody,
+    pub node_name: String,
+    pub time: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventBody {
+    ProcessExec(ProcessExec),
+    ProcessExit(ProcessExit),
+    /// vigil's own: events lost before they reached this stream, counted where they were lost.
+    LostEvents(LostEvents),
+}
+
+impl EventBody {
+    /// The JSON key of this event kind (`process_exec`, ...).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            EventBody::ProcessExec(_) => "process_exec",
+            EventBody::ProcessExit(_) => "process_exit",
+            EventBody::LostEvents(_) => "lost_events",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ProcessExec {
+    pub process: Process,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent: Option<Process>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ancestors: Vec<Process>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ProcessExit {
+    pub process: Process,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent: Option<Process>,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub signal: String,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub status: u32,
+    pub time: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ancestors: Vec<Process>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct LostEvents {
+    /// Where the loss happened: `kernel_ring_buffer`, `decode`, ...
+    pub source: String,
+    /// Which event kind was lost (`process_exec`, ...), or `unknown`.
+    pub kind: String,
+    /// Lost since the previous record for the same source and kind.
+    pub count: u64,
+    /// Lost since the agent started.
+    pub total: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Process {
+    pub exec_id: String,
+    pub pid: u32,
+    pub uid: u32,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub cwd: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub binary: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub arguments: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub flags: String,
+    pub start_time: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auid: Option<u32>,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub docker: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub parent_exec_id: String,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub refcnt: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cap: Option<Capabilities>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ns: Option<Namespaces>,
+    pub tid: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub process_credentials: Option<ProcessCredentials>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub binary_properties: Option<BinaryProperties>,
+    /// vigil's own: the cgroup v2 id, for joining with cgroup-scoped data.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cgroup_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Capabilities {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub permitted: Vec<&'static str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub effective: Vec<&'static str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub inheritable: Vec<&'static str>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Namespace {
+    #[serde(skip_serializing_if = "is_zero")]
+    pub inum: u32,
+    #[serde(skip_serializing_if = "is_false")]
+    pub is_host: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Namespaces {
+    pub uts: Namespace,
+    pub ipc: Namespace,
+    pub mnt: Namespace,
+    pub pid: Namespace,
+    pub pid_for_children: Namespace,
+    pub net: Namespace,
+    pub time: Namespace,
+    pub time_for_children: Namespace,
+    pub cgroup: Namespace,
+    pub user: Namespace,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ProcessCredentials {
+    pub uid: u32,
+    pub gid: u32,
+    pub euid: u32,
+    pub egid: u32,
+    pub suid: u32,
+    pub sgid: u32,
+    pub fsuid: u32,
+    pub fsgid: u32,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub securebits: Vec<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub caps: Option<Capabilities>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_ns: Option<UserNamespace>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct UserNamespace {
+    pub ns: Namespace,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct BinaryProperties {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub setuid: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub setgid: Option<u32>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub privileges_changed: Vec<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<FileProperties>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct FileProperties {
+    pub inode: InodeProperties,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub path: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct InodeProperties {
+    /// uint64 in proto3 JSON is a string.
+    pub number: String,
+    pub links: u32,
+}
+
+/// Secure bits (`SecureBitsType`), lowest bit first.
+pub fn securebits_names(bits: u32) -> Vec<&'static str> {
+    const NAMES: [&str; 8] = [
+        "SecBitNoRoot",
+        "SecBitNoRootLocked",
+        "SecBitNoSetUidFixup",
+        "SecBitNoSetUidFixupLocked",
+        "SecBitKeepCaps",
+        "SecBitKeepCapsLocked",
+        "SecBitNoCapAmbientRaise",
+        "SecBitNoCapAmbientRaiseLocked",
+    ];
+    (0..8).filter(|b| bits & (1 << b) != 0).map(|b| NAMES[b]).collect()
+}
+
+/// Process `flags` words in Tetragon's spelling.
+pub mod flags {
+    pub const EXECVE: &str = "execve";
+    pub const PROCFS: &str = "procFS";
+    pub const TRUNC_FILENAME: &str = "truncFilename";
+    pub const TRUNC_ARGS: &str = "truncArgs";
+    pub const ERROR_FILENAME: &str = "errorFilename";
+    pub const ERROR_ARGS: &str = "errorArgs";
+    pub const ERROR_CWD: &str = "errorCWD";
+    pub const ROOT_CWD: &str = "rootcwd";
+    pub const CLONE: &str = "clone";
+    pub const MISS: &str = "miss";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn omits_empty_fields_like_proto3_json() {
+        let ev = Event {
+            body: EventBody::ProcessExit(ProcessExit {
+                process: Process {
+                    exec_id: "eA==".into(),
+                    pid: 7,
+                    uid: 0,
+                    start_time: "t0".into(),
+                    tid: 7,
+                    ..Default::default()
+                },
+                signal: "SIGKILL".into(),
+                time: "t1".into(),
+                ..Default::default()
+            }),
+            node_name: "n".into(),
+            time: "t1".into(),
+        };
+        assert_eq!(
+            serde_json::to_value(&ev).unwrap(),
+            json!({
+                "process_exit": {
+                    "process": {"exec_id": "eA==", "pid": 7, "uid": 0, "start_time": "t0", "tid": 7},
+                    "signal": "SIGKILL",
+                    "time": "t1"
+                },
+                "node_name": "n",
+                "time": "t1"
+            })
+        );
+    }
+
+    #[test]
+    fn securebits() {
+        assert_eq!(securebits_names(0b1_0001), ["SecBitNoRoot", "SecBitKeepCaps"]);
+    }
+}
