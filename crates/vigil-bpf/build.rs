@@ -16,8 +16,12 @@ fn main() {
         }
         for src in fs::read_dir(&sensor).expect("readable sensor folder") {
             let src = src.expect("readable sensor folder").path();
-            let Some(name) = src.file_name().and_then(|n| n.to_str()) else { continue };
-            let Some(stem) = name.strip_suffix(".bpf.c") else { continue };
+            let Some(name) = src.file_name().and_then(|n| n.to_str()) else {
+                continue;
+            };
+            let Some(stem) = name.strip_suffix(".bpf.c") else {
+                continue;
+            };
             SkeletonBuilder::new()
                 .source(&src)
                 .clang(&clang)

@@ -12,3 +12,9 @@ pub mod wire {
 pub mod process {
     include!(concat!(env!("OUT_DIR"), "/process.skel.rs"));
 }
+
+/// `vigil probe`: one trivial program per hook kind, loaded one at a time.
+#[allow(clippy::all, non_camel_case_types, non_upper_case_globals, dead_code)]
+pub mod features {
+    include!(concat!(env!("OUT_DIR"), "/features.skel.rs"));
+}

@@ -66,7 +66,10 @@ mod tests {
     #[test]
     fn names_bits_in_order() {
         assert_eq!(names(0), Vec::<&str>::new());
-        assert_eq!(names(1 | 1 << 21 | 1 << 40), ["CAP_CHOWN", "CAP_SYS_ADMIN", "CAP_CHECKPOINT_RESTORE"]);
+        assert_eq!(
+            names(1 | 1 << 21 | 1 << 40),
+            ["CAP_CHOWN", "CAP_SYS_ADMIN", "CAP_CHECKPOINT_RESTORE"]
+        );
         assert_eq!(names(1 << 63), Vec::<&str>::new());
     }
 }

@@ -59,11 +59,19 @@ mod tests {
     use crate::{Capabilities, ProcessExec, ProcessExit};
 
     fn process(binary: &str, args: &str) -> Process {
-        Process { binary: binary.into(), arguments: args.into(), ..Default::default() }
+        Process {
+            binary: binary.into(),
+            arguments: args.into(),
+            ..Default::default()
+        }
     }
 
     fn event(body: EventBody) -> Event {
-        Event { body, node_name: "node1".into(), time: String::new() }
+        Event {
+            body,
+            node_name: "node1".into(),
+            time: String::new(),
+        }
     }
 
     #[test]
@@ -72,14 +80,20 @@ mod tests {
             process: process("/usr/bin/curl", "https://ebpf.io"),
             ..Default::default()
         }));
-        assert_eq!(render(&exec), "🚀 process node1 /usr/bin/curl https://ebpf.io");
+        assert_eq!(
+            render(&exec),
+            "🚀 process node1 /usr/bin/curl https://ebpf.io"
+        );
 
         let exit = event(EventBody::ProcessExit(ProcessExit {
             process: process("/usr/bin/curl", "https://ebpf.io"),
             status: 60,
             ..Default::default()
         }));
-        assert_eq!(render(&exit), "💥 exit    node1 /usr/bin/curl https://ebpf.io 60");
+        assert_eq!(
+            render(&exit),
+            "💥 exit    node1 /usr/bin/curl https://ebpf.io 60"
+        );
 
         let killed = event(EventBody::ProcessExit(ProcessExit {
             process: process("/bin/cat", ""),
@@ -92,10 +106,19 @@ mod tests {
     #[test]
     fn cap_sys_admin_is_flagged() {
         let mut p = process("/nginx", "-g daemon off;");
-        p.cap = Some(Capabilities { effective: vec!["CAP_SYS_ADMIN"], ..Default::default() });
-        let line = render(&event(EventBody::ProcessExec(ProcessExec { process: p, ..Default::default() })));
+        p.cap = Some(Capabilities {
+            effective: vec!["CAP_SYS_ADMIN"],
+            ..Default::default()
+        });
+        let line = render(&event(EventBody::ProcessExec(ProcessExec {
+            process: p,
+            ..Default::default()
+        })));
         assert!(line.starts_with("🚀 process node1 /nginx -g daemon off;"));
         assert!(line.ends_with(" 🛑 CAP_SYS_ADMIN"));
-        assert_eq!(line.chars().count(), CAP_COLUMN + "🛑 CAP_SYS_ADMIN".chars().count());
+        assert_eq!(
+            line.chars().count(),
+            CAP_COLUMN + "🛑 CAP_SYS_ADMIN".chars().count()
+        );
     }
 }

@@ -31,11 +31,15 @@ pub fn from_cgroup_names(leaf: &str, parent: &str) -> Option<String> {
 
 /// The container id in a full cgroup path (`/proc/PID/cgroup` style), deepest first.
 pub fn from_cgroup_path(path: &str) -> Option<String> {
-    path.rsplit('/').find_map(from_cgroup_name).map(str::to_owned)
+    path.rsplit('/')
+        .find_map(from_cgroup_name)
+        .map(str::to_owned)
 }
 
 fn is_container_id(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 #[cfg(test)]
@@ -60,7 +64,14 @@ mod tests {
 
     #[test]
     fn not_containers() {
-        for name in ["", "user.slice", "session-3.scope", "init.scope", "docker", "kubepods-besteffort.slice"] {
+        for name in [
+            "",
+            "user.slice",
+            "session-3.scope",
+            "init.scope",
+            "docker",
+            "kubepods-besteffort.slice",
+        ] {
             assert_eq!(from_cgroup_name(name), None, "{name}");
         }
         assert_eq!(from_cgroup_name(&format!("crio-conmon-{ID}.scope")), None);
@@ -74,7 +85,10 @@ mod tests {
         assert_eq!(from_cgroup_path(&k8s).as_deref(), Some(ID));
         let systemd = format!("/kubepods.slice/kubepods-pod1.slice/cri-containerd-{ID}.scope");
         assert_eq!(from_cgroup_path(&systemd).as_deref(), Some(ID));
-        assert_eq!(from_cgroup_path(&format!("/docker/{ID}")).as_deref(), Some(ID));
+        assert_eq!(
+            from_cgroup_path(&format!("/docker/{ID}")).as_deref(),
+            Some(ID)
+        );
         assert_eq!(from_cgroup_path("/user.slice/user-0.slice"), None);
         let podman = format!("libpod-{ID}.scope");
         assert_eq!(from_cgroup_names("container", &podman).as_deref(), Some(ID));

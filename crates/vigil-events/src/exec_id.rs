@@ -13,7 +13,11 @@ mod tests {
     #[test]
     fn matches_tetragon_encoding() {
         // Tetragon's documented example decodes to this triple.
-        let id = exec_id("gke-john-632-default-pool-7041cac0-9s95", 13548674321373, 52699);
+        let id = exec_id(
+            "gke-john-632-default-pool-7041cac0-9s95",
+            13548674321373,
+            52699,
+        );
         assert_eq!(
             id,
             "Z2tlLWpvaG4tNjMyLWRlZmF1bHQtcG9vbC03MDQxY2FjMC05czk1OjEzNTQ4Njc0MzIxMzczOjUyNjk5"

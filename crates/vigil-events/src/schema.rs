@@ -205,7 +205,10 @@ pub fn securebits_names(bits: u32) -> Vec<&'static str> {
         "SecBitNoCapAmbientRaise",
         "SecBitNoCapAmbientRaiseLocked",
     ];
-    (0..8).filter(|b| bits & (1 << b) != 0).map(|b| NAMES[b]).collect()
+    (0..8)
+        .filter(|b| bits & (1 << b) != 0)
+        .map(|b| NAMES[b])
+        .collect()
 }
 
 /// Process `flags` words in Tetragon's spelling.
@@ -262,6 +265,9 @@ mod tests {
 
     #[test]
     fn securebits() {
-        assert_eq!(securebits_names(0b1_0001), ["SecBitNoRoot", "SecBitKeepCaps"]);
+        assert_eq!(
+            securebits_names(0b1_0001),
+            ["SecBitNoRoot", "SecBitKeepCaps"]
+        );
     }
 }

@@ -29,8 +29,17 @@ mod tests {
     fn fraction_digits_follow_proto3_json() {
         let s = 1_696_629_837u128 * 1_000_000_000;
         assert_eq!(format_unix_nanos(s), "2023-10-06T22:03:57Z");
-        assert_eq!(format_unix_nanos(s + 700_000_000), "2023-10-06T22:03:57.700Z");
-        assert_eq!(format_unix_nanos(s + 700_327_000), "2023-10-06T22:03:57.700327Z");
-        assert_eq!(format_unix_nanos(s + 700_327_580), "2023-10-06T22:03:57.700327580Z");
+        assert_eq!(
+            format_unix_nanos(s + 700_000_000),
+            "2023-10-06T22:03:57.700Z"
+        );
+        assert_eq!(
+            format_unix_nanos(s + 700_327_000),
+            "2023-10-06T22:03:57.700327Z"
+        );
+        assert_eq!(
+            format_unix_nanos(s + 700_327_580),
+            "2023-10-06T22:03:57.700327580Z"
+        );
     }
 }

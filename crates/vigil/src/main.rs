@@ -1,1 +1,89 @@
-fn main() {}
+//! vigil: eBPF security observability and runtime enforcement.
+mod agent;
+mod config;
+mod decode;
+mod events;
+mod metrics;
+mod output;
+mod process_cache;
+mod sensors;
+
+use std::{
+    process::ExitCode,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+};
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(name = "vigil", version, about)]
+struct Cli {
+    /// Log filter (tracing syntax), e.g. `info` or `vigil=debug`.
+    #[arg(long, global = true, default_value = "info", env = "VIGIL_LOG")]
+    log_level: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the agent: watch processes and write events.
+    Agent(config::AgentArgs),
+}
+
+fn main() -> ExitCode {
+    let args = match config::expand_config_file(std::env::args_os().collect()) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("vigil: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let cli = Cli::parse_from(args);
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_new(&cli.log_level).unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(cli.command) {
+        Ok(code) => code,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(command: Command) -> Result<ExitCode> {
+    match command {
+        Command::Agent(args) => {
+            let stop = Arc::new(AtomicBool::new(false));
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?;
+            runtime.block_on(async {
+                let pipeline_stop = stop.clone();
+                let pipeline = tokio::task::spawn_blocking(move || agent::run(args, pipeline_stop));
+                let mut term =
+                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                        .context("installing the SIGTERM handler")?;
+                tokio::select! {
+                    r = pipeline => return r.context("agent thread")?.map(|()| ExitCode::SUCCESS),
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+                tracing::info!("stopping");
+                stop.store(true, Ordering::Relaxed);
+                Ok(ExitCode::SUCCESS)
+            })
+        }
+    }
+}

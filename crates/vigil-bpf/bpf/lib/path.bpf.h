@@ -13,10 +13,14 @@
 
 #define PATH_MASK (VIGIL_PATH_MAX - 1)
 #define NAME_MASK 255
-#define PATH_MAX_COMPONENTS 128
+#define PATH_MAX_COMPONENTS 256
 
 struct path_buf {
 	char data[VIGIL_PATH_MAX * 2];
+	/* Walk state lives here, not on the stack, so the verifier treats it as
+	 * an unknown value and checks the loop body once. */
+	__u32 off;
+	__u32 truncated;
 };
 
 struct {
@@ -31,6 +35,13 @@ struct path_result {
 	__u32 off;
 	int truncated;
 };
+
+static __always_inline struct path_buf *path_buffer(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&path_scratch, &zero);
+}
 
 /* Prepends "/name"; returns 0 when there is no room left. */
 static __always_inline int path_prepend(struct path_buf *buf, __u32 *off, const struct qstr *q)
@@ -47,47 +58,62 @@ static __always_inline int path_prepend(struct path_buf *buf, __u32 *off, const 
 	return 1;
 }
 
-static __always_inline struct path_buf *path_buffer(void)
-{
-	__u32 zero = 0;
+struct path_walk {
+	struct dentry *dentry;
+	struct mount *mnt;
+	struct dentry *mnt_root;
+};
 
-	return bpf_map_lookup_elem(&path_scratch, &zero);
+/* One step up the tree; returns 1 to stop. A bpf_loop callback, so the
+ * verifier checks it once rather than once per iteration. */
+static long path_walk_step(__u64 i, struct path_walk *w)
+{
+	struct path_buf *buf = path_buffer();
+	struct dentry *dentry = w->dentry;
+	struct dentry *parent = BPF_CORE_READ(dentry, d_parent);
+	struct mount *mnt = w->mnt;
+
+	if (!buf)
+		return 1;
+	if (dentry == w->mnt_root || dentry == parent) {
+		struct mount *mnt_parent = BPF_CORE_READ(mnt, mnt_parent);
+
+		if (dentry == w->mnt_root && mnt != mnt_parent) {
+			w->dentry = BPF_CORE_READ(mnt, mnt_mountpoint);
+			w->mnt = mnt_parent;
+			w->mnt_root = BPF_CORE_READ(mnt_parent, mnt.mnt_root);
+			return 0;
+		}
+		/* The global root, or the root of an internal mount (memfd, pipe). */
+		if (dentry != w->mnt_root && !path_prepend(buf, &buf->off, &dentry->d_name))
+			buf->truncated = 1;
+		return 1;
+	}
+	if (!path_prepend(buf, &buf->off, &dentry->d_name)) {
+		buf->truncated = 1;
+		return 1;
+	}
+	w->dentry = parent;
+	return 0;
 }
 
 static __always_inline struct path_result path_resolve(struct path_buf *buf, struct path *path)
 {
-	struct path_result res = { .off = VIGIL_PATH_MAX, .truncated = 0 };
-	struct dentry *dentry = BPF_CORE_READ(path, dentry);
 	struct vfsmount *vfsmnt = BPF_CORE_READ(path, mnt);
-	struct mount *mnt = container_of(vfsmnt, struct mount, mnt);
-	struct dentry *mnt_root = BPF_CORE_READ(vfsmnt, mnt_root);
+	struct path_walk w = {
+		.dentry = BPF_CORE_READ(path, dentry),
+		.mnt = container_of(vfsmnt, struct mount, mnt),
+		.mnt_root = BPF_CORE_READ(vfsmnt, mnt_root),
+	};
+	struct path_result res;
 
-	for (int i = 0; i < PATH_MAX_COMPONENTS; i++) {
-		struct dentry *parent = BPF_CORE_READ(dentry, d_parent);
-
-		if (dentry == mnt_root || dentry == parent) {
-			struct mount *mnt_parent = BPF_CORE_READ(mnt, mnt_parent);
-
-			if (dentry == mnt_root && mnt != mnt_parent) {
-				dentry = BPF_CORE_READ(mnt, mnt_mountpoint);
-				mnt = mnt_parent;
-				mnt_root = BPF_CORE_READ(mnt, mnt.mnt_root);
-				continue;
-			}
-			/* The global root, or the root of an internal mount (memfd, pipe). */
-			if (dentry != mnt_root && !path_prepend(buf, &res.off, &dentry->d_name))
-				res.truncated = 1;
-			goto done;
-		}
-		if (!path_prepend(buf, &res.off, &dentry->d_name)) {
-			res.truncated = 1;
-			goto done;
-		}
-		dentry = parent;
-	}
-	res.truncated = 1;
-done:
-	if (res.off == VIGIL_PATH_MAX) {
+	buf->off = VIGIL_PATH_MAX;
+	buf->truncated = 0;
+	if (bpf_loop(PATH_MAX_COMPONENTS, path_walk_step, &w, 0) >= PATH_MAX_COMPONENTS)
+		buf->truncated = 1;
+	res.off = buf->off;
+	res.truncated = buf->truncated;
+	if (res.off >= VIGIL_PATH_MAX || res.off == 0) {
 		res.off = VIGIL_PATH_MAX - 1;
 		buf->data[res.off & PATH_MASK] = '/';
 	}

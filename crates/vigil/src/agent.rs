@@ -1,0 +1,310 @@
+//! The agent: load the sensors, read the kernel's records, build events,
+//! write them out, and account for every loss, until told to stop.
+use std::{
+    cell::RefCell,
+    fs,
+    io::IsTerminal,
+    mem::MaybeUninit,
+    rc::Rc,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, Result};
+use libbpf_rs::RingBufferBuilder;
+use tracing::{info, warn};
+use vigil_bpf::wire::{
+    VIGIL_STAT_LOST_CLONE, VIGIL_STAT_LOST_EXEC, VIGIL_STAT_LOST_EXIT, VIGIL_STAT_MAX,
+    VIGIL_STAT_PROC_TABLE_FULL, VIGIL_STAT_PROC_TABLE_MISS,
+};
+use vigil_events::{Event, EventBody, LostEvents};
+
+use crate::{
+    config::AgentArgs,
+    decode::{self, ExecRecord, Record},
+    events::{host_namespaces, EventBuilder, EventOptions},
+    metrics::{self, LossLabels, Metrics, TypeLabel},
+    output::{Format, Outputs, RotatingFile, Sink},
+    sensors::process::{ProcessSensor, ProcessSensorConfig},
+};
+
+const COUNTER_INTERVAL: Duration = Duration::from_secs(1);
+const ANCESTORS_MAX: usize = 64;
+
+/// Kernel loss counters and the event kind each one loses.
+const KERNEL_LOSSES: [(u32, &str); 3] = [
+    (VIGIL_STAT_LOST_EXEC, "process_exec"),
+    (VIGIL_STAT_LOST_CLONE, "process_clone"),
+    (VIGIL_STAT_LOST_EXIT, "process_exit"),
+];
+
+struct Pipeline {
+    builder: EventBuilder,
+    outputs: Outputs,
+    metrics: Arc<Metrics>,
+    kernel_counters: [u64; VIGIL_STAT_MAX as usize],
+    decode_errors: u64,
+    write_errors: u64,
+}
+
+impl Pipeline {
+    fn on_kernel_record(&mut self, data: &[u8]) {
+        self.metrics.ringbuf_records.inc();
+        match decode::decode(data) {
+            Ok(record) => self.handle(record),
+            Err(e) => self.decode_error(&e),
+        }
+    }
+
+    fn decode_error(&mut self, e: &decode::DecodeError) {
+        self.decode_errors += 1;
+        self.metrics.decode_errors.inc();
+        warn!(error = %e, "dropping an undecodable kernel record");
+        self.emit_loss("decode", "unknown", 1, self.decode_errors, 0);
+    }
+
+    fn handle(&mut self, record: Record) {
+        if let Some(ev) = self.builder.handle(record) {
+            self.emit(&ev);
+        }
+    }
+
+    fn emit(&mut self, ev: &Event) {
+        self.metrics
+            .events
+            .get_or_create(&TypeLabel {
+                r#type: ev.body.kind().into(),
+            })
+            .inc();
+        if let Err(e) = self.outputs.write(ev) {
+            self.write_errors += 1;
+            if self.write_errors.is_power_of_two() {
+                warn!(error = %e, errors = self.write_errors, "writing an event failed");
+            }
+        }
+    }
+
+    fn emit_loss(&mut self, source: &str, kind: &str, count: u64, total: u64, ktime: u64) {
+        self.metrics
+            .lost_events
+            .get_or_create(&LossLabels {
+                source: source.into(),
+                kind: kind.into(),
+            })
+            .inc_by(count);
+        let ev = Event {
+            body: EventBody::LostEvents(LostEvents {
+                source: source.into(),
+                kind: kind.into(),
+                count,
+                total,
+            }),
+            node_name: self.builder.node_name().to_owned(),
+            time: self.builder.wall_time(ktime),
+        };
+        self.emit(&ev);
+    }
+
+    /// Reports what the kernel lost or could not track since the last look.
+    fn check_kernel_counters(&mut self, now: [u64; VIGIL_STAT_MAX as usize]) {
+        let ktime = monotonic_ns();
+        for (idx, kind) in KERNEL_LOSSES {
+            let (before, after) = (self.kernel_counters[idx as usize], now[idx as usize]);
+            if after > before {
+                warn!(kind, lost = after - before, "kernel ring buffer was full");
+                self.emit_loss("kernel_ring_buffer", kind, after - before, after, ktime);
+            }
+        }
+        let delta = |i: u32| now[i as usize].saturating_sub(self.kernel_counters[i as usize]);
+        self.metrics
+            .process_table_full
+            .inc_by(delta(VIGIL_STAT_PROC_TABLE_FULL));
+        self.metrics
+            .process_table_misses
+            .inc_by(delta(VIGIL_STAT_PROC_TABLE_MISS));
+        self.kernel_counters = now;
+
+        let cache = self.builder.cache_stats();
+        self.metrics.process_cache_size.set(cache.size as i64);
+        self.metrics
+            .process_cache_capacity
+            .set(cache.capacity as i64);
+        let m = &self.metrics;
+        m.process_cache_evictions.inc_by(
+            cache
+                .evictions
+                .saturating_sub(m.process_cache_evictions.get()),
+        );
+        m.process_cache_misses
+            .inc_by(cache.misses.saturating_sub(m.process_cache_misses.get()));
+    }
+}
+
+pub fn run(args: AgentArgs, stop: Arc<AtomicBool>) -> Result<()> {
+    let node_name = args.node_name.clone().unwrap_or_else(hostname);
+    let metrics = Arc::new(Metrics::default());
+    if let Some(addr) = &args.metrics_server {
+        metrics::serve(addr, metrics.registry())?;
+        info!(%addr, "serving metrics");
+    }
+
+    let cfg = ProcessSensorConfig {
+        ring_buffer_bytes: args.rb_size,
+        process_table_entries: args.execve_map_entries,
+        wakeup_bytes: u64::from(args.rb_size / 4),
+    };
+    let mut obj = MaybeUninit::uninit();
+    let sensor = ProcessSensor::load(&mut obj, &cfg)?;
+    info!("process sensor attached (tp_btf sched_process_exec/fork/exit)");
+
+    let opts = EventOptions {
+        node_name,
+        enable_process_cred: args.enable_process_cred,
+        enable_process_ns: args.enable_process_ns,
+        ancestors: if args.ancestors_enabled() {
+            ANCESTORS_MAX
+        } else {
+            0
+        },
+        process_cache_size: args.process_cache_size,
+    };
+    let pipeline = Rc::new(RefCell::new(Pipeline {
+        builder: EventBuilder::new(opts, host_namespaces()),
+        outputs: Outputs::new(sinks(&args)?),
+        metrics: metrics.clone(),
+        kernel_counters: [0; VIGIL_STAT_MAX as usize],
+        decode_errors: 0,
+        write_errors: 0,
+    }));
+
+    let mut rb = RingBufferBuilder::new();
+    let sink = pipeline.clone();
+    rb.add(&sensor.skel.maps.events, move |data: &[u8]| {
+        sink.borrow_mut().on_kernel_record(data);
+        0
+    })
+    .context("reading the ring buffer")?;
+    let rb = rb.build().context("reading the ring buffer")?;
+
+    let snapshot = sensor.snapshot()?;
+    let found = load_snapshot(&mut pipeline.borrow_mut(), &snapshot);
+    pipeline
+        .borrow_mut()
+        .outputs
+        .flush()
+        .context("writing events")?;
+    info!(processes = found, "vigil agent ready");
+
+    let poll = Duration::from_millis(args.rb_poll_interval_ms.max(1));
+    let mut last_check = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        rb.poll(poll).context("polling the ring buffer")?;
+        rb.consume().context("reading the ring buffer")?;
+        if last_check.elapsed() >= COUNTER_INTERVAL {
+            last_check = Instant::now();
+            let counters = sensor.counters()?;
+            let mut p = pipeline.borrow_mut();
+            p.check_kernel_counters(counters);
+            p.outputs.flush().context("writing events")?;
+        }
+        pipeline
+            .borrow_mut()
+            .outputs
+            .flush()
+            .context("writing events")?;
+    }
+
+    rb.consume().context("reading the ring buffer")?;
+    let counters = sensor.counters()?;
+    let mut p = pipeline.borrow_mut();
+    p.check_kernel_counters(counters);
+    p.outputs.flush().context("writing events")?;
+    let cache = p.builder.cache_stats();
+    info!(
+        events = p.outputs.written,
+        decode_errors = p.decode_errors,
+        process_cache = cache.size,
+        process_table = sensor.process_table_len(),
+        "vigil agent stopped; programs detached"
+    );
+    Ok(())
+}
+
+/// Feeds the start-time scan; cwd and argv come from /proc (they were not readable in BPF).
+fn load_snapshot(p: &mut Pipeline, mut data: &[u8]) -> usize {
+    let mut found = 0;
+    while !data.is_empty() {
+        let size = match decode::record_size(data) {
+            Ok(s) if s > 0 && s <= data.len() => s,
+            _ => {
+                p.decode_error(&decode::DecodeError::SizeMismatch {
+                    said: 0,
+                    got: data.len(),
+                });
+                break;
+            }
+        };
+        match decode::decode(&data[..size]) {
+            Ok(Record::Exec(mut rec)) => {
+                complete_from_proc(&mut rec);
+                p.handle(Record::Exec(rec));
+                found += 1;
+            }
+            Ok(other) => p.handle(other),
+            Err(e) => p.decode_error(&e),
+        }
+        data = &data[size..];
+    }
+    found
+}
+
+fn complete_from_proc(rec: &mut ExecRecord) {
+    let dir = format!("/proc/{}", rec.key.pid);
+    if let Ok(cmdline) = fs::read(format!("{dir}/cmdline")) {
+        rec.argv = decode::split_argv(&cmdline);
+    }
+    if let Ok(cwd) = fs::read_link(format!("{dir}/cwd")) {
+        rec.cwd = cwd.to_string_lossy().into_owned();
+    }
+}
+
+fn sinks(args: &AgentArgs) -> Result<Vec<Sink>> {
+    let mut sinks = Vec::new();
+    if let Some(path) = &args.export_filename {
+        let file = RotatingFile::open(
+            path,
+            args.export_file_max_size_mb.saturating_mul(1 << 20),
+            args.export_file_max_backups,
+        )
+        .with_context(|| format!("opening export file {}", path.display()))?;
+        sinks.push(Sink::file(Format::Json, file));
+    }
+    if args.export_filename.is_none() || args.export_stdout {
+        let format = args.output.unwrap_or(if std::io::stdout().is_terminal() {
+            Format::Compact
+        } else {
+            Format::Json
+        });
+        sinks.push(Sink::stdout(format));
+    }
+    Ok(sinks)
+}
+
+fn hostname() -> String {
+    fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_else(|_| "localhost".into())
+}
+
+fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into the timespec we own.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    (ts.tv_sec as u64) * 1_000_000_000 + ts.tv_nsec as u64
+}

@@ -1,0 +1,164 @@
+//! The agent's settings: command-line flags (Tetragon's names where the
+//! concept is the same), optionally preset by a YAML file whose keys are the
+//! flag names (`export-filename: /var/log/vigil.json`). Flags win over the file.
+use std::{ffi::OsString, path::PathBuf};
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+
+use crate::output::Format;
+
+#[derive(Debug, Clone, Args)]
+pub struct AgentArgs {
+    /// YAML file of flag values (keys are flag names without dashes).
+    #[arg(long, value_name = "PATH")]
+    pub config_file: Option<PathBuf>,
+
+    /// Node name in events and exec ids [default: the host name].
+    #[arg(long, env = "NODE_NAME")]
+    pub node_name: Option<String>,
+
+    /// Write events to this file (JSON lines, mode 0600, rotated by size).
+    #[arg(long, value_name = "PATH")]
+    pub export_filename: Option<PathBuf>,
+
+    /// Rotate the export file past this size; 0 never rotates.
+    #[arg(long, default_value_t = 10)]
+    pub export_file_max_size_mb: u64,
+
+    /// Rotated export files to keep.
+    #[arg(long, default_value_t = 5)]
+    pub export_file_max_backups: u32,
+
+    /// Also write events to stdout when writing to a file.
+    #[arg(long)]
+    pub export_stdout: bool,
+
+    /// Format on stdout [default: compact on a terminal, json otherwise].
+    #[arg(long, short = 'o', value_enum)]
+    pub output: Option<Format>,
+
+    /// Add process_credentials and cap to process objects.
+    #[arg(long)]
+    pub enable_process_cred: bool,
+
+    /// Add ns (namespace inodes) to process objects.
+    #[arg(long)]
+    pub enable_process_ns: bool,
+
+    /// Add ancestors beyond the parent (`base`, as in Tetragon; later also hook kinds).
+    #[arg(long, value_delimiter = ',', num_args = 0.., default_missing_value = "base")]
+    pub enable_ancestors: Option<Vec<String>>,
+
+    /// Most processes kept in the user-space process cache.
+    #[arg(long, default_value_t = 65536)]
+    pub process_cache_size: usize,
+
+    /// Capacity of the in-kernel process table (allocated as used).
+    #[arg(long, default_value_t = 16384)]
+    pub execve_map_entries: u32,
+
+    /// Kernel-to-user ring buffer size in bytes (a power of two).
+    #[arg(long, default_value_t = 8 << 20)]
+    pub rb_size: u32,
+
+    /// How often the ring buffer is read when the kernel has not woken us.
+    #[arg(long, default_value_t = 10)]
+    pub rb_poll_interval_ms: u64,
+
+    /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:2112).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_server: Option<String>,
+}
+
+impl AgentArgs {
+    pub fn ancestors_enabled(&self) -> bool {
+        self.enable_ancestors
+            .as_ref()
+            .is_some_and(|v| v.iter().any(|s| s == "base"))
+    }
+}
+
+/// Inserts the config file's settings as flags right after the `agent`
+/// subcommand, so that flags given on the command line override them.
+pub fn expand_config_file(args: Vec<OsString>) -> Result<Vec<OsString>> {
+    let Some(pos) = args
+        .iter()
+        .position(|a| a == "--config-file" || a.to_string_lossy().starts_with("--config-file="))
+    else {
+        return Ok(args);
+    };
+    let path = match args[pos].to_string_lossy().strip_prefix("--config-file=") {
+        Some(p) => PathBuf::from(p),
+        None => match args.get(pos + 1) {
+            Some(p) => PathBuf::from(p),
+            None => bail!("--config-file needs a path"),
+        },
+    };
+    let Some(agent) = args.iter().position(|a| a == "agent") else {
+        return Ok(args);
+    };
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("reading config file {}", path.display()))?;
+    let flags =
+        config_flags(&text).with_context(|| format!("in config file {}", path.display()))?;
+    let mut out = args;
+    out.splice(agent + 1..agent + 1, flags);
+    Ok(out)
+}
+
+fn config_flags(yaml: &str) -> Result<Vec<OsString>> {
+    let map: serde_json::Map<String, serde_json::Value> =
+        serde_saphyr::from_str(yaml).context("not a YAML mapping of flag names to values")?;
+    let mut out = Vec::new();
+    for (key, value) in map {
+        if key == "config-file" {
+            bail!("config-file cannot be set from a config file");
+        }
+        let flag = format!("--{key}");
+        match value {
+            serde_json::Value::Bool(true) => out.push(flag.into()),
+            serde_json::Value::Bool(false) | serde_json::Value::Null => {}
+            serde_json::Value::String(s) => out.push(format!("{flag}={s}").into()),
+            serde_json::Value::Number(n) => out.push(format!("{flag}={n}").into()),
+            serde_json::Value::Array(items) => {
+                let items: Vec<String> = items
+                    .iter()
+                    .map(|v| {
+                        v.as_str()
+                            .map(str::to_owned)
+                            .unwrap_or_else(|| v.to_string())
+                    })
+                    .collect();
+                out.push(format!("{flag}={}", items.join(",")).into());
+            }
+            serde_json::Value::Object(_) => bail!("{key}: nested mappings are not flag values"),
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn yaml_becomes_flags() {
+        let flags = config_flags("export-filename: /tmp/x.json\nenable-process-ns: true\nenable-process-cred: false\nrb-size: 4096\nenable-ancestors: [base]\n").unwrap();
+        let flags: Vec<_> = flags
+            .iter()
+            .map(|f| f.to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            flags,
+            [
+                "--export-filename=/tmp/x.json",
+                "--enable-process-ns",
+                "--rb-size=4096",
+                "--enable-ancestors=base"
+            ]
+        );
+        assert!(config_flags("- a\n- b\n").is_err());
+        assert!(config_flags("x:\n  y: 1\n").is_err());
+    }
+}

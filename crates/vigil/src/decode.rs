@@ -1,0 +1,308 @@
+//! Kernel records (the wire format of `intf.h`) into owned Rust records.
+//! Every length is checked against the record's size: a malformed record is
+//! an error to count, never a panic.
+use std::mem::size_of;
+
+use thiserror::Error;
+use vigil_bpf::wire::{
+    vigil_creds, vigil_msg_clone, vigil_msg_exec, vigil_msg_exit, vigil_msg_header,
+    vigil_namespaces, VIGIL_MSG_CLONE, VIGIL_MSG_EXEC, VIGIL_MSG_EXIT, VIGIL_MSG_SNAPSHOT,
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ProcKey {
+    pub pid: u32,
+    pub ktime: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct ExecRecord {
+    /// Found by the start-time scan rather than seen executing.
+    pub from_snapshot: bool,
+    pub ktime: u64,
+    pub key: ProcKey,
+    pub parent: ProcKey,
+    pub tid: u32,
+    pub auid: u32,
+    pub flags: u32,
+    pub priv_flags: u32,
+    pub file_uid: u32,
+    pub file_gid: u32,
+    pub file_ino: u64,
+    pub file_nlink: u32,
+    pub cgroup_id: u64,
+    pub creds: vigil_creds,
+    pub ns: vigil_namespaces,
+    pub filename: String,
+    pub cwd: String,
+    pub cgroup_name: String,
+    pub cgroup_parent_name: String,
+    pub unlinked_path: String,
+    /// argv, argv[0] included; the last one may be cut short (see flags).
+    pub argv: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CloneRecord {
+    pub ktime: u64,
+    pub key: ProcKey,
+    pub parent: ProcKey,
+    pub tid: u32,
+    pub flags: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct ExitRecord {
+    pub ktime: u64,
+    pub key: ProcKey,
+    pub tid: u32,
+    pub exit_code: u32,
+    pub flags: u32,
+}
+
+#[derive(Debug, Clone)]
+pub enum Record {
+    Exec(Box<ExecRecord>),
+    Clone(CloneRecord),
+    Exit(ExitRecord),
+}
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum DecodeError {
+    #[error("record of {got} bytes is shorter than its {need}-byte header")]
+    Short { need: usize, got: usize },
+    #[error("record says it is {said} bytes but {got} arrived")]
+    SizeMismatch { said: usize, got: usize },
+    #[error("unknown record kind {0}")]
+    UnknownKind(u16),
+    #[error("exec record's strings ({need} bytes) overrun its data ({got} bytes)")]
+    StringsOverrun { need: usize, got: usize },
+}
+
+/// Decodes one record; `data` may hold more bytes than the record (iterator reads).
+pub fn decode(data: &[u8]) -> Result<Record, DecodeError> {
+    let hdr: vigil_msg_header = read(data)?;
+    let size = hdr.size as usize;
+    if size > data.len() || size < size_of::<vigil_msg_header>() {
+        return Err(DecodeError::SizeMismatch {
+            said: size,
+            got: data.len(),
+        });
+    }
+    let data = &data[..size];
+    match u32::from(hdr.kind) {
+        VIGIL_MSG_EXEC => decode_exec(data, false),
+        VIGIL_MSG_SNAPSHOT => decode_exec(data, true),
+        VIGIL_MSG_CLONE => {
+            let m: vigil_msg_clone = read(data)?;
+            Ok(Record::Clone(CloneRecord {
+                ktime: m.hdr.ktime,
+                key: key(m.key.pid, m.key.ktime),
+                parent: key(m.parent.pid, m.parent.ktime),
+                tid: m.tid,
+                flags: m.flags,
+            }))
+        }
+        VIGIL_MSG_EXIT => {
+            let m: vigil_msg_exit = read(data)?;
+            Ok(Record::Exit(ExitRecord {
+                ktime: m.hdr.ktime,
+                key: key(m.key.pid, m.key.ktime),
+                tid: m.tid,
+                exit_code: m.exit_code,
+                flags: m.flags,
+            }))
+        }
+        _ => Err(DecodeError::UnknownKind(hdr.kind)),
+    }
+}
+
+/// The size the record at the start of `data` says it has (for walking iterator output).
+pub fn record_size(data: &[u8]) -> Result<usize, DecodeError> {
+    let hdr: vigil_msg_header = read(data)?;
+    Ok(hdr.size as usize)
+}
+
+fn key(pid: u32, ktime: u64) -> ProcKey {
+    ProcKey { pid, ktime }
+}
+
+fn read<T: Copy>(data: &[u8]) -> Result<T, DecodeError> {
+    if data.len() < size_of::<T>() {
+        return Err(DecodeError::Short {
+            need: size_of::<T>(),
+            got: data.len(),
+        });
+    }
+    // SAFETY: the length is checked above; T is a plain-old-data wire struct
+    // (integers only), valid for any bit pattern; read_unaligned needs no alignment.
+    Ok(unsafe { std::ptr::read_unaligned(data.as_ptr().cast::<T>()) })
+}
+
+fn decode_exec(data: &[u8], from_snapshot: bool) -> Result<Record, DecodeError> {
+    let m: vigil_msg_exec = read(data)?;
+    let mut rest = &data[size_of::<vigil_msg_exec>()..];
+    let lens = [
+        m.filename_len,
+        m.cwd_len,
+        m.cgroup_len,
+        m.cgroup_parent_len,
+        m.unlinked_path_len,
+        m.args_len,
+    ];
+    let need: usize = lens.iter().map(|&l| l as usize).sum();
+    if need > rest.len() {
+        return Err(DecodeError::StringsOverrun {
+            need,
+            got: rest.len(),
+        });
+    }
+    let mut take = |len: u16| {
+        let (s, tail) = rest.split_at(len as usize);
+        rest = tail;
+        s
+    };
+    let filename = text(take(m.filename_len));
+    let cwd = text(take(m.cwd_len));
+    let cgroup_name = text(take(m.cgroup_len));
+    let cgroup_parent_name = text(take(m.cgroup_parent_len));
+    let unlinked_path = text(take(m.unlinked_path_len));
+    let argv = split_argv(take(m.args_len));
+    Ok(Record::Exec(Box::new(ExecRecord {
+        from_snapshot,
+        ktime: m.hdr.ktime,
+        key: key(m.key.pid, m.key.ktime),
+        parent: key(m.parent.pid, m.parent.ktime),
+        tid: m.tid,
+        auid: m.auid,
+        flags: m.flags,
+        priv_flags: m.priv_flags,
+        file_uid: m.file_uid,
+        file_gid: m.file_gid,
+        file_ino: m.file_ino,
+        file_nlink: m.file_nlink,
+        cgroup_id: m.cgroup_id,
+        creds: m.creds,
+        ns: m.ns,
+        filename,
+        cwd,
+        cgroup_name,
+        cgroup_parent_name,
+        unlinked_path,
+        argv,
+    })))
+}
+
+/// Kernel strings are bytes; invalid UTF-8 is replaced, never rejected.
+fn text(bytes: &[u8]) -> String {
+    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    String::from_utf8_lossy(&bytes[..end]).into_owned()
+}
+
+/// argv as the kernel lays it out: NUL-terminated strings back to back.
+pub fn split_argv(bytes: &[u8]) -> Vec<String> {
+    let bytes = bytes.strip_suffix(&[0]).unwrap_or(bytes);
+    if bytes.is_empty() {
+        return Vec::new();
+    }
+    bytes
+        .split(|&b| b == 0)
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn as_bytes<T>(v: &T) -> &[u8] {
+        // SAFETY: test helper over plain wire structs.
+        unsafe { std::slice::from_raw_parts((v as *const T).cast::<u8>(), size_of::<T>()) }
+    }
+
+    fn exec_record(strings: &[&[u8]; 6]) -> Vec<u8> {
+        let mut m = vigil_msg_exec::default();
+        m.hdr.kind = VIGIL_MSG_EXEC as u16;
+        m.key.pid = 42;
+        m.key.ktime = 1000;
+        m.parent.pid = 7;
+        m.parent.ktime = 500;
+        m.filename_len = strings[0].len() as u16;
+        m.cwd_len = strings[1].len() as u16;
+        m.cgroup_len = strings[2].len() as u16;
+        m.cgroup_parent_len = strings[3].len() as u16;
+        m.unlinked_path_len = strings[4].len() as u16;
+        m.args_len = strings[5].len() as u16;
+        let data: Vec<u8> = strings.concat();
+        m.hdr.size = (size_of::<vigil_msg_exec>() + data.len()) as u32;
+        let mut out = as_bytes(&m).to_vec();
+        out.extend_from_slice(&data);
+        out
+    }
+
+    #[test]
+    fn exec_strings_and_argv() {
+        let rec = exec_record(&[
+            b"/bin/sh",
+            b"/tmp",
+            b"session-1.scope",
+            b"user.slice",
+            b"",
+            b"sh\0-c\0echo a b\0",
+        ]);
+        let Ok(Record::Exec(e)) = decode(&rec) else {
+            panic!("not an exec")
+        };
+        assert_eq!(
+            e.key,
+            ProcKey {
+                pid: 42,
+                ktime: 1000
+            }
+        );
+        assert_eq!(e.parent, ProcKey { pid: 7, ktime: 500 });
+        assert_eq!(e.filename, "/bin/sh");
+        assert_eq!(e.cwd, "/tmp");
+        assert_eq!(e.cgroup_name, "session-1.scope");
+        assert_eq!(e.argv, ["sh", "-c", "echo a b"]);
+    }
+
+    #[test]
+    fn hostile_records_are_errors() {
+        let mut rec = exec_record(&[b"/bin/sh", b"", b"", b"", b"", b"sh\0"]);
+        assert!(matches!(decode(&rec[..10]), Err(DecodeError::Short { .. })));
+        // Lengths that overrun the record.
+        let cut = rec.len() - 2;
+        rec[4..8].copy_from_slice(&(cut as u32).to_le_bytes());
+        assert!(matches!(
+            decode(&rec[..cut]),
+            Err(DecodeError::StringsOverrun { .. })
+        ));
+        // A size larger than what arrived.
+        rec[4..8].copy_from_slice(&(u32::MAX).to_le_bytes());
+        assert!(matches!(
+            decode(&rec),
+            Err(DecodeError::SizeMismatch { .. })
+        ));
+        rec[0..2].copy_from_slice(&99u16.to_le_bytes());
+        rec[4..8].copy_from_slice(&(rec.len() as u32).to_le_bytes());
+        assert_eq!(decode(&rec).unwrap_err(), DecodeError::UnknownKind(99));
+    }
+
+    #[test]
+    fn invalid_utf8_is_replaced() {
+        let rec = exec_record(&[b"/tmp/\xff\xfe", b"", b"", b"", b"", b"a\xff\0"]);
+        let Ok(Record::Exec(e)) = decode(&rec) else {
+            panic!("not an exec")
+        };
+        assert_eq!(e.filename, "/tmp/\u{fffd}\u{fffd}");
+        assert_eq!(e.argv, ["a\u{fffd}"]);
+    }
+
+    #[test]
+    fn argv_splitting() {
+        assert!(split_argv(b"").is_empty());
+        assert_eq!(split_argv(b"a\0\0b\0"), ["a", "", "b"]);
+        assert_eq!(split_argv(b"cut-sho"), ["cut-sho"]);
+    }
+}

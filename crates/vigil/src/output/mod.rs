@@ -1,0 +1,83 @@
+//! Where events go: JSON lines or compact lines, to stdout and/or a rotated file.
+mod file;
+
+use std::io::{self, BufWriter, Write};
+
+use vigil_events::{compact, Event};
+
+pub use file::RotatingFile;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    Json,
+    Compact,
+}
+
+/// One destination with its format.
+pub struct Sink {
+    format: Format,
+    writer: Box<dyn Write + Send>,
+}
+
+impl Sink {
+    pub fn stdout(format: Format) -> Self {
+        Sink {
+            format,
+            writer: Box::new(BufWriter::with_capacity(1 << 16, io::stdout())),
+        }
+    }
+
+    pub fn file(format: Format, file: RotatingFile) -> Self {
+        Sink {
+            format,
+            writer: Box::new(file),
+        }
+    }
+}
+
+/// Fans each event out to every sink, serializing once per format.
+pub struct Outputs {
+    sinks: Vec<Sink>,
+    json: Vec<u8>,
+    pub written: u64,
+}
+
+impl Outputs {
+    pub fn new(sinks: Vec<Sink>) -> Self {
+        Outputs {
+            sinks,
+            json: Vec::with_capacity(4096),
+            written: 0,
+        }
+    }
+
+    pub fn write(&mut self, ev: &Event) -> io::Result<()> {
+        let mut compact_line: Option<String> = None;
+        self.json.clear();
+        for sink in &mut self.sinks {
+            match sink.format {
+                Format::Json => {
+                    if self.json.is_empty() {
+                        serde_json::to_writer(&mut self.json, ev).map_err(io::Error::other)?;
+                        self.json.push(b'\n');
+                    }
+                    sink.writer.write_all(&self.json)?;
+                }
+                Format::Compact => {
+                    let line = compact_line.get_or_insert_with(|| compact::render(ev) + "\n");
+                    sink.writer.write_all(line.as_bytes())?;
+                }
+            }
+        }
+        self.written += 1;
+        Ok(())
+    }
+
+    pub fn flush(&mut self) -> io::Result<()> {
+        for sink in &mut self.sinks {
+            sink.writer.flush()?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,2 @@
+//! Loading and attaching vigil's BPF programs, one module per sensor.
+pub mod process;
