@@ -5,6 +5,7 @@ mod decode;
 mod events;
 mod metrics;
 mod output;
+mod probe;
 mod process_cache;
 mod sensors;
 
@@ -34,6 +35,11 @@ struct Cli {
 enum Command {
     /// Run the agent: watch processes and write events.
     Agent(config::AgentArgs),
+    /// Show which hook kinds this kernel offers, found by trying each one.
+    Probe {
+        #[arg(long, value_parser = ["table", "json"], default_value = "table")]
+        output: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -62,6 +68,7 @@ fn main() -> ExitCode {
 
 fn run(command: Command) -> Result<ExitCode> {
     match command {
+        Command::Probe { output } => probe::run(output == "json").map(|()| ExitCode::SUCCESS),
         Command::Agent(args) => {
             let stop = Arc::new(AtomicBool::new(false));
             let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -151,15 +151,13 @@ fn bss_of<'a>(skel: &'a FeaturesSkel<'_>) -> Result<&'a bss, Failure> {
 /// `EPERM (Operation not permitted)` from a libbpf error, or its message.
 fn lib_reason(e: &libbpf_rs::Error) -> String {
     let text = format!("{e:#}");
-    let code = text
-        .rfind("os error ")
-        .and_then(|at| {
-            let digits: String = text[at + 9..]
-                .chars()
-                .take_while(char::is_ascii_digit)
-                .collect();
-            digits.parse().ok()
-        });
+    let code = text.rfind("os error ").and_then(|at| {
+        let digits: String = text[at + 9..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        digits.parse().ok()
+    });
     match code {
         Some(code) => host::errno_reason(code),
         None => text,
@@ -254,9 +252,7 @@ pub(super) fn tracepoint(env: &ProbeEnv) -> Outcome {
 /// reports ENOENT; say which of the two is missing.
 fn with_kprobe_hint(outcome: Outcome) -> Outcome {
     outcome.map_err(|mut f| {
-        if f.stage == Stage::Attach
-            && !Path::new("/sys/bus/event_source/devices/kprobe").exists()
-        {
+        if f.stage == Stage::Attach && !Path::new("/sys/bus/event_source/devices/kprobe").exists() {
             f.reason.push_str(": no kprobe PMU");
             if !Path::new("/sys/kernel/tracing/kprobe_events").exists() {
                 f.reason.push_str(" and no kprobe_events");
@@ -338,7 +334,10 @@ fn expect_open_errno(env: &ProbeEnv, deny: &str, errno: i32, what: &str) -> Outc
         Err(e) => {
             return Err(Failure::new(
                 Stage::Check,
-                format!("check: open() of {deny} failed with {}, not {want}", host::io_reason(&e)),
+                format!(
+                    "check: open() of {deny} failed with {}, not {want}",
+                    host::io_reason(&e)
+                ),
             ))
         }
         Ok(_) => {
@@ -351,10 +350,15 @@ fn expect_open_errno(env: &ProbeEnv, deny: &str, errno: i32, what: &str) -> Outc
     fs::File::open(env.file(WATCH_NAME)).map_err(|e| {
         Failure::new(
             Stage::Check,
-            format!("check: open() of an unrelated file failed: {}", host::io_reason(&e)),
+            format!(
+                "check: open() of an unrelated file failed: {}",
+                host::io_reason(&e)
+            ),
         )
     })?;
-    Ok(format!("{what}: open() of {deny} failed with {want}, another file opened"))
+    Ok(format!(
+        "{what}: open() of {deny} failed with {want}, another file opened"
+    ))
 }
 
 pub(super) fn fmod_ret(env: &ProbeEnv) -> Outcome {
@@ -385,8 +389,12 @@ pub(super) fn lsm(env: &ProbeEnv) -> Outcome {
 }
 
 fn own_exe() -> Result<PathBuf, Failure> {
-    std::env::current_exe()
-        .map_err(|e| Failure::new(Stage::Prereq, format!("own executable: {}", host::io_reason(&e))))
+    std::env::current_exe().map_err(|e| {
+        Failure::new(
+            Stage::Prereq,
+            format!("own executable: {}", host::io_reason(&e)),
+        )
+    })
 }
 
 pub(super) fn uprobe(env: &ProbeEnv) -> Outcome {
@@ -425,10 +433,16 @@ fn hits_or_check(hits: u64, trigger: Trigger) -> Outcome {
     if hits == 0 {
         return Err(Failure::new(
             Stage::Check,
-            format!("check: attached, but no hits after {TRIGGERS} {}", trigger.describe()),
+            format!(
+                "check: attached, but no hits after {TRIGGERS} {}",
+                trigger.describe()
+            ),
         ));
     }
-    Ok(format!("{hits} hits after {TRIGGERS} {}", trigger.describe()))
+    Ok(format!(
+        "{hits} hits after {TRIGGERS} {}",
+        trigger.describe()
+    ))
 }
 
 pub(super) fn ring_buffer(env: &ProbeEnv) -> Outcome {
@@ -465,7 +479,10 @@ pub(super) fn ring_buffer(env: &ProbeEnv) -> Outcome {
             format!("check: {} records, none carrying this tgid", records.get()),
         ));
     }
-    Ok(format!("{} records read back after {TRIGGERS} getppid() calls", ours.get()))
+    Ok(format!(
+        "{} records read back after {TRIGGERS} getppid() calls",
+        ours.get()
+    ))
 }
 
 /// Keeps SIGURG blocked in this thread while it exists, so the signal the
@@ -533,7 +550,10 @@ pub(super) fn send_signal(env: &ProbeEnv) -> Outcome {
     let bss = bss_of(&skel)?;
     let ret = read(&bss.signal_ret);
     if read(&bss.signal_sent) == 0 {
-        return Err(Failure::new(Stage::Check, "check: attached, but the program did not run"));
+        return Err(Failure::new(
+            Stage::Check,
+            "check: attached, but the program did not run",
+        ));
     }
     if ret != 0 {
         return Err(Failure::new(
@@ -586,7 +606,10 @@ pub(super) fn connect4(env: &ProbeEnv) -> Outcome {
         }
         (Err(e), _) => Err(Failure::new(
             Stage::Check,
-            format!("check: connect() failed with {}, not EPERM", host::io_reason(&e)),
+            format!(
+                "check: connect() failed with {}, not EPERM",
+                host::io_reason(&e)
+            ),
         )),
         (Ok(()), _) => Err(Failure::new(
             Stage::Check,
@@ -610,8 +633,12 @@ pub(super) fn task_iter(env: &ProbeEnv) -> Outcome {
     let mut iter = Iter::new(&link)
         .map_err(|e| Failure::new(Stage::Attach, format!("iter create: {}", lib_reason(&e))))?;
     let mut out = Vec::new();
-    iter.read_to_end(&mut out)
-        .map_err(|e| Failure::new(Stage::Check, format!("check: read: {}", host::io_reason(&e))))?;
+    iter.read_to_end(&mut out).map_err(|e| {
+        Failure::new(
+            Stage::Check,
+            format!("check: read: {}", host::io_reason(&e)),
+        )
+    })?;
     drop(iter);
     drop(link);
     let seen = read(&bss_of(&skel)?.iter_seen);

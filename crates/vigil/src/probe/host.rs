@@ -160,7 +160,10 @@ pub(super) fn fanotify_perm(dir: &Path) -> Outcome {
             Stage::Check,
             format!("open() failed with {} instead of EPERM", io_reason(&e)),
         )),
-        Ok(()) => Err(Failure::new(Stage::Check, "open() succeeded despite FAN_DENY")),
+        Ok(()) => Err(Failure::new(
+            Stage::Check,
+            "open() succeeded despite FAN_DENY",
+        )),
     }
 }
 
