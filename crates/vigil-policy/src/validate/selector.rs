@@ -335,7 +335,7 @@ fn resolve_targets<'a>(
             if indexes.is_empty() {
                 format!("the hook declares no {list_name}")
             } else {
-                format!("declared {list_name} indexes: {}", indexes.join(", "))
+                format!("indexes declared in {list_name}: {}", indexes.join(", "))
             }
         ),
     );
