@@ -119,3 +119,25 @@ fn typed_fields_of_examples() {
     let action = &tracepoint.selectors[0].match_actions[0];
     assert_eq!((action.arg_error, action.arg_sig), (Some(-1), Some(9)));
 }
+
+#[test]
+fn report_over_several_files() {
+    let dir = policies_dir();
+    let files = [
+        dir.join("uprobe.yaml"),
+        dir.join(TEMPLATE),
+        dir.join("missing.yaml"),
+    ];
+    let report = vigil_policy::check_files(&files);
+    assert!(!report.is_ok());
+    assert_eq!(report.error_count(), 3);
+    let text = report.to_string();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 4, "{text}");
+    assert_eq!(
+        lines[0],
+        format!("{}: ok: uprobe (TracingPolicy)", files[0].display())
+    );
+    assert!(lines[3].starts_with(&format!("{}: <file>: cannot read: ", files[2].display())));
+    assert!(vigil_policy::check_files(&files[..1]).is_ok());
+}
