@@ -145,17 +145,18 @@ mod tests {
     #[test]
     fn yaml_becomes_flags() {
         let flags = config_flags("export-filename: /tmp/x.json\nenable-process-ns: true\nenable-process-cred: false\nrb-size: 4096\nenable-ancestors: [base]\n").unwrap();
-        let flags: Vec<_> = flags
+        let mut flags: Vec<_> = flags
             .iter()
             .map(|f| f.to_string_lossy().into_owned())
             .collect();
+        flags.sort();
         assert_eq!(
             flags,
             [
-                "--export-filename=/tmp/x.json",
+                "--enable-ancestors=base",
                 "--enable-process-ns",
+                "--export-filename=/tmp/x.json",
                 "--rb-size=4096",
-                "--enable-ancestors=base"
             ]
         );
         assert!(config_flags("- a\n- b\n").is_err());

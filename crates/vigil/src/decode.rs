@@ -17,8 +17,6 @@ pub struct ProcKey {
 
 #[derive(Debug, Clone)]
 pub struct ExecRecord {
-    /// Found by the start-time scan rather than seen executing.
-    pub from_snapshot: bool,
     pub ktime: u64,
     pub key: ProcKey,
     pub parent: ProcKey,
@@ -44,7 +42,6 @@ pub struct ExecRecord {
 
 #[derive(Debug, Clone)]
 pub struct CloneRecord {
-    pub ktime: u64,
     pub key: ProcKey,
     pub parent: ProcKey,
     pub tid: u32,
@@ -57,7 +54,6 @@ pub struct ExitRecord {
     pub key: ProcKey,
     pub tid: u32,
     pub exit_code: u32,
-    pub flags: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -91,12 +87,10 @@ pub fn decode(data: &[u8]) -> Result<Record, DecodeError> {
     }
     let data = &data[..size];
     match u32::from(hdr.kind) {
-        VIGIL_MSG_EXEC => decode_exec(data, false),
-        VIGIL_MSG_SNAPSHOT => decode_exec(data, true),
+        VIGIL_MSG_EXEC | VIGIL_MSG_SNAPSHOT => decode_exec(data),
         VIGIL_MSG_CLONE => {
             let m: vigil_msg_clone = read(data)?;
             Ok(Record::Clone(CloneRecord {
-                ktime: m.hdr.ktime,
                 key: key(m.key.pid, m.key.ktime),
                 parent: key(m.parent.pid, m.parent.ktime),
                 tid: m.tid,
@@ -110,7 +104,6 @@ pub fn decode(data: &[u8]) -> Result<Record, DecodeError> {
                 key: key(m.key.pid, m.key.ktime),
                 tid: m.tid,
                 exit_code: m.exit_code,
-                flags: m.flags,
             }))
         }
         _ => Err(DecodeError::UnknownKind(hdr.kind)),
@@ -139,7 +132,7 @@ fn read<T: Copy>(data: &[u8]) -> Result<T, DecodeError> {
     Ok(unsafe { std::ptr::read_unaligned(data.as_ptr().cast::<T>()) })
 }
 
-fn decode_exec(data: &[u8], from_snapshot: bool) -> Result<Record, DecodeError> {
+fn decode_exec(data: &[u8]) -> Result<Record, DecodeError> {
     let m: vigil_msg_exec = read(data)?;
     let mut rest = &data[size_of::<vigil_msg_exec>()..];
     let lens = [
@@ -169,7 +162,6 @@ fn decode_exec(data: &[u8], from_snapshot: bool) -> Result<Record, DecodeError> 
     let unlinked_path = text(take(m.unlinked_path_len));
     let argv = split_argv(take(m.args_len));
     Ok(Record::Exec(Box::new(ExecRecord {
-        from_snapshot,
         ktime: m.hdr.ktime,
         key: key(m.key.pid, m.key.ktime),
         parent: key(m.parent.pid, m.parent.ktime),
@@ -285,7 +277,8 @@ mod tests {
             Err(DecodeError::SizeMismatch { .. })
         ));
         rec[0..2].copy_from_slice(&99u16.to_le_bytes());
-        rec[4..8].copy_from_slice(&(rec.len() as u32).to_le_bytes());
+        let whole = rec.len() as u32;
+        rec[4..8].copy_from_slice(&whole.to_le_bytes());
         assert_eq!(decode(&rec).unwrap_err(), DecodeError::UnknownKind(99));
     }
 

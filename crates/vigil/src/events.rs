@@ -460,8 +460,7 @@ mod tests {
             pid: 11,
             ktime: 200,
         };
-        let exec = |key, parent, bin: &str| ExecRecord {
-            from_snapshot: false,
+        let exec = |key: ProcKey, parent: ProcKey, bin: &str| ExecRecord {
             ktime: key.ktime,
             key,
             parent,
@@ -507,7 +506,6 @@ mod tests {
             key: child,
             tid: 11,
             exit_code: 2 << 8,
-            flags: 0,
         };
         let ev = b.handle(Record::Exit(exit)).unwrap();
         let EventBody::ProcessExit(x) = &ev.body else {

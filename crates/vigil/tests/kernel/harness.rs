@@ -1,0 +1,214 @@
+//! Test harness: runs the real agent binary against the real kernel and reads
+//! the events it exported.
+
+use std::{
+    fs,
+    io::{BufRead, BufReader},
+    os::unix::process::CommandExt,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::mpsc,
+    thread,
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+
+/// A test that cannot run here, and why.
+#[derive(Debug)]
+pub struct Skip(pub String);
+
+pub type TestResult = Result<(), Skip>;
+
+/// Skips the calling test with a reason.
+#[macro_export]
+macro_rules! skip {
+    ($($reason:tt)+) => {
+        return Err($crate::harness::Skip(format!($($reason)+)))
+    };
+}
+
+/// Skips unless this machine can run the agent.
+#[macro_export]
+macro_rules! require_agent {
+    () => {
+        if let Some(why) = $crate::harness::agent_unavailable() {
+            $crate::skip!("{why}");
+        }
+    };
+}
+
+/// The agent binary under test: `$VIGIL_BIN` (as in the VM matrix) or cargo's build.
+pub fn vigil_bin() -> PathBuf {
+    std::env::var_os("VIGIL_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_vigil")))
+}
+
+/// Why this machine cannot run agent tests, if it cannot.
+pub fn agent_unavailable() -> Option<String> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Some("needs root to load BPF programs".into());
+    }
+    if !Path::new("/sys/kernel/btf/vmlinux").exists() {
+        return Some("kernel has no BTF (/sys/kernel/btf/vmlinux)".into());
+    }
+    None
+}
+
+pub struct Agent {
+    child: Child,
+    _dir: tempfile::TempDir,
+    pub events_path: PathBuf,
+}
+
+impl Agent {
+    /// Starts `vigil agent` exporting to a temporary file, and waits until it is ready.
+    pub fn start(extra: &[&str]) -> Agent {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let events_path = dir.path().join("events.json");
+        let mut cmd = Command::new(vigil_bin());
+        cmd.arg("agent")
+            .arg("--export-filename")
+            .arg(&events_path)
+            .args([
+                "--node-name",
+                "vigil-test",
+                "--enable-process-cred",
+                "--enable-process-ns",
+            ])
+            // One file holds every event of a test: no rotation.
+            .arg("--export-file-max-size-mb=0")
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        // SAFETY: prctl in the child before exec; a test that dies takes its agent along.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                Ok(())
+            });
+        }
+        let mut child = cmd.spawn().expect("spawning vigil agent");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("[agent] {line}");
+                if line.contains("vigil agent ready") {
+                    let _ = tx.send(());
+                }
+            }
+        });
+        if rx.recv_timeout(Duration::from_secs(30)).is_err() {
+            let _ = child.kill();
+            panic!("vigil agent did not become ready within 30 s");
+        }
+        Agent {
+            child,
+            _dir: dir,
+            events_path,
+        }
+    }
+
+    /// All events exported so far.
+    pub fn events(&self) -> Vec<Value> {
+        let text = fs::read_to_string(&self.events_path).unwrap_or_default();
+        text.lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}")))
+            .collect()
+    }
+
+    /// Waits until `done` holds for the exported events, or panics after `timeout`.
+    pub fn wait_for(
+        &self,
+        timeout: Duration,
+        what: &str,
+        done: impl Fn(&[Value]) -> bool,
+    ) -> Vec<Value> {
+        let start = Instant::now();
+        loop {
+            let evs = self.events();
+            if done(&evs) {
+                return evs;
+            }
+            if start.elapsed() > timeout {
+                panic!(
+                    "timed out after {timeout:?} waiting for {what}; {} events exported",
+                    evs.len()
+                );
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Stops the agent with SIGTERM; it must exit 0 after flushing.
+    pub fn stop(mut self) -> Vec<Value> {
+        // SAFETY: kill on our own child's pid.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let status = self.child.wait().expect("waiting for the agent");
+        assert!(status.success(), "agent exited with {status}");
+        self.events()
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Events of `kind` (`process_exec`, ...), bodies only.
+pub fn of_kind<'a>(evs: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    evs.iter().filter_map(|e| e.get(kind)).collect()
+}
+
+pub fn pid_of(body: &Value) -> u64 {
+    body["process"]["pid"].as_u64().unwrap_or(0)
+}
+
+pub fn str_at<'a>(v: &'a Value, pointer: &str) -> &'a str {
+    v.pointer(pointer).and_then(Value::as_str).unwrap_or("")
+}
+
+/// The exec event of `pid` whose binary ends with `suffix`.
+pub fn exec_of<'a>(evs: &'a [Value], pid: u32, suffix: &str) -> Option<&'a Value> {
+    of_kind(evs, "process_exec")
+        .into_iter()
+        .find(|b| pid_of(b) == u64::from(pid) && str_at(b, "/process/binary").ends_with(suffix))
+}
+
+/// Exec events whose process's parent is `parent_exec_id`.
+pub fn children_of<'a>(evs: &'a [Value], parent_exec_id: &str) -> Vec<&'a Value> {
+    of_kind(evs, "process_exec")
+        .into_iter()
+        .filter(|b| str_at(b, "/process/parent_exec_id") == parent_exec_id)
+        .collect()
+}
+
+pub fn exits_of<'a>(evs: &'a [Value], exec_id: &str) -> Vec<&'a Value> {
+    of_kind(evs, "process_exit")
+        .into_iter()
+        .filter(|b| str_at(b, "/process/exec_id") == exec_id)
+        .collect()
+}
+
+/// This test process's own exec_id, as the agent's start-time scan reported it.
+pub fn own_exec_id(evs: &[Value]) -> String {
+    let me = std::process::id();
+    of_kind(evs, "process_exec")
+        .into_iter()
+        .find(|b| pid_of(b) == u64::from(me))
+        .map(|b| str_at(b, "/process/exec_id").to_owned())
+        .expect("the start-time scan reports the test process")
+}
+
+pub fn which(tool: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join(tool))
+            .find(|p| p.is_file())
+    })
+}

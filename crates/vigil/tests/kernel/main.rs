@@ -1,0 +1,90 @@
+//! Kernel integration tests: the real agent on the real kernel, real
+//! programs, and assertions on the events the agent exported. A small harness
+//! of our own (not libtest) so that a test can report itself skipped with a
+//! reason, and so that this binary doubles as the tester programs it runs.
+mod harness;
+mod process;
+mod tester;
+
+use std::{panic, process::ExitCode, time::Instant};
+
+use harness::TestResult;
+
+type TestFn = fn() -> TestResult;
+
+const TESTS: &[(&str, TestFn)] = &[
+    (
+        "process::shell_pipeline_three_generations",
+        process::shell_pipeline_three_generations,
+    ),
+    (
+        "process::exit_status_and_signals",
+        process::exit_status_and_signals,
+    ),
+    (
+        "process::multithreaded_process_exits_once",
+        process::multithreaded_process_exits_once,
+    ),
+    (
+        "process::setuid_binary_shows_privilege_change",
+        process::setuid_binary_shows_privilege_change,
+    ),
+    (
+        "process::new_namespaces_differ_from_parent",
+        process::new_namespaces_differ_from_parent,
+    ),
+    (
+        "process::memfd_exec_is_flagged",
+        process::memfd_exec_is_flagged,
+    ),
+    (
+        "process::process_started_before_agent_is_parent",
+        process::process_started_before_agent_is_parent,
+    ),
+    (
+        "process::exec_storm_loses_nothing",
+        process::exec_storm_loses_nothing,
+    ),
+    (
+        "process::agent_leaves_nothing_loaded",
+        process::agent_leaves_nothing_loaded,
+    ),
+];
+
+fn main() -> ExitCode {
+    if let Ok(mode) = std::env::var(tester::MODE_VAR) {
+        return tester::run(&mode);
+    }
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let (mut passed, mut failed, mut skipped) = (0, 0, 0);
+    for (name, test) in TESTS {
+        if !args.is_empty() && !args.iter().any(|f| name.contains(f.as_str())) {
+            continue;
+        }
+        let start = Instant::now();
+        match panic::catch_unwind(test) {
+            Ok(Ok(())) => {
+                passed += 1;
+                println!("test {name} ... ok ({:.1?})", start.elapsed());
+            }
+            Ok(Err(harness::Skip(why))) => {
+                skipped += 1;
+                println!("test {name} ... skipped: {why}");
+                println!("SKIP: {name}: {why}");
+            }
+            Err(_) => {
+                failed += 1;
+                println!("test {name} ... FAILED");
+            }
+        }
+    }
+    println!("kernel tests: {passed} passed, {failed} failed, {skipped} skipped");
+    if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
