@@ -12,8 +12,10 @@ const TARGET: &str = "x86_64-unknown-linux-gnu";
 
 pub struct StaticBuild {
     pub vigil: PathBuf,
-    /// Integration-test executables (libtest harness), if the crate has any.
+    /// Integration-test executables, if the crate has any.
     pub tests: Vec<PathBuf>,
+    /// Why the tests could not be built; the matrix still runs the probe.
+    pub tests_error: Option<String>,
 }
 
 /// A target dir of its own, so the static flags do not rebuild the normal one.
@@ -50,18 +52,42 @@ pub fn build(workspace: &Path) -> Result<StaticBuild> {
     let vigil = target_dir(workspace).join(TARGET).join("release/vigil");
     ensure_static(&vigil)?;
 
-    let has_tests = fs::read_dir(workspace.join("crates/vigil/tests"))
-        .map(|dir| {
-            dir.filter_map(|e| e.ok())
-                .any(|e| e.path().extension().is_some_and(|x| x == "rs"))
-        })
-        .unwrap_or(false);
-    let tests = if has_tests {
-        build_tests(workspace)?
-    } else {
-        Vec::new()
+    let has_tests = has_integration_tests(workspace)?;
+    let (tests, tests_error) = match has_tests {
+        false => (Vec::new(), None),
+        true => match build_tests(workspace) {
+            Ok(tests) => (tests, None),
+            Err(e) => (Vec::new(), Some(format!("{e:#}"))),
+        },
     };
-    Ok(StaticBuild { vigil, tests })
+    Ok(StaticBuild {
+        vigil,
+        tests,
+        tests_error,
+    })
+}
+
+/// Whether the vigil package declares test targets (`tests/*.rs` or `[[test]]`).
+fn has_integration_tests(workspace: &Path) -> Result<bool> {
+    let out = Command::new(env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+        .current_dir(workspace)
+        .args(["metadata", "--no-deps", "--format-version", "1"])
+        .stderr(Stdio::inherit())
+        .output()
+        .context("running cargo metadata")?;
+    let meta: serde_json::Value =
+        serde_json::from_slice(&out.stdout).context("parsing cargo metadata")?;
+    let vigil = meta["packages"]
+        .as_array()
+        .and_then(|p| p.iter().find(|p| p["name"] == "vigil"))
+        .context("no vigil package in cargo metadata")?;
+    Ok(vigil["targets"].as_array().is_some_and(|targets| {
+        targets.iter().any(|t| {
+            t["kind"]
+                .as_array()
+                .is_some_and(|k| k.iter().any(|k| k == "test"))
+        })
+    }))
 }
 
 /// `cargo test --no-run` for vigil's integration tests; the executables come

@@ -60,7 +60,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
 
     let mut transcripts = Vec::new();
     if args.kernel.iter().any(|k| k == "host") && !args.shell {
-        transcripts.push(run_on_host(&binaries));
+        transcripts.push(run_on_host(&binaries, args.filter.as_deref()));
     }
     if !guests.is_empty() {
         let apt = apt::Apt::new(&cache)?;
@@ -110,12 +110,13 @@ pub fn run(args: Args) -> Result<ExitCode> {
     Ok(print_report(
         &transcripts,
         args.filter.as_deref(),
+        binaries.tests_error.as_deref(),
         started.elapsed(),
     ))
 }
 
 /// The host's column: the same static binaries, run directly.
-fn run_on_host(binaries: &build::StaticBuild) -> Transcript {
+fn run_on_host(binaries: &build::StaticBuild, filter: Option<&str>) -> Transcript {
     let started = Instant::now();
     let mut t = Transcript::new("host");
     t.release = fs::read_to_string("/proc/sys/kernel/osrelease")
@@ -128,6 +129,7 @@ fn run_on_host(binaries: &build::StaticBuild) -> Transcript {
         let section = capture(
             Command::new(test)
                 .args(["--test-threads=1", "--show-output"])
+                .args(filter)
                 .env("VIGIL_BIN", &binaries.vigil),
         );
         t.tests.push((test_name(test), section));
@@ -151,7 +153,12 @@ fn capture(cmd: &mut Command) -> report::Section {
 }
 
 /// Prints the tables and the summary line; the exit code says whether anything failed.
-fn print_report(transcripts: &[Transcript], filter: Option<&str>, elapsed: Duration) -> ExitCode {
+fn print_report(
+    transcripts: &[Transcript],
+    filter: Option<&str>,
+    tests_error: Option<&str>,
+    elapsed: Duration,
+) -> ExitCode {
     println!();
     report::print_capabilities(transcripts);
     println!();
@@ -167,8 +174,12 @@ fn print_report(transcripts: &[Transcript], filter: Option<&str>, elapsed: Durat
             report::count(outcomes, Status::Fail),
             report::count(outcomes, Status::Skip),
         );
+        let boot = t
+            .init_uptime
+            .map(|u| format!(", /init at {u:.1} s guest uptime"))
+            .unwrap_or_default();
         println!(
-            "{:5} {:28} {p:3} passed, {f} failed, {s:2} skipped  ({:.1} s)",
+            "{:5} {:28} {p:3} passed, {f} failed, {s:2} skipped  ({:.1} s{boot})",
             t.label,
             t.release.as_deref().unwrap_or("?"),
             t.seconds
@@ -184,6 +195,10 @@ fn print_report(transcripts: &[Transcript], filter: Option<&str>, elapsed: Durat
         println!("FAIL {}: {}", o.name, o.detail);
     }
     failed += never_run.len();
+    if let Some(e) = tests_error {
+        println!("FAIL building the integration tests: {e}");
+        failed += 1;
+    }
     println!("matrix took {:.1} s", elapsed.as_secs_f64());
     println!("vm-test: {passed} passed, {failed} failed, {skipped} skipped");
     if failed == 0 {

@@ -20,6 +20,8 @@ pub struct Transcript {
     /// `host`, `6.1`, ...
     pub label: String,
     pub release: Option<String>,
+    /// Guest uptime when /init started, in seconds.
+    pub init_uptime: Option<f64>,
     pub probe: Option<Section>,
     /// (executable name, its output).
     pub tests: Vec<(String, Section)>,
@@ -33,6 +35,7 @@ impl Transcript {
         Transcript {
             label: label.to_owned(),
             release: None,
+            init_uptime: None,
             probe: None,
             tests: Vec::new(),
             problem: None,
@@ -54,7 +57,11 @@ impl Transcript {
                 continue;
             };
             if let Some(kernel) = rest.strip_prefix("KERNEL ") {
-                t.release = kernel.split_whitespace().next().map(str::to_owned);
+                let mut words = kernel.split_whitespace();
+                t.release = words.next().map(str::to_owned);
+                t.init_uptime = words
+                    .find_map(|w| w.strip_prefix("uptime="))
+                    .and_then(|u| u.parse().ok());
             } else if let Some(what) = rest.strip_prefix("BEGIN ") {
                 open = Some((what.to_owned(), String::new()));
             } else if let Some(end) = rest.strip_prefix("END ") {
@@ -124,10 +131,14 @@ pub fn capabilities(t: &Transcript) -> Result<Vec<Capability>, String> {
         .iter()
         .map(|f| {
             let reason = f["reason"].as_str().map(str::to_owned);
+            let short = reason
+                .as_deref()
+                .map(without_parentheses)
+                .unwrap_or_default();
             let cell = match (f["available"].as_bool(), f["failed_at"].as_str()) {
                 (Some(true), _) => "yes".to_owned(),
-                (_, Some("check")) => format!("FAIL: {}", reason.as_deref().unwrap_or("?")),
-                _ => format!("no: {}", reason.as_deref().unwrap_or("?")),
+                (_, Some("check")) => format!("FAIL: {short}"),
+                _ => format!("no: {short}"),
             };
             Capability {
                 feature: f["feature"].as_str().unwrap_or("?").to_owned(),
@@ -137,6 +148,24 @@ pub fn capabilities(t: &Transcript) -> Result<Vec<Capability>, String> {
             }
         })
         .collect())
+}
+
+/// `load: EPERM (Operation not permitted)` → `load: EPERM`, to fit a table cell.
+fn without_parentheses(reason: &str) -> String {
+    let mut out = String::new();
+    let mut depth = 0usize;
+    for c in reason.chars() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth = depth.saturating_sub(1),
+            _ if depth == 0 => out.push(c),
+            _ => {}
+        }
+    }
+    out.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .replace(" :", ":")
 }
 
 /// Every outcome of one kernel: one test per probed feature (the proof tests
@@ -183,11 +212,13 @@ pub fn outcomes(t: &Transcript, filter: Option<&str>) -> Vec<Outcome> {
     out
 }
 
-/// Reads libtest output run with `--test-threads=1 --show-output`: a passing
-/// test whose output has a line starting with `SKIP:` counts as skipped.
+/// Reads a test executable's output: libtest's (run with `--test-threads=1
+/// --show-output`) or vigil's own kernel harness, which prints the same
+/// `test NAME ... ok|FAILED|skipped: why` lines. A test counts as skipped
+/// when its output has a line starting with `SKIP:`.
 pub fn libtest(exe: &str, section: &Section) -> Vec<Outcome> {
     let mut skipped = BTreeSet::new();
-    let mut current: Option<&str> = None;
+    let mut current: Option<String> = None;
     let mut results = Vec::new();
     let mut summary = false;
     for line in section.text.lines() {
@@ -195,27 +226,32 @@ pub fn libtest(exe: &str, section: &Section) -> Vec<Outcome> {
             .strip_prefix("---- ")
             .and_then(|l| l.strip_suffix(" stdout ----"))
         {
-            current = Some(name);
+            current = Some(name.to_owned());
         } else if line.starts_with("SKIP:") {
-            if let Some(name) = current {
-                skipped.insert(name.to_owned());
+            if let Some(name) = &current {
+                skipped.insert(name.clone());
             }
         } else if let Some(rest) = line.strip_prefix("test ") {
             if let Some((name, result)) = rest.rsplit_once(" ... ") {
+                current = Some(name.to_owned());
                 results.push((name.to_owned(), result.trim().to_owned()));
             }
-        } else if line.starts_with("test result:") {
+        } else if line.starts_with("test result:") || line.contains(" passed, ") {
             summary = true;
         }
     }
     let mut out: Vec<Outcome> = results
         .into_iter()
         .map(|(name, result)| {
-            let status = match result.as_str() {
-                "ok" if skipped.contains(&name) => Status::Skip,
-                "ok" => Status::Pass,
-                r if r.starts_with("ignored") => Status::Skip,
-                _ => Status::Fail,
+            let status = if result.starts_with("ok") && !skipped.contains(&name) {
+                Status::Pass
+            } else if result.starts_with("ok")
+                || result.starts_with("ignored")
+                || result.starts_with("skipped")
+            {
+                Status::Skip
+            } else {
+                Status::Fail
             };
             Outcome {
                 name: format!("{exe}::{name}"),
@@ -230,7 +266,7 @@ pub fn libtest(exe: &str, section: &Section) -> Vec<Outcome> {
             name: exe.to_owned(),
             status: Status::Fail,
             detail: format!(
-                "exited with rc {:?} without a test failure (crash?)",
+                "exited with rc {:?} without a test failure or summary (crash?)",
                 section.rc
             ),
         });
