@@ -18,3 +18,92 @@ pub mod process {
 pub mod features {
     include!(concat!(env!("OUT_DIR"), "/features.skel.rs"));
 }
+
+/// The wire structs as the BPF object lays them out (clang, BPF target, from
+/// the object's BTF) must match what user space reads (bindgen, host target).
+#[cfg(test)]
+mod layout {
+    use std::mem::{offset_of, size_of};
+
+    use super::{process::types as bpf, wire};
+
+    macro_rules! same_layout {
+        ($t:ident { $($f:ident),+ $(,)? }) => {{
+            assert_eq!(size_of::<wire::$t>(), size_of::<bpf::$t>(), "size of {}", stringify!($t));
+            $(assert_eq!(
+                offset_of!(wire::$t, $f),
+                offset_of!(bpf::$t, $f),
+                "offset of {}.{}", stringify!($t), stringify!($f)
+            );)+
+        }};
+    }
+
+    #[test]
+    fn wire_structs_agree() {
+        same_layout!(vigil_msg_header { kind, size, ktime });
+        same_layout!(vigil_proc_key { pid, ktime });
+        same_layout!(vigil_creds {
+            uid,
+            gid,
+            euid,
+            egid,
+            suid,
+            sgid,
+            fsuid,
+            fsgid,
+            securebits,
+            cap_permitted,
+            cap_effective,
+            cap_inheritable,
+        });
+        same_layout!(vigil_namespaces {
+            uts,
+            ipc,
+            mnt,
+            pid,
+            pid_for_children,
+            net,
+            time,
+            time_for_children,
+            cgroup,
+            user,
+        });
+        same_layout!(vigil_msg_exec {
+            hdr,
+            key,
+            parent,
+            tid,
+            auid,
+            flags,
+            priv_flags,
+            file_uid,
+            file_gid,
+            file_ino,
+            file_nlink,
+            cgroup_id,
+            creds,
+            ns,
+            filename_len,
+            cwd_len,
+            cgroup_len,
+            cgroup_parent_len,
+            unlinked_path_len,
+            args_len,
+        });
+        same_layout!(vigil_msg_clone {
+            hdr,
+            key,
+            parent,
+            tid,
+            flags
+        });
+        same_layout!(vigil_msg_exit {
+            hdr,
+            key,
+            tid,
+            exit_code,
+            flags
+        });
+        same_layout!(vigil_process_config { wakeup_bytes });
+    }
+}

@@ -40,6 +40,18 @@ enum Command {
         #[arg(long, value_parser = ["table", "json"], default_value = "table")]
         output: String,
     },
+    /// Work with TracingPolicy files.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+}
+
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// Validate policies offline (no root, no kernel); exits non-zero on any error.
+    Check {
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<std::path::PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -69,6 +81,15 @@ fn main() -> ExitCode {
 fn run(command: Command) -> Result<ExitCode> {
     match command {
         Command::Probe { output } => probe::run(output == "json").map(|()| ExitCode::SUCCESS),
+        Command::Policy(PolicyCommand::Check { files }) => {
+            let report = vigil_policy::check_files(&files);
+            print!("{report}");
+            Ok(if report.is_ok() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
         Command::Agent(args) => {
             let stop = Arc::new(AtomicBool::new(false));
             let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -11,6 +11,11 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
+/* Puts every wire struct into the object's BTF, so that the layout test can
+ * compare the BPF view (skeleton types) with the user-space view (bindgen). */
+struct vigil_msg_clone wire_clone_layout;
+struct vigil_msg_exit wire_exit_layout;
+
 #define S_ISUID 04000
 #define S_ISGID 02000
 #define S_IXGRP 00010
