@@ -3,6 +3,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod bench;
 mod vm;
 
 #[derive(Parser)]
@@ -16,11 +17,14 @@ struct Cli {
 enum Command {
     /// Boot stock Debian kernels under QEMU and run vigil's probe and tests in each.
     VmTest(vm::Args),
+    /// Measure vigil's overhead against auditd and bpftrace (BENCHMARKS.md).
+    Bench(bench::Args),
 }
 
 fn main() -> ExitCode {
     let result = match Cli::parse().command {
         Command::VmTest(args) => vm::run(args),
+        Command::Bench(args) => bench::run(args),
     };
     match result {
         Ok(code) => code,

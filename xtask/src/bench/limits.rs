@@ -1,0 +1,318 @@
+//! vigil's limits: the highest event rate it writes without loss, proof
+//! that past it every loss is counted, and its memory with many processes.
+use std::{
+    io::{Read, Write},
+    net::{TcpListener, TcpStream},
+    process::{Child, Command, Stdio},
+    thread,
+    time::{Duration, Instant},
+};
+
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+
+use super::{
+    agents::{Measured, Session},
+    procfs::{self, BpfMap},
+    workloads::Observed,
+    Env,
+};
+
+/// Processes that start processes at once: enough to keep both CPUs busy.
+const GENERATOR_WORKERS: &str = "4";
+/// Retries at a lower rate when the fastest run lost events.
+const CEILING_BACKOFFS: usize = 3;
+const BACKOFF_FACTOR: f64 = 0.7;
+/// The smallest ring buffer (one page) and a reader paused this long.
+const OVERFLOW_RB_SIZE: &str = "4096";
+const OVERFLOW_PAUSE: Duration = Duration::from_secs(3);
+const LIVE_PROCESSES: usize = 10_000;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RateRun {
+    /// `exec` (fork + exec /bin/true) or `fork` (fork + _exit).
+    pub mode: &'static str,
+    /// Processes per second asked for; none: as fast as the machine can.
+    pub target_rate: Option<f64>,
+    pub duration_s: f64,
+    pub processes_started: u64,
+    pub processes_per_s: f64,
+    /// JSON events vigil wrote (exec + exit), per second.
+    pub events_written: u64,
+    pub events_per_s: f64,
+    pub lost_counted: u64,
+    pub accounting: ExecAccounting,
+    /// Exec events of /bin/true: the generator's own.
+    pub true_exec_events: u64,
+    pub agent_cpu_s: f64,
+    pub agent_peak_rss_kib: u64,
+}
+
+/// Every exec the kernel ran vigil's exec program for, against what vigil
+/// wrote and what it counted as lost.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExecAccounting {
+    /// Runs of `vigil_exec` (kernel statistics) until the agent was measured.
+    pub kernel_execs: u64,
+    pub exec_events: u64,
+    pub exec_lost_counted: u64,
+    /// kernel_execs − exec_events − exec_lost_counted. Above 0: events vanished
+    /// uncounted. At or below 0: all accounted for (execs that happened
+    /// between the measurement and the agent's stop are written but not in
+    /// kernel_execs).
+    pub unaccounted: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Ceiling {
+    pub runs: Vec<RateRun>,
+    /// Highest events/s held for the whole duration with nothing lost.
+    pub sustained_events_per_s: f64,
+    pub sustained_execs_per_s: f64,
+    /// The fastest generator run lost nothing: vigil kept up with all the
+    /// machine could produce, so the real ceiling is higher.
+    pub generator_bound: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Overflow {
+    pub rb_size: u64,
+    pub reader_paused_s: f64,
+    pub run: RateRun,
+    /// /bin/true exec events vigil wrote, and the storm's exec count.
+    pub storm_exec_events: u64,
+    pub storm_execs: u64,
+    pub every_loss_counted: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LiveProcesses {
+    pub processes: usize,
+    pub rss_idle_kib: u64,
+    pub rss_with_processes_kib: u64,
+    pub peak_rss_kib: u64,
+    pub process_cache_size: Option<u64>,
+    pub kernel_map_bytes: u64,
+    pub maps: Vec<BpfMap>,
+}
+
+pub fn ceiling(env: &Env) -> Result<Ceiling> {
+    let secs = if env.quick { 10.0 } else { 60.0 };
+    let mut runs = Vec::new();
+    let mut generator_bound = true;
+    let (mut best_events, mut best_execs) = (0.0f64, 0.0f64);
+    for mode in ["exec", "fork"] {
+        let mut rate = None;
+        for attempt in 0..=CEILING_BACKOFFS {
+            let run = rate_run(env, mode, rate, secs, &[], None)?;
+            eprintln!(
+                "bench: ceiling {mode} target {:?}/s: {:.0} processes/s, {:.0} events/s, lost {}",
+                rate, run.processes_per_s, run.events_per_s, run.lost_counted
+            );
+            let clean = run.lost_counted == 0 && run.accounting.unaccounted <= 0;
+            if attempt == 0 && !clean {
+                generator_bound = false;
+            }
+            let next = run.processes_per_s * BACKOFF_FACTOR;
+            if clean {
+                best_events = best_events.max(run.events_per_s);
+                if mode == "exec" {
+                    best_execs = best_execs.max(run.processes_per_s);
+                }
+            }
+            runs.push(run);
+            if clean {
+                break;
+            }
+            rate = Some(next);
+        }
+    }
+    Ok(Ceiling {
+        runs,
+        sustained_events_per_s: best_events,
+        sustained_execs_per_s: best_execs,
+        generator_bound,
+    })
+}
+
+pub fn overflow(env: &Env) -> Result<Overflow> {
+    let extra = ["--rb-size".to_owned(), OVERFLOW_RB_SIZE.to_owned()];
+    let run = rate_run(env, "exec", None, 6.0, &extra, Some(OVERFLOW_PAUSE))?;
+    eprintln!(
+        "bench: overflow: {} execs, {} exec events, {} counted lost, unaccounted {}",
+        run.processes_started,
+        run.accounting.exec_events,
+        run.accounting.exec_lost_counted,
+        run.accounting.unaccounted
+    );
+    let every_loss_counted = run.accounting.unaccounted <= 0 && run.lost_counted > 0;
+    Ok(Overflow {
+        rb_size: OVERFLOW_RB_SIZE.parse().unwrap_or_default(),
+        reader_paused_s: OVERFLOW_PAUSE.as_secs_f64(),
+        storm_exec_events: run.true_exec_events,
+        storm_execs: run.processes_started,
+        every_loss_counted,
+        run,
+    })
+}
+
+/// One vigil, one generator run; with `pause`, vigil is stopped (SIGSTOP)
+/// that long a second into the run so its ring buffer overflows.
+fn rate_run(
+    env: &Env,
+    mode: &'static str,
+    rate: Option<f64>,
+    secs: f64,
+    extra: &[String],
+    pause: Option<Duration>,
+) -> Result<RateRun> {
+    let mut session = Session::vigil(env, &format!("rate-{mode}"), extra)?;
+    session.read_from_start();
+    let started = Instant::now();
+    let generator = Command::new(env.bin.join("execrate"))
+        .arg(mode)
+        .arg(format!("{:.0}", rate.unwrap_or(0.0)))
+        .arg(secs.to_string())
+        .arg(GENERATOR_WORKERS)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("starting execrate")?;
+    if let Some(pause) = pause {
+        thread::sleep(Duration::from_secs(1));
+        signal(session.pid(), libc::SIGSTOP);
+        thread::sleep(pause);
+        signal(session.pid(), libc::SIGCONT);
+    }
+    let out = generator.wait_with_output()?;
+    let elapsed = started.elapsed().as_secs_f64();
+    if !out.status.success() {
+        bail!("execrate {mode} failed: {}", out.status);
+    }
+    let processes_started: u64 = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .context("execrate printed no count")?;
+    let m = session.finish()?;
+    let events_written = m
+        .observed
+        .iter()
+        .filter(|o| matches!(o, Observed::Exec { .. } | Observed::Exit))
+        .count() as u64;
+    let true_exec_events = m
+        .observed
+        .iter()
+        .filter(|o| matches!(o, Observed::Exec { binary, .. } if binary.ends_with("/true")))
+        .count() as u64;
+    Ok(RateRun {
+        mode,
+        target_rate: rate,
+        duration_s: elapsed,
+        processes_started,
+        processes_per_s: processes_started as f64 / elapsed,
+        events_written,
+        events_per_s: events_written as f64 / elapsed,
+        lost_counted: m.lost,
+        accounting: accounting(&m),
+        true_exec_events,
+        agent_cpu_s: m.cpu_s,
+        agent_peak_rss_kib: m.peak_rss_kib,
+    })
+}
+
+fn accounting(m: &Measured) -> ExecAccounting {
+    let kernel_execs = m
+        .bpf_total
+        .progs
+        .iter()
+        .filter(|p| p.name == "vigil_exec")
+        .map(|p| p.run_cnt)
+        .sum();
+    let exec_events = m
+        .observed
+        .iter()
+        .filter(|o| matches!(o, Observed::Exec { .. }))
+        .count() as u64;
+    let exec_lost_counted = m
+        .observed
+        .iter()
+        .map(|o| match o {
+            Observed::Lost { kind, count } if kind == "process_exec" => *count,
+            _ => 0,
+        })
+        .sum();
+    ExecAccounting {
+        kernel_execs,
+        exec_events,
+        exec_lost_counted,
+        unaccounted: kernel_execs as i64 - exec_events as i64 - exec_lost_counted as i64,
+    }
+}
+
+pub fn live_processes(env: &Env) -> Result<LiveProcesses> {
+    let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let addr = format!("127.0.0.1:{port}");
+    let session = Session::vigil(env, "live", &["--metrics-server".into(), addr.clone()])?;
+    let pid = session.pid();
+    let rss_idle_kib = procfs::status_kib(pid, "VmRSS")?;
+    let mut sleepers = Sleepers(Vec::with_capacity(LIVE_PROCESSES));
+    for _ in 0..LIVE_PROCESSES {
+        sleepers.0.push(
+            Command::new("sleep")
+                .arg("3600")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .spawn()
+                .context("starting sleep")?,
+        );
+    }
+    // Let vigil read every exec before measuring.
+    thread::sleep(Duration::from_secs(3));
+    let rss_with_processes_kib = procfs::status_kib(pid, "VmRSS")?;
+    let process_cache_size = metric(&addr, "vigil_process_cache_size");
+    drop(sleepers);
+    let m = session.finish()?;
+    eprintln!(
+        "bench: {LIVE_PROCESSES} live processes: vigil RSS {rss_with_processes_kib} KiB (idle {rss_idle_kib}), cache {process_cache_size:?}"
+    );
+    Ok(LiveProcesses {
+        processes: LIVE_PROCESSES,
+        rss_idle_kib,
+        rss_with_processes_kib,
+        peak_rss_kib: m.peak_rss_kib,
+        process_cache_size,
+        kernel_map_bytes: m.kernel_map_bytes,
+        maps: m.bpf_total.maps,
+    })
+}
+
+/// Our `sleep` children; killed and reaped however we leave.
+struct Sleepers(Vec<Child>);
+
+impl Drop for Sleepers {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+        }
+        for c in &mut self.0 {
+            let _ = c.wait();
+        }
+    }
+}
+
+fn metric(addr: &str, name: &str) -> Option<u64> {
+    let mut conn = TcpStream::connect(addr).ok()?;
+    conn.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    conn.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").ok()?;
+    let mut text = String::new();
+    conn.read_to_string(&mut text).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map(|v| v as u64)
+}
+
+fn signal(pid: u32, sig: libc::c_int) {
+    // SAFETY: pid is our own running vigil child.
+    unsafe { libc::kill(pid as libc::pid_t, sig) };
+}
