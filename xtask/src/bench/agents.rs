@@ -155,14 +155,13 @@ impl Session {
     pub fn bpftrace(env: &Env, workload: &Workload) -> Result<Session> {
         let output = env.work.join("bpftrace.out");
         let log = env.work.join("bpftrace.log");
-        remove(&output)?;
+        // Output to stdout, which bpftrace line-buffers by default (its `-o`
+        // file is fully buffered, so the BEGIN marker would not show).
         let child = Command::new("bpftrace")
-            .arg("-o")
-            .arg(&output)
             .arg("-e")
             .arg(workload.bpftrace_program())
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(fs::File::create(&output)?)
             .stderr(fs::File::create(&log)?)
             .spawn()
             .context("starting bpftrace")?;
