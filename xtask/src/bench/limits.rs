@@ -23,9 +23,10 @@ const GENERATOR_WORKERS: &str = "4";
 /// Retries at a lower rate when the fastest run lost events.
 const CEILING_BACKOFFS: usize = 3;
 const BACKOFF_FACTOR: f64 = 0.7;
-/// The smallest ring buffer (one page) and a reader paused this long.
+/// The smallest ring buffer (one page), read by an agent at the lowest CPU
+/// priority while the generator keeps both CPUs busy.
 const OVERFLOW_RB_SIZE: &str = "4096";
-const OVERFLOW_PAUSE: Duration = Duration::from_secs(3);
+const OVERFLOW_NICE: libc::c_int = 19;
 const LIVE_PROCESSES: usize = 10_000;
 
 #[derive(Debug, Clone, Serialize)]
@@ -77,7 +78,7 @@ pub struct Ceiling {
 #[derive(Debug, Clone, Serialize)]
 pub struct Overflow {
     pub rb_size: u64,
-    pub reader_paused_s: f64,
+    pub agent_nice: i32,
     pub run: RateRun,
     /// /bin/true exec events vigil wrote, and the storm's exec count.
     pub storm_exec_events: u64,
@@ -104,7 +105,7 @@ pub fn ceiling(env: &Env) -> Result<Ceiling> {
     for mode in ["exec", "fork"] {
         let mut rate = None;
         for attempt in 0..=CEILING_BACKOFFS {
-            let run = rate_run(env, mode, rate, secs, &[], None)?;
+            let run = rate_run(env, mode, rate, secs, &[], false)?;
             eprintln!(
                 "bench: ceiling {mode} target {:?}/s: {:.0} processes/s, {:.0} events/s, lost {}",
                 rate, run.processes_per_s, run.events_per_s, run.lost_counted
@@ -137,7 +138,7 @@ pub fn ceiling(env: &Env) -> Result<Ceiling> {
 
 pub fn overflow(env: &Env) -> Result<Overflow> {
     let extra = ["--rb-size".to_owned(), OVERFLOW_RB_SIZE.to_owned()];
-    let run = rate_run(env, "exec", None, 6.0, &extra, Some(OVERFLOW_PAUSE))?;
+    let run = rate_run(env, "exec", None, 6.0, &extra, true)?;
     eprintln!(
         "bench: overflow: {} execs, {} exec events, {} counted lost, unaccounted {}",
         run.processes_started,
@@ -148,7 +149,7 @@ pub fn overflow(env: &Env) -> Result<Overflow> {
     let every_loss_counted = run.accounting.unaccounted <= 0 && run.lost_counted > 0;
     Ok(Overflow {
         rb_size: OVERFLOW_RB_SIZE.parse().unwrap_or_default(),
-        reader_paused_s: OVERFLOW_PAUSE.as_secs_f64(),
+        agent_nice: OVERFLOW_NICE,
         storm_exec_events: run.true_exec_events,
         storm_execs: run.processes_started,
         every_loss_counted,
@@ -156,18 +157,25 @@ pub fn overflow(env: &Env) -> Result<Overflow> {
     })
 }
 
-/// One vigil, one generator run; with `pause`, vigil is stopped (SIGSTOP)
-/// that long a second into the run so its ring buffer overflows.
+/// One vigil, one generator run; with `starve`, vigil runs at the lowest
+/// CPU priority so that it falls behind and its ring buffer overflows.
 fn rate_run(
     env: &Env,
     mode: &'static str,
     rate: Option<f64>,
     secs: f64,
     extra: &[String],
-    pause: Option<Duration>,
+    starve: bool,
 ) -> Result<RateRun> {
     let mut session = Session::vigil(env, &format!("rate-{mode}"), extra)?;
     session.read_from_start();
+    if starve {
+        // SAFETY: setpriority on our own child's pid.
+        let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, session.pid(), OVERFLOW_NICE) };
+        if rc != 0 {
+            bail!("renicing vigil: {}", std::io::Error::last_os_error());
+        }
+    }
     let started = Instant::now();
     let generator = Command::new(env.bin.join("execrate"))
         .arg(mode)
@@ -178,12 +186,6 @@ fn rate_run(
         .stdout(Stdio::piped())
         .spawn()
         .context("starting execrate")?;
-    if let Some(pause) = pause {
-        thread::sleep(Duration::from_secs(1));
-        signal(session.pid(), libc::SIGSTOP);
-        thread::sleep(pause);
-        signal(session.pid(), libc::SIGCONT);
-    }
     let out = generator.wait_with_output()?;
     let elapsed = started.elapsed().as_secs_f64();
     if !out.status.success() {
@@ -310,9 +312,4 @@ fn metric(addr: &str, name: &str) -> Option<u64> {
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
         .and_then(|v| v.trim().parse::<f64>().ok())
         .map(|v| v as u64)
-}
-
-fn signal(pid: u32, sig: libc::c_int) {
-    // SAFETY: pid is our own running vigil child.
-    unsafe { libc::kill(pid as libc::pid_t, sig) };
 }

@@ -161,11 +161,11 @@ pub fn markdown(r: &Results) -> String {
 
     if let Some(c) = &r.ceiling {
         md.push_str("\n### Throughput ceiling (vigil, JSON file output)\n\n`execrate` starts processes from 4 workers as fast as it can (then at lower rates if anything was lost). Accounting compares the kernel's run count of `vigil_exec` with the exec events written plus those counted lost; \"unaccounted\" > 0 would mean silent loss.\n\n");
-        md.push_str("| mode | asked rate (/s) | seconds | processes/s | events written/s | lost (counted) | kernel execs | exec events | unaccounted | agent CPU (s) |\n|---|---|---|---|---|---|---|---|---|---|\n");
+        md.push_str("| mode | asked rate (/s) | seconds | processes/s | events written/s | lost (counted) | kernel execs | exec events | unaccounted | agent CPU (s) | events / agent CPU-s |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
         for run in &c.runs {
             let _ = writeln!(
                 md,
-                "| {} | {} | {:.1} | {:.0} | {:.0} | {} | {} | {} | {} | {:.2} |",
+                "| {} | {} | {:.1} | {:.0} | {:.0} | {} | {} | {} | {} | {:.2} | {} |",
                 run.mode,
                 opt(run.target_rate, |t| format!("{t:.0}")),
                 run.duration_s,
@@ -175,7 +175,12 @@ pub fn markdown(r: &Results) -> String {
                 run.accounting.kernel_execs,
                 run.accounting.exec_events,
                 run.accounting.unaccounted,
-                run.agent_cpu_s
+                run.agent_cpu_s,
+                // What one CPU of agent time handles: the pipeline's own capacity.
+                opt(
+                    (run.agent_cpu_s > 0.0).then(|| run.events_written as f64 / run.agent_cpu_s),
+                    |r| format!("{r:.0}")
+                )
             );
         }
         let _ = writeln!(
@@ -192,7 +197,7 @@ pub fn markdown(r: &Results) -> String {
     }
     if let Some(o) = &r.overflow {
         let a = &o.run.accounting;
-        let _ = writeln!(md, "\n### Past the ceiling: every loss is counted\n\n`--rb-size {}` and the agent stopped (SIGSTOP) for {:.0} s during an exec storm: {} execs of /bin/true, {} of their exec events written; system-wide the kernel ran `vigil_exec` {} times, vigil wrote {} exec events and counted {} as lost (`lost_events` records): unaccounted {} → **{}**.", o.rb_size, o.reader_paused_s, o.storm_execs, o.storm_exec_events, a.kernel_execs, a.exec_events, a.exec_lost_counted, a.unaccounted, if o.every_loss_counted { "every lost event was counted" } else { "NOT all losses accounted for" });
+        let _ = writeln!(md, "\n### Past the ceiling: every loss is counted\n\n`--rb-size {}` and the agent at nice {} while 4 workers fork + exec as fast as they can: {} execs of /bin/true, {} of their exec events written; system-wide the kernel ran `vigil_exec` {} times, vigil wrote {} exec events and counted {} as lost (`lost_events` records): unaccounted {} → **{}**.", o.rb_size, o.agent_nice, o.storm_execs, o.storm_exec_events, a.kernel_execs, a.exec_events, a.exec_lost_counted, a.unaccounted, if o.every_loss_counted { "every lost event was counted" } else { "NOT all losses accounted for" });
     }
     if let Some(l) = &r.live_processes {
         let _ = writeln!(md, "\n### Memory\n\nvigil with {} live `sleep` processes: RSS {:.1} MiB (idle before them {:.1} MiB, peak {:.1} MiB); process cache {} entries. Kernel map memory (memlock of vigil's maps, from fdinfo): {:.2} MiB.\n\n| map | type | max entries | memlock (KiB) |\n|---|---|---|---|", l.processes, l.rss_with_processes_kib as f64 / KIB_PER_MIB, l.rss_idle_kib as f64 / KIB_PER_MIB, l.peak_rss_kib as f64 / KIB_PER_MIB, opt(l.process_cache_size, |n| n.to_string()), l.kernel_map_bytes as f64 / (1 << 20) as f64);

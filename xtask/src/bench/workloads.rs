@@ -87,7 +87,7 @@ impl Workload {
             Kind::LoudOpen => pick(quick, 20_000, 100_000),
             Kind::Connect => pick(quick, 20_000, 100_000),
             // Translation units in the generated project.
-            Kind::Build => pick(quick, 16, 48),
+            Kind::Build => pick(quick, 16, 96),
         };
         let target = match kind {
             Kind::LoudOpen => env.work.join("loud-open-target"),
