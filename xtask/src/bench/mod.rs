@@ -131,6 +131,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let reps = if args.quick { 2 } else { 5 };
     let wanted = |name: &str| args.workload.as_deref().is_none_or(|w| w == name);
     let load_average_before = setup::load_average();
+    let mut machine = setup::machine();
+    machine.push((
+        "other vigil agents at start".into(),
+        setup::other_vigil_agents(),
+    ));
     let mut workloads = Vec::new();
     for kind in Kind::ALL {
         if wanted(kind.name()) {
@@ -154,7 +159,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         commit: setup::git_head(&env.root),
         quick: args.quick,
         reps,
-        machine: setup::machine(),
+        machine,
         load_average_before,
         load_average_after: setup::load_average(),
         duration_s: started.elapsed().as_secs_f64(),

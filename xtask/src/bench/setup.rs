@@ -170,6 +170,23 @@ pub fn machine() -> Vec<(String, String)> {
     ]
 }
 
+/// Processes named vigil that are not ours: their BPF programs run during
+/// every configuration, the baseline included.
+pub fn other_vigil_agents() -> String {
+    let pids: Vec<String> = fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| fs::read_to_string(e.path().join("comm")).is_ok_and(|c| c.trim() == "vigil"))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    if pids.is_empty() {
+        "none".into()
+    } else {
+        format!("pids {}", pids.join(", "))
+    }
+}
+
 pub fn git_head(root: &Path) -> String {
     Command::new("git")
         .args(["rev-parse", "--short", "HEAD"])
