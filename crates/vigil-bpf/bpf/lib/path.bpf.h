@@ -43,7 +43,8 @@ static __always_inline struct path_buf *path_buffer(void)
 	return bpf_map_lookup_elem(&path_scratch, &zero);
 }
 
-/* Prepends "/name"; returns 0 when there is no room left. */
+/* Prepends "/name"; returns 0 when there is no room left. Sizes are masked
+ * again right before each read: older verifiers lose the bound otherwise. */
 static __always_inline int path_prepend(struct path_buf *buf, __u32 *off, const struct qstr *q)
 {
 	const unsigned char *name = BPF_CORE_READ(q, name);
@@ -52,7 +53,8 @@ static __always_inline int path_prepend(struct path_buf *buf, __u32 *off, const 
 	if (len + 1 >= *off)
 		return 0;
 	*off -= len;
-	bpf_probe_read_kernel(&buf->data[*off & PATH_MASK], len, name);
+	barrier_var(len);
+	bpf_probe_read_kernel(&buf->data[*off & PATH_MASK], len & NAME_MASK, name);
 	*off -= 1;
 	buf->data[*off & PATH_MASK] = '/';
 	return 1;
@@ -127,7 +129,8 @@ static __always_inline __u32 path_copy(void *dst, struct path_buf *buf, struct p
 
 	if (len == 0)
 		len = 1;
-	bpf_probe_read_kernel(dst, len, &buf->data[res.off & PATH_MASK]);
+	barrier_var(len);
+	bpf_probe_read_kernel(dst, len & PATH_MASK, &buf->data[res.off & PATH_MASK]);
 	return len;
 }
 

@@ -122,8 +122,10 @@ static __always_inline void remember(struct vigil_msg_exec *m, const char *binar
 	e->cap_permitted = m->creds.cap_permitted;
 	e->cap_effective = m->creds.cap_effective;
 	e->cap_inheritable = m->creds.cap_inheritable;
-	e->binary_len = binary_len - skip;
-	bpf_probe_read_kernel(e->binary, e->binary_len & (PROC_BINARY_MAX - 1), binary + (skip & DATA_MASK));
+	binary_len -= skip;
+	e->binary_len = binary_len;
+	barrier_var(binary_len);
+	bpf_probe_read_kernel(e->binary, binary_len & (PROC_BINARY_MAX - 1), binary + (skip & DATA_MASK));
 	proc_table_update(m->key.pid, e);
 }
 
@@ -209,6 +211,7 @@ int BPF_PROG(vigil_exec, struct task_struct *task, pid_t old_pid, struct linux_b
 		m->flags |= VIGIL_PROC_TRUNC_ARGS;
 	}
 	off &= DATA_MASK;
+	barrier_var(args_len);
 	if (args_len && bpf_probe_read_user(&buf->data[off], args_len & ARGS_MASK, (void *)arg_start)) {
 		m->flags |= VIGIL_PROC_ERROR_ARGS;
 		args_len = 0;
