@@ -143,12 +143,15 @@ pub fn run(args: Args) -> Result<ExitCode> {
         }
     }
     let (ceiling, overflow) = if wanted("ceiling") {
-        (Some(limits::ceiling(&env)?), Some(limits::overflow(&env)?))
+        (
+            Some(retry(|| limits::ceiling(&env))?),
+            Some(retry(|| limits::overflow(&env))?),
+        )
     } else {
         (None, None)
     };
     let live_processes = if wanted("live-processes") {
-        Some(limits::live_processes(&env)?)
+        Some(retry(|| limits::live_processes(&env))?)
     } else {
         None
     };
@@ -200,7 +203,7 @@ fn run_workload(env: &Env, w: &Workload, reps: usize) -> Result<WorkloadResult> 
                 (_, Ok(args)) => args.as_slice(),
                 (_, Err(_)) => &[],
             };
-            let s = run_once(env, w, agent, rep, args)
+            let s = retry(|| run_once(env, w, agent, rep, args))
                 .with_context(|| format!("{} under {}", w.name(), agent.name()))?;
             eprintln!(
                 "bench: {} rep {} {:>8}: {:.3} s, matched {:?}, lost {:?}",
@@ -230,6 +233,22 @@ fn run_workload(env: &Env, w: &Workload, reps: usize) -> Result<WorkloadResult> 
         summaries: report::summarize(&samples, expected),
         samples,
     })
+}
+
+/// Tries up to three times: other users of a shared machine may kill
+/// processes named like ours (`pkill vigil`), which voids that run only.
+pub fn retry<T>(mut f: impl FnMut() -> Result<T>) -> Result<T> {
+    const ATTEMPTS: usize = 3;
+    let mut attempt = 1;
+    loop {
+        match f() {
+            Err(e) if attempt < ATTEMPTS => {
+                eprintln!("bench: run failed, retrying ({attempt}/{ATTEMPTS}): {e:#}");
+                attempt += 1;
+            }
+            result => return result,
+        }
+    }
 }
 
 fn run_once(
