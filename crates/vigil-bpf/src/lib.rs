@@ -13,6 +13,12 @@ pub mod process {
     include!(concat!(env!("OUT_DIR"), "/process.skel.rs"));
 }
 
+/// The generic system call hook that TracingPolicy kprobes on system calls compile to.
+#[allow(clippy::all, non_camel_case_types, non_upper_case_globals, dead_code)]
+pub mod syscall {
+    include!(concat!(env!("OUT_DIR"), "/syscall.skel.rs"));
+}
+
 /// `vigil probe`: one trivial program per hook kind, loaded one at a time.
 #[allow(clippy::all, non_camel_case_types, non_upper_case_globals, dead_code)]
 pub mod features {
@@ -105,5 +111,36 @@ mod layout {
             flags
         });
         same_layout!(vigil_process_config { wakeup_bytes });
+    }
+
+    #[test]
+    fn generic_wire_structs_agree() {
+        use super::syscall::types as bpf;
+        same_layout!(vigil_msg_kprobe {
+            hdr,
+            key,
+            tid,
+            hook,
+            action,
+            flags,
+            ret,
+            selector,
+            signal,
+            args
+        });
+        same_layout!(vigil_hook_config {
+            flags,
+            nargs,
+            nselectors,
+            ret_type,
+            args,
+            selectors
+        });
+        same_layout!(vigil_syscall_hooks { count, hooks });
+        same_layout!(vigil_string_key {
+            prefixlen,
+            match_id,
+            data
+        });
     }
 }

@@ -1,7 +1,7 @@
 //! The compact one-line rendering of `tetra getevents -o compact`:
 //! `<emoji> <kind padded to 7> <where> <binary> <details>`, where `<where>`
 //! is the node name for host processes.
-use crate::{caps, Event, EventBody, Process};
+use crate::{caps, ArgValue, Event, EventBody, Process, ProcessKprobe};
 
 const CAP_COLUMN: usize = 120;
 
@@ -19,11 +19,52 @@ pub fn render(ev: &Event) -> String {
             };
             line("💥", "exit", &ev.node_name, &e.process, &outcome)
         }
+        EventBody::ProcessKprobe(k) => kprobe(k, &ev.node_name),
         EventBody::LostEvents(l) => format!(
             "⚠️ lost    {} {} events lost at {} ({} in all)",
             ev.node_name, l.count, l.source, l.total
         ),
     }
+}
+
+/// Emoji and kind by function (syscall prefix stripped), as `tetra getevents -o compact`.
+fn kprobe(k: &ProcessKprobe, place: &str) -> String {
+    let call = k
+        .function_name
+        .strip_prefix("__x64_sys_")
+        .or_else(|| k.function_name.strip_prefix("__arm64_sys_"))
+        .or_else(|| k.function_name.strip_prefix("sys_"))
+        .unwrap_or(&k.function_name);
+    let (emoji, kind) = match call {
+        "write" => ("📝", "write"),
+        "read" => ("📚", "read"),
+        "openat" => ("📬️", "openat"),
+        "fd_install" => ("📬", "open"),
+        "close" => ("📪", "close"),
+        "mount" => ("💾", "mount"),
+        "pivot_root" => ("💾", "pivot_root"),
+        "setuid" => ("🔑", "setuid"),
+        "clock_settime" => ("⏰", "clock_settime"),
+        "setns" => ("🔧", "setns"),
+        _ => ("❓", "syscall"),
+    };
+    let first = k.args.iter().find_map(|a| match &a.value {
+        ArgValue::FileArg(f) => Some(f.path.clone()),
+        ArgValue::StringArg(s) => Some(s.clone()),
+        _ => None,
+    });
+    let detail = match (kind, first) {
+        ("syscall", Some(arg)) => format!("{call} {arg}"),
+        ("syscall", None) => call.to_owned(),
+        (_, Some(arg)) => arg,
+        (_, None) => String::new(),
+    };
+    let mut s = format!("{emoji} {kind:<7} {place} {}", k.process.binary);
+    if !detail.is_empty() {
+        s.push(' ');
+        s.push_str(&detail);
+    }
+    s
 }
 
 fn line(emoji: &str, kind: &str, place: &str, p: &Process, detail: &str) -> String {
@@ -101,6 +142,42 @@ mod tests {
             ..Default::default()
         }));
         assert_eq!(render(&killed), "💥 exit    node1 /bin/cat SIGKILL");
+    }
+
+    #[test]
+    fn kprobe_lines() {
+        use crate::{KprobeArgument, KprobeFile};
+        let open = |function: &str, value: ArgValue| {
+            event(EventBody::ProcessKprobe(ProcessKprobe {
+                process: process("/bin/cat", "/etc/shadow"),
+                function_name: function.into(),
+                args: vec![KprobeArgument {
+                    value,
+                    label: String::new(),
+                }],
+                ..Default::default()
+            }))
+        };
+        assert_eq!(
+            render(&open(
+                "__x64_sys_openat",
+                ArgValue::StringArg("/etc/shadow".into())
+            )),
+            "📬️ openat  node1 /bin/cat /etc/shadow"
+        );
+        assert_eq!(
+            render(&open(
+                "__x64_sys_read",
+                ArgValue::FileArg(KprobeFile {
+                    path: "/etc/shadow".into()
+                })
+            )),
+            "📚 read    node1 /bin/cat /etc/shadow"
+        );
+        assert_eq!(
+            render(&open("__x64_sys_unlinkat", ArgValue::IntArg(3))),
+            "❓ syscall node1 /bin/cat unlinkat"
+        );
     }
 
     #[test]

@@ -26,6 +26,7 @@ pub struct Event {
 pub enum EventBody {
     ProcessExec(ProcessExec),
     ProcessExit(ProcessExit),
+    ProcessKprobe(ProcessKprobe),
     /// vigil's own: events lost before they reached this stream, counted where they were lost.
     LostEvents(LostEvents),
 }
@@ -36,6 +37,7 @@ impl EventBody {
         match self {
             EventBody::ProcessExec(_) => "process_exec",
             EventBody::ProcessExit(_) => "process_exit",
+            EventBody::ProcessKprobe(_) => "process_kprobe",
             EventBody::LostEvents(_) => "lost_events",
         }
     }
@@ -62,6 +64,67 @@ pub struct ProcessExit {
     pub time: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub ancestors: Vec<Process>,
+}
+
+/// A policy hook fired (`ProcessKprobe`).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ProcessKprobe {
+    pub process: Process,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent: Option<Process>,
+    /// The kernel function, e.g. `__x64_sys_openat`.
+    pub function_name: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<KprobeArgument>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub r#return: Option<KprobeArgument>,
+    /// `KprobeAction` name: `KPROBE_ACTION_POST`, `KPROBE_ACTION_SIGKILL`, ...
+    pub action: &'static str,
+    pub policy_name: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub message: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ancestors: Vec<Process>,
+}
+
+/// One argument: exactly one typed value, and the policy's label for it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct KprobeArgument {
+    #[serde(flatten)]
+    pub value: ArgValue,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub label: String,
+}
+
+/// The `KprobeArgument` oneof members vigil produces. 64-bit integers are
+/// strings in proto3 JSON.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ArgValue {
+    IntArg(i32),
+    UintArg(u32),
+    LongArg(String),
+    SizeArg(String),
+    StringArg(String),
+    /// base64 of the bytes.
+    BytesArg(String),
+    FileArg(KprobeFile),
+}
+
+impl ArgValue {
+    /// `bytes_arg`: bytes fields are base64 in proto3 JSON.
+    pub fn bytes(data: &[u8]) -> Self {
+        use base64::{engine::general_purpose::STANDARD, Engine};
+        ArgValue::BytesArg(STANDARD.encode(data))
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct KprobeFile {
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub path: String,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -261,6 +324,39 @@ mod tests {
                 "time": "t1"
             })
         );
+    }
+
+    #[test]
+    fn kprobe_args_are_typed_oneofs() {
+        let ev = ProcessKprobe {
+            function_name: "__x64_sys_write".into(),
+            args: vec![
+                KprobeArgument {
+                    value: ArgValue::FileArg(KprobeFile {
+                        path: "/tmp/x".into(),
+                    }),
+                    label: String::new(),
+                },
+                KprobeArgument {
+                    value: ArgValue::SizeArg("3".into()),
+                    label: "count".into(),
+                },
+            ],
+            r#return: Some(KprobeArgument {
+                value: ArgValue::IntArg(-2),
+                label: String::new(),
+            }),
+            action: "KPROBE_ACTION_POST",
+            policy_name: "p".into(),
+            ..Default::default()
+        };
+        let v = serde_json::to_value(&ev).unwrap();
+        assert_eq!(
+            v["args"],
+            json!([{"file_arg": {"path": "/tmp/x"}}, {"size_arg": "3", "label": "count"}])
+        );
+        assert_eq!(v["return"], json!({"int_arg": -2}));
+        assert_eq!(v["action"], "KPROBE_ACTION_POST");
     }
 
     #[test]

@@ -17,28 +17,34 @@ use anyhow::{Context, Result};
 use libbpf_rs::RingBufferBuilder;
 use tracing::{info, warn};
 use vigil_bpf::wire::{
-    VIGIL_STAT_LOST_CLONE, VIGIL_STAT_LOST_EXEC, VIGIL_STAT_LOST_EXIT, VIGIL_STAT_MAX,
-    VIGIL_STAT_PROC_TABLE_FULL, VIGIL_STAT_PROC_TABLE_MISS,
+    VIGIL_HOOK_STAT_MAX, VIGIL_STAT_LOST_CLONE, VIGIL_STAT_LOST_EXEC, VIGIL_STAT_LOST_EXIT,
+    VIGIL_STAT_LOST_KPROBE, VIGIL_STAT_MAX, VIGIL_STAT_PROC_TABLE_FULL, VIGIL_STAT_PROC_TABLE_MISS,
 };
 use vigil_events::{Event, EventBody, LostEvents};
 
 use crate::{
     config::AgentArgs,
-    decode::{self, ExecRecord, Record},
+    decode::{self, ExecRecord, KprobeRecord, Record},
     events::{host_namespaces, EventBuilder, EventOptions},
     metrics::{self, LossLabels, Metrics, TypeLabel},
     output::{Format, Outputs, RotatingFile, Sink},
-    sensors::process::{ProcessSensor, ProcessSensorConfig},
+    policy::{self, HookTable, PolicyMetrics, PolicySet},
+    probe,
+    sensors::{
+        generic::GenericSensor,
+        process::{ProcessSensor, ProcessSensorConfig},
+    },
 };
 
 const COUNTER_INTERVAL: Duration = Duration::from_secs(1);
 const ANCESTORS_MAX: usize = 64;
 
 /// Kernel loss counters and the event kind each one loses.
-const KERNEL_LOSSES: [(u32, &str); 3] = [
+const KERNEL_LOSSES: [(u32, &str); 4] = [
     (VIGIL_STAT_LOST_EXEC, "process_exec"),
     (VIGIL_STAT_LOST_CLONE, "process_clone"),
     (VIGIL_STAT_LOST_EXIT, "process_exit"),
+    (VIGIL_STAT_LOST_KPROBE, "process_kprobe"),
 ];
 
 struct Pipeline {
@@ -48,6 +54,8 @@ struct Pipeline {
     kernel_counters: [u64; VIGIL_STAT_MAX as usize],
     decode_errors: u64,
     write_errors: u64,
+    /// Policy hooks by number, for building their events.
+    hooks: HookTable,
 }
 
 impl Pipeline {
@@ -67,9 +75,26 @@ impl Pipeline {
     }
 
     fn handle(&mut self, record: Record) {
+        if let Record::Kprobe(rec) = record {
+            self.kprobe(&rec);
+            return;
+        }
         if let Some(ev) = self.builder.handle(record) {
             self.emit(&ev);
         }
+    }
+
+    fn kprobe(&mut self, rec: &KprobeRecord) {
+        let Some(meta) = self.hooks.get(rec.hook) else {
+            self.decode_error(&decode::DecodeError::UnknownHook(rec.hook));
+            return;
+        };
+        let (process, parent, ancestors) = self.builder.hook_context(rec);
+        let body = policy::kprobe_event(rec, meta, process, parent, ancestors);
+        let ev = self
+            .builder
+            .event(rec.ktime, EventBody::ProcessKprobe(body));
+        self.emit(&ev);
     }
 
     fn emit(&mut self, ev: &Event) {
@@ -146,8 +171,11 @@ impl Pipeline {
 pub fn run(args: AgentArgs, stop: Arc<AtomicBool>) -> Result<()> {
     let node_name = args.node_name.clone().unwrap_or_else(hostname);
     let metrics = Arc::new(Metrics::default());
+    let policy_metrics = PolicyMetrics::default();
     if let Some(addr) = &args.metrics_server {
-        metrics::serve(addr, metrics.registry())?;
+        let mut registry = metrics.registry();
+        policy_metrics.register(&mut registry);
+        metrics::serve(addr, registry)?;
         info!(%addr, "serving metrics");
     }
 
@@ -159,6 +187,12 @@ pub fn run(args: AgentArgs, stop: Arc<AtomicBool>) -> Result<()> {
     let mut obj = MaybeUninit::uninit();
     let sensor = ProcessSensor::load(&mut obj, &cfg)?;
     info!("process sensor attached (tp_btf sched_process_exec/fork/exit)");
+
+    let mut policies = PolicySet::default();
+    let mut generic_obj = MaybeUninit::uninit();
+    let (generic, hooks) = load_policies(&args, &sensor, &cfg, &mut policies, &mut generic_obj);
+    policy_metrics.set_states(&policies);
+    let mut hook_totals = vec![[0u64; VIGIL_HOOK_STAT_MAX as usize]; hooks.len()];
 
     let opts = EventOptions {
         node_name,
@@ -178,6 +212,7 @@ pub fn run(args: AgentArgs, stop: Arc<AtomicBool>) -> Result<()> {
         kernel_counters: [0; VIGIL_STAT_MAX as usize],
         decode_errors: 0,
         write_errors: 0,
+        hooks,
     }));
 
     let mut rb = RingBufferBuilder::new();
@@ -209,6 +244,15 @@ pub fn run(args: AgentArgs, stop: Arc<AtomicBool>) -> Result<()> {
             let mut p = pipeline.borrow_mut();
             p.check_kernel_counters(counters);
             p.outputs.flush().context("writing events")?;
+            if let Some(generic) = &generic {
+                update_policy_metrics(
+                    generic,
+                    &policies,
+                    &p.hooks,
+                    &policy_metrics,
+                    &mut hook_totals,
+                )?;
+            }
         }
         pipeline
             .borrow_mut()
@@ -259,6 +303,56 @@ fn load_snapshot(p: &mut Pipeline, mut data: &[u8]) -> usize {
         data = &data[size..];
     }
     found
+}
+
+/// Validates and compiles the policies, then loads the generic syscall hook
+/// for the hooks that can be served. Failures never stop the agent: they
+/// become hook and policy states, logged one line each.
+fn load_policies<'obj>(
+    args: &AgentArgs,
+    sensor: &ProcessSensor,
+    cfg: &ProcessSensorConfig,
+    policies: &mut PolicySet,
+    obj: &'obj mut MaybeUninit<libbpf_rs::OpenObject>,
+) -> (Option<GenericSensor<'obj>>, HookTable) {
+    if args.tracing_policy.is_empty() && args.tracing_policy_dir.is_empty() {
+        return (None, HookTable::default());
+    }
+    let features = probe::detect();
+    *policies = policy::load(&args.tracing_policy, &args.tracing_policy_dir, &features);
+    let (plans, hooks) = policies.assign_hooks();
+    let generic = if plans.is_empty() {
+        None
+    } else {
+        match GenericSensor::load(obj, sensor, cfg.wakeup_bytes, &plans) {
+            Ok(g) => Some(g),
+            Err(e) => {
+                policies.sensor_failed(&format!("{e:#}"));
+                None
+            }
+        }
+    };
+    policies.log();
+    (generic, hooks)
+}
+
+fn update_policy_metrics(
+    generic: &GenericSensor,
+    policies: &PolicySet,
+    hooks: &HookTable,
+    metrics: &PolicyMetrics,
+    totals: &mut [[u64; VIGIL_HOOK_STAT_MAX as usize]],
+) -> Result<()> {
+    for (hook, last) in totals.iter_mut().enumerate() {
+        let now = generic.hook_counters(hook as u32)?;
+        let mut delta = [0u64; VIGIL_HOOK_STAT_MAX as usize];
+        for (d, (n, l)) in delta.iter_mut().zip(now.iter().zip(last.iter())) {
+            *d = n.saturating_sub(*l);
+        }
+        metrics.add(policies, hooks, hook as u32, delta);
+        *last = now;
+    }
+    Ok(())
 }
 
 fn complete_from_proc(rec: &mut ExecRecord) {

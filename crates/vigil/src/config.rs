@@ -69,6 +69,14 @@ pub struct AgentArgs {
     /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:2112).
     #[arg(long, value_name = "ADDR")]
     pub metrics_server: Option<String>,
+
+    /// Load this TracingPolicy file (repeatable).
+    #[arg(long, value_name = "FILE")]
+    pub tracing_policy: Vec<PathBuf>,
+
+    /// Load every .yaml/.yml TracingPolicy file of this directory (repeatable).
+    #[arg(long, value_name = "DIR")]
+    pub tracing_policy_dir: Vec<PathBuf>,
 }
 
 impl AgentArgs {

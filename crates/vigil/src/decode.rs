@@ -6,7 +6,8 @@ use std::mem::size_of;
 use thiserror::Error;
 use vigil_bpf::wire::{
     vigil_creds, vigil_msg_clone, vigil_msg_exec, vigil_msg_exit, vigil_msg_header,
-    vigil_namespaces, VIGIL_MSG_CLONE, VIGIL_MSG_EXEC, VIGIL_MSG_EXIT, VIGIL_MSG_SNAPSHOT,
+    vigil_msg_kprobe, vigil_namespaces, VIGIL_KPROBE_HAS_RETURN, VIGIL_MSG_CLONE, VIGIL_MSG_EXEC,
+    VIGIL_MSG_EXIT, VIGIL_MSG_KPROBE, VIGIL_MSG_SNAPSHOT,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -56,11 +57,36 @@ pub struct ExitRecord {
     pub exit_code: u32,
 }
 
+/// One argument of a policy hook, as the kernel read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawArg {
+    /// `VIGIL_ARG_*`.
+    pub kind: u8,
+    pub bytes: Vec<u8>,
+}
+
+/// A policy hook fired (`VIGIL_MSG_KPROBE`).
+#[derive(Debug, Clone)]
+pub struct KprobeRecord {
+    pub ktime: u64,
+    pub key: ProcKey,
+    pub tid: u32,
+    pub hook: u32,
+    /// `VIGIL_KPROBE_*`.
+    pub flags: u32,
+    /// The selector that matched.
+    pub selector: u32,
+    /// Set when the hook reports the system call's return value.
+    pub ret: Option<i64>,
+    pub args: Vec<RawArg>,
+}
+
 #[derive(Debug, Clone)]
 pub enum Record {
     Exec(Box<ExecRecord>),
     Clone(CloneRecord),
     Exit(ExitRecord),
+    Kprobe(KprobeRecord),
 }
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -73,6 +99,10 @@ pub enum DecodeError {
     UnknownKind(u16),
     #[error("exec record's strings ({need} bytes) overrun its data ({got} bytes)")]
     StringsOverrun { need: usize, got: usize },
+    #[error("kprobe record of unknown hook {0}")]
+    UnknownHook(u32),
+    #[error("kprobe record's arguments ({need} bytes) overrun its data ({got} bytes)")]
+    ArgsOverrun { need: usize, got: usize },
 }
 
 /// Decodes one record; `data` may hold more bytes than the record (iterator reads).
@@ -106,8 +136,43 @@ pub fn decode(data: &[u8]) -> Result<Record, DecodeError> {
                 exit_code: m.exit_code,
             }))
         }
+        VIGIL_MSG_KPROBE => decode_kprobe(data),
         _ => Err(DecodeError::UnknownKind(hdr.kind)),
     }
+}
+
+fn decode_kprobe(data: &[u8]) -> Result<Record, DecodeError> {
+    let m: vigil_msg_kprobe = read(data)?;
+    let mut rest = &data[size_of::<vigil_msg_kprobe>()..];
+    let descs: Vec<_> = m.args.iter().take_while(|d| d.type_ != 0).collect();
+    let need: usize = descs.iter().map(|d| d.len as usize).sum();
+    if need > rest.len() {
+        return Err(DecodeError::ArgsOverrun {
+            need,
+            got: rest.len(),
+        });
+    }
+    let args = descs
+        .iter()
+        .map(|d| {
+            let (bytes, tail) = rest.split_at(d.len as usize);
+            rest = tail;
+            RawArg {
+                kind: d.type_,
+                bytes: bytes.to_vec(),
+            }
+        })
+        .collect();
+    Ok(Record::Kprobe(KprobeRecord {
+        ktime: m.hdr.ktime,
+        key: key(m.key.pid, m.key.ktime),
+        tid: m.tid,
+        hook: m.hook,
+        flags: m.flags,
+        selector: m.selector,
+        ret: (m.flags & VIGIL_KPROBE_HAS_RETURN != 0).then_some(m.ret),
+        args,
+    }))
 }
 
 /// The size the record at the start of `data` says it has (for walking iterator output).
@@ -290,6 +355,32 @@ mod tests {
         };
         assert_eq!(e.filename, "/tmp/\u{fffd}\u{fffd}");
         assert_eq!(e.argv, ["a\u{fffd}"]);
+    }
+
+    #[test]
+    fn kprobe_args_in_order_and_checked() {
+        let mut m = vigil_msg_kprobe::default();
+        m.hdr.kind = VIGIL_MSG_KPROBE as u16;
+        m.hook = 3;
+        m.args[0].type_ = vigil_bpf::wire::VIGIL_ARG_INT as u8;
+        m.args[0].len = 8;
+        m.args[1].type_ = vigil_bpf::wire::VIGIL_ARG_STRING as u8;
+        m.args[1].len = 4;
+        let mut data = (-1i64).to_le_bytes().to_vec();
+        data.extend_from_slice(b"/tmp");
+        m.hdr.size = (size_of::<vigil_msg_kprobe>() + data.len()) as u32;
+        let mut rec = as_bytes(&m).to_vec();
+        rec.extend_from_slice(&data);
+        let Ok(Record::Kprobe(k)) = decode(&rec) else {
+            panic!("not a kprobe")
+        };
+        assert_eq!((k.hook, k.ret, k.args.len()), (3, None, 2));
+        assert_eq!(k.args[1].bytes, b"/tmp");
+        // A length that overruns the record.
+        m.args[1].len = 400;
+        let mut rec = as_bytes(&m).to_vec();
+        rec.extend_from_slice(&data);
+        assert!(matches!(decode(&rec), Err(DecodeError::ArgsOverrun { .. })));
     }
 
     #[test]

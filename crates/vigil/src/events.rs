@@ -15,7 +15,7 @@ use vigil_events::{
 };
 
 use crate::{
-    decode::{CloneRecord, ExecRecord, ExitRecord, ProcKey, Record},
+    decode::{CloneRecord, ExecRecord, ExitRecord, KprobeRecord, ProcKey, Record},
     process_cache::{CacheStats, ProcessCache},
 };
 
@@ -70,7 +70,39 @@ impl EventBuilder {
                 None
             }
             Record::Exit(x) => Some(self.exit(x)),
+            // Policy hooks need the policy's hook table: the pipeline builds them with `hook_context`.
+            Record::Kprobe(_) => None,
         }
+    }
+
+    /// Process, parent and ancestors of a policy hook's record, from the cache.
+    pub fn hook_context(&mut self, rec: &KprobeRecord) -> (Process, Option<Process>, Vec<Process>) {
+        let process = match self.cache.get(&rec.key) {
+            Some(p) => {
+                let mut p = (*p).clone();
+                p.tid = rec.tid;
+                p
+            }
+            None => Process {
+                exec_id: exec_id(&self.opts.node_name, rec.key.ktime, rec.key.pid),
+                pid: rec.key.pid,
+                tid: rec.tid,
+                start_time: self.wall_time(rec.key.ktime),
+                flags: flags::MISS.into(),
+                ..Default::default()
+            },
+        };
+        let parent = self
+            .cache
+            .parent_of(&rec.key)
+            .and_then(|k| self.cache.get(&k))
+            .map(|p| (*p).clone());
+        (process, parent, self.ancestors(&rec.key))
+    }
+
+    /// Wraps an event body with the node name and the record's time.
+    pub fn event(&self, ktime: u64, body: EventBody) -> Event {
+        self.envelope(ktime, body)
     }
 
     fn envelope(&self, ktime: u64, body: EventBody) -> Event {

@@ -5,6 +5,7 @@ mod decode;
 mod events;
 mod metrics;
 mod output;
+mod policy;
 mod probe;
 mod process_cache;
 mod sensors;

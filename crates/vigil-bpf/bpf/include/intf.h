@@ -13,6 +13,7 @@ typedef unsigned char __u8;
 typedef unsigned short __u16;
 typedef unsigned int __u32;
 typedef unsigned long long __u64;
+typedef long long __s64;
 #endif
 
 enum vigil_limits {
@@ -30,6 +31,8 @@ enum vigil_msg_kind {
 	VIGIL_MSG_EXIT = 3,
 	/* A process that existed when the agent started (task iterator). */
 	VIGIL_MSG_SNAPSHOT = 4,
+	/* A policy hook fired (generic sensor). */
+	VIGIL_MSG_KPROBE = 5,
 };
 
 /* vigil_msg_exec.flags and the in-kernel process table's flags. */
@@ -65,7 +68,8 @@ enum vigil_stat {
 	VIGIL_STAT_LOST_EXIT = 2,
 	VIGIL_STAT_PROC_TABLE_FULL = 3,
 	VIGIL_STAT_PROC_TABLE_MISS = 4,
-	VIGIL_STAT_MAX = 5,
+	VIGIL_STAT_LOST_KPROBE = 5,
+	VIGIL_STAT_MAX = 6,
 };
 
 /* Identity of one process image: its tgid and the ktime it began (exec,
@@ -151,6 +155,188 @@ struct vigil_msg_exit {
 struct vigil_process_config {
 	/* Wake the reader only when this much data is waiting. */
 	__u64 wakeup_bytes;
+};
+
+/*
+ * The generic syscall hook (bpf/generic/): one program, configured by maps
+ * that user space fills from TracingPolicy kprobes on system calls.
+ */
+enum vigil_generic_limits {
+	/* Arguments per hook and selectors per hook (Tetragon's limits). */
+	VIGIL_HOOK_ARGS_MAX = 5,
+	VIGIL_SELECTORS_MAX = 5,
+	VIGIL_MATCH_ARGS_MAX = 5,
+	/* Integer values per matchArgs entry (InRange: pairs). */
+	VIGIL_MATCH_VALUES_MAX = 8,
+	VIGIL_MATCH_PIDS_MAX = 4,
+	VIGIL_HOOKS_PER_SYSCALL = 4,
+	VIGIL_HOOKS_MAX = 64,
+	VIGIL_SYSCALLS_MAX = 512,
+	/* Longest string value a selector compares (LPM trie key room). */
+	VIGIL_MATCH_STRING_MAX = 248,
+	/* Bytes kept of one string, path or buffer argument. */
+	VIGIL_ARG_DATA_MAX = 4096,
+};
+
+enum vigil_arg_type {
+	VIGIL_ARG_NONE = 0,
+	VIGIL_ARG_INT = 1,
+	VIGIL_ARG_UINT = 2,
+	VIGIL_ARG_LONG = 3,
+	VIGIL_ARG_ULONG = 4,
+	VIGIL_ARG_SIZE = 5,
+	/* A user-space NUL-terminated string (`string`, `filename`). */
+	VIGIL_ARG_STRING = 6,
+	/* A file descriptor, reported as the open file's absolute path. */
+	VIGIL_ARG_FD = 7,
+	/* A user-space buffer whose size is another argument. */
+	VIGIL_ARG_CHAR_BUF = 8,
+};
+
+/* vigil_arg_desc.flags */
+enum vigil_arg_flags {
+	VIGIL_ARG_TRUNCATED = 1 << 0,
+	VIGIL_ARG_ERROR = 1 << 1,
+	/* Keep a reversed copy for Postfix selectors. */
+	VIGIL_ARG_NEED_REVERSED = 1 << 2,
+};
+
+enum vigil_match_op {
+	VIGIL_OP_NONE = 0,
+	/* Strings (and binaries: In = EQ, NotIn = NEQ). */
+	VIGIL_OP_STR_EQ = 1,
+	VIGIL_OP_STR_NEQ = 2,
+	VIGIL_OP_STR_PREFIX = 3,
+	VIGIL_OP_STR_NOT_PREFIX = 4,
+	VIGIL_OP_STR_POSTFIX = 5,
+	VIGIL_OP_STR_NOT_POSTFIX = 6,
+	/* Integers. */
+	VIGIL_OP_INT_EQ = 7,
+	VIGIL_OP_INT_NEQ = 8,
+	VIGIL_OP_INT_GT = 9,
+	VIGIL_OP_INT_LT = 10,
+	VIGIL_OP_INT_MASK = 11,
+	VIGIL_OP_INT_IN_RANGE = 12,
+	VIGIL_OP_INT_NOT_IN_RANGE = 13,
+	/* matchPIDs. */
+	VIGIL_OP_PID_IN = 14,
+	VIGIL_OP_PID_NOT_IN = 15,
+};
+
+/* vigil_selector_config.actions and vigil_msg_kprobe.action */
+enum vigil_action_flags {
+	VIGIL_ACTION_POST = 1 << 0,
+	VIGIL_ACTION_SIGNAL = 1 << 1,
+};
+
+/* vigil_hook_config.flags */
+enum vigil_hook_flags {
+	/* Report at sys_exit, with the return value. */
+	VIGIL_HOOK_RETURN = 1 << 0,
+	/* Policy mode enforce; otherwise signals are only counted. */
+	VIGIL_HOOK_ENFORCE = 1 << 1,
+	/* Some selector matches binaries: build the binary's keys. */
+	VIGIL_HOOK_NEED_BINARY = 1 << 2,
+	VIGIL_HOOK_NEED_BINARY_REVERSED = 1 << 3,
+};
+
+/* vigil_msg_kprobe.flags */
+enum vigil_kprobe_flags {
+	VIGIL_KPROBE_HAS_RETURN = 1 << 0,
+	/* The selector's signal was not sent: monitor mode. */
+	VIGIL_KPROBE_MONITORED = 1 << 1,
+	/* bpf_send_signal failed. */
+	VIGIL_KPROBE_SIGNAL_FAILED = 1 << 2,
+};
+
+/* Per hook, in the per-CPU `hook_stats` array at hook * VIGIL_HOOK_STAT_MAX. */
+enum vigil_hook_stat {
+	VIGIL_HOOK_STAT_POSTED = 0,
+	VIGIL_HOOK_STAT_ENFORCED = 1,
+	VIGIL_HOOK_STAT_MONITORED = 2,
+	VIGIL_HOOK_STAT_MAX = 3,
+};
+
+struct vigil_arg_config {
+	__u8 type;
+	/* System call argument position (0-5). */
+	__u8 index;
+	/* char_buf: 1-based position of the size argument. */
+	__u8 size_index;
+	__u8 flags;
+};
+
+struct vigil_match_arg {
+	/* Position in the hook's args. */
+	__u8 arg;
+	__u8 op;
+	__u8 nvalues;
+	__u8 _pad;
+	/* Namespace of this entry's strings in the `string_match` trie. */
+	__u32 match_id;
+	__u64 values[VIGIL_MATCH_VALUES_MAX];
+};
+
+struct vigil_selector_config {
+	__u8 nmatch_args;
+	__u8 binary_op;
+	__u8 pid_op;
+	__u8 npids;
+	__u32 binary_match_id;
+	__u32 pids[VIGIL_MATCH_PIDS_MAX];
+	__u32 actions;
+	__u32 signal;
+	struct vigil_match_arg match_args[VIGIL_MATCH_ARGS_MAX];
+};
+
+struct vigil_hook_config {
+	__u32 flags;
+	__u8 nargs;
+	__u8 nselectors;
+	/* Type of the return value (VIGIL_ARG_INT...) with VIGIL_HOOK_RETURN. */
+	__u8 ret_type;
+	__u8 _pad;
+	struct vigil_arg_config args[VIGIL_HOOK_ARGS_MAX];
+	__u32 _pad2;
+	struct vigil_selector_config selectors[VIGIL_SELECTORS_MAX];
+};
+
+/* `syscall_hooks`: system call number -> the hooks on it. */
+struct vigil_syscall_hooks {
+	__u32 count;
+	__u32 hooks[VIGIL_HOOKS_PER_SYSCALL];
+};
+
+/* Key of the `string_match` LPM trie: the match id, then the string. */
+struct vigil_string_key {
+	__u32 prefixlen;
+	__u32 match_id;
+	__u8 data[VIGIL_MATCH_STRING_MAX];
+};
+
+struct vigil_arg_desc {
+	__u16 len;
+	__u8 type;
+	__u8 flags;
+};
+
+/*
+ * VIGIL_MSG_KPROBE: one hook firing. Followed by each argument's bytes in
+ * order (integers as 8 bytes, strings and paths without terminator).
+ */
+struct vigil_msg_kprobe {
+	struct vigil_msg_header hdr;
+	struct vigil_proc_key key;
+	__u32 tid;
+	__u32 hook;
+	/* VIGIL_ACTION_* of the matching selector. */
+	__u32 action;
+	__u32 flags;
+	__s64 ret;
+	__u32 selector;
+	__u32 signal;
+	struct vigil_arg_desc args[VIGIL_HOOK_ARGS_MAX];
+	__u32 _pad;
 };
 
 #endif /* VIGIL_INTF_H */

@@ -1,0 +1,660 @@
+//! One TracingPolicy against this kernel: for each hook, the configuration
+//! of the generic system call hook that serves it, or the exact reason it
+//! cannot be served. Nothing is dropped silently: a hook with any part vigil
+//! cannot honour (an argument type, a selector, an action) is refused whole.
+use vigil_bpf::wire::{
+    vigil_arg_config, vigil_hook_config, vigil_match_arg, vigil_selector_config, VIGIL_ACTION_POST,
+    VIGIL_ACTION_SIGNAL, VIGIL_ARG_CHAR_BUF, VIGIL_ARG_FD, VIGIL_ARG_INT, VIGIL_ARG_LONG,
+    VIGIL_ARG_NEED_REVERSED, VIGIL_ARG_SIZE, VIGIL_ARG_STRING, VIGIL_ARG_UINT, VIGIL_ARG_ULONG,
+    VIGIL_HOOK_ENFORCE, VIGIL_HOOK_NEED_BINARY, VIGIL_HOOK_NEED_BINARY_REVERSED, VIGIL_HOOK_RETURN,
+    VIGIL_MATCH_STRING_MAX, VIGIL_MATCH_VALUES_MAX, VIGIL_OP_INT_EQ, VIGIL_OP_INT_GT,
+    VIGIL_OP_INT_IN_RANGE, VIGIL_OP_INT_LT, VIGIL_OP_INT_MASK, VIGIL_OP_INT_NEQ,
+    VIGIL_OP_INT_NOT_IN_RANGE, VIGIL_OP_PID_IN, VIGIL_OP_PID_NOT_IN, VIGIL_OP_STR_EQ,
+    VIGIL_OP_STR_NEQ, VIGIL_OP_STR_NOT_POSTFIX, VIGIL_OP_STR_NOT_PREFIX, VIGIL_OP_STR_POSTFIX,
+    VIGIL_OP_STR_PREFIX,
+};
+use vigil_policy::{
+    Action, ActionKind, Arg, ArgSelector, ArgType, BinaryOperator, KProbeSpec, Operator, Policy,
+    Selector, SetOperator,
+};
+
+use super::syscalls;
+use crate::probe::{Feature, KernelFeatures};
+
+/// Selector slots per hook in the string trie's id space (see `HookPlan::match_id`).
+const MATCH_SLOTS_PER_SELECTOR: u32 = 8;
+/// Slot of a selector's matchBinaries, after its matchArgs slots.
+const BINARY_SLOT: u32 = 7;
+pub const MATCH_SLOTS_PER_HOOK: u32 = 64;
+
+/// What an enforcement action on a syscall tracepoint really guarantees.
+pub const KILL_GUARANTEE: &str = "killed after the call: the signal is sent at sys_enter, \
+     the process dies before returning to user space, but the system call itself completes";
+
+/// A selector string for the `string_match` trie.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StringEntry {
+    /// Slot within the hook: selector * 8 + matchArgs position, or 7 for binaries.
+    pub slot: u32,
+    pub value: String,
+    /// Stored reversed (Postfix operators).
+    pub reversed: bool,
+}
+
+/// How user space renders one argument of the hook's events.
+#[derive(Debug, Clone)]
+pub struct ArgMeta {
+    pub kind: u8,
+    pub label: String,
+}
+
+/// What the events of a hook need to know that the kernel record does not carry.
+#[derive(Debug, Clone)]
+pub struct HookMeta {
+    pub policy: String,
+    /// `__x64_sys_openat`.
+    pub function_name: String,
+    pub message: String,
+    pub tags: Vec<String>,
+    pub args: Vec<ArgMeta>,
+    pub ret: Option<ArgMeta>,
+    /// Per selector: the Tetragon action name the event reports.
+    pub selector_actions: Vec<&'static str>,
+}
+
+/// A hook vigil can serve: the system call, the kernel configuration and its strings.
+#[derive(Debug, Clone)]
+pub struct HookPlan {
+    pub syscall: u32,
+    pub config: vigil_hook_config,
+    pub strings: Vec<StringEntry>,
+    pub meta: HookMeta,
+    /// The mechanism and the guarantee, for the status line.
+    pub via: String,
+    pub guarantee: String,
+}
+
+impl HookPlan {
+    /// The trie id of a slot once the hook has its number.
+    pub fn match_id(hook: u32, slot: u32) -> u32 {
+        hook * MATCH_SLOTS_PER_HOOK + slot
+    }
+
+    /// Fills in the trie ids for hook number `hook`.
+    pub fn assign(&mut self, hook: u32) {
+        for (s, sel) in self.config.selectors.iter_mut().enumerate() {
+            let base = s as u32 * MATCH_SLOTS_PER_SELECTOR;
+            sel.binary_match_id = Self::match_id(hook, base + BINARY_SLOT);
+            for (m, ma) in sel.match_args.iter_mut().enumerate() {
+                ma.match_id = Self::match_id(hook, base + m as u32);
+            }
+        }
+    }
+}
+
+/// One hook of a policy, and whether it can be served here.
+#[derive(Debug)]
+pub struct HookOutcome {
+    /// `spec.kprobes[0] sys_openat`.
+    pub name: String,
+    pub plan: Result<HookPlan, String>,
+}
+
+/// A compiled policy: its hooks, or a reason that applies to the whole policy.
+#[derive(Debug)]
+pub struct CompiledPolicy {
+    pub name: String,
+    pub enforce: bool,
+    pub hooks: Vec<HookOutcome>,
+    /// Set when nothing of the policy can be applied (e.g. workload scoping vigil cannot do).
+    pub refused: Option<String>,
+}
+
+pub fn compile(policy: &Policy, features: &KernelFeatures) -> CompiledPolicy {
+    let spec = &policy.spec;
+    let enforce = !spec
+        .options
+        .iter()
+        .any(|o| o.name == "policy-mode" && o.value == "monitor");
+    let mut out = CompiledPolicy {
+        name: policy.name().to_owned(),
+        enforce,
+        hooks: Vec::new(),
+        refused: policy_refusal(policy),
+    };
+    if out.refused.is_some() {
+        return out;
+    }
+    for (i, kprobe) in spec.kprobes.iter().enumerate() {
+        let name = format!("spec.kprobes[{i}] {}", kprobe.call);
+        let plan = compile_kprobe(policy, kprobe, enforce, features);
+        out.hooks.push(HookOutcome { name, plan });
+    }
+    let unsupported = [
+        ("tracepoints", spec.tracepoints.len()),
+        ("uprobes", spec.uprobes.len()),
+        ("usdts", spec.usdts.len()),
+        ("lsmhooks", spec.lsm_hooks.len()),
+        ("fentries", spec.fentries.len()),
+        ("enforcers", spec.enforcers.len()),
+    ];
+    for (kind, count) in unsupported {
+        for i in 0..count {
+            out.hooks.push(HookOutcome {
+                name: format!("spec.{kind}[{i}]"),
+                plan: Err(format!("{kind} hooks are not implemented in vigil yet")),
+            });
+        }
+    }
+    if spec.loader {
+        out.hooks.push(HookOutcome {
+            name: "spec.loader".into(),
+            plan: Err("loader events are not implemented in vigil yet".into()),
+        });
+    }
+    out
+}
+
+/// Scoping vigil cannot apply: refusing is the only honest answer, since the
+/// policy would otherwise act on every process of the host.
+fn policy_refusal(policy: &Policy) -> Option<String> {
+    let spec = &policy.spec;
+    if policy.is_namespaced() {
+        return Some(
+            "TracingPolicyNamespaced: vigil cannot scope a policy to a Kubernetes namespace yet"
+                .into(),
+        );
+    }
+    let scoped = [
+        ("podSelector", spec.pod_selector.as_ref()),
+        ("containerSelector", spec.container_selector.as_ref()),
+        ("nodeSelector", spec.node_selector.as_ref()),
+    ];
+    scoped
+        .iter()
+        .find(|(_, s)| s.is_some_and(|s| !s.is_empty()))
+        .map(|(field, _)| format!("spec.{field}: workload scoping is not implemented in vigil yet"))
+}
+
+/// The system call a kprobe names: `sys_X` or `__x64_sys_X`, as Tetragon accepts.
+fn syscall_of(call: &str) -> Result<(&str, u32), String> {
+    let name = call
+        .strip_prefix("__x64_sys_")
+        .or_else(|| call.strip_prefix("sys_"))
+        .ok_or_else(|| {
+            if call.starts_with("__ia32_") || call.starts_with("__arm64_") {
+                format!("call not found: {call} is not an x86_64 system call")
+            } else {
+                format!("call not found: {call} is not a system call (expected sys_NAME or __x64_sys_NAME)")
+            }
+        })?;
+    syscalls::X86_64
+        .binary_search_by(|(n, _)| (*n).cmp(name))
+        .map(|i| syscalls::X86_64[i])
+        .map_err(|_| format!("call not found: no x86_64 system call named {name}"))
+}
+
+fn why_not(features: &KernelFeatures, feature: Feature) -> String {
+    features
+        .features
+        .iter()
+        .find(|f| f.feature == feature)
+        .and_then(|f| f.reason.clone())
+        .unwrap_or_else(|| "not probed".into())
+}
+
+fn compile_kprobe(
+    policy: &Policy,
+    kprobe: &KProbeSpec,
+    enforce: bool,
+    features: &KernelFeatures,
+) -> Result<HookPlan, String> {
+    if kprobe.call.starts_with("list:") {
+        return Err("calls from lists (list:NAME) are not implemented in vigil yet".into());
+    }
+    if !kprobe.syscall {
+        if !features.has(Feature::Kprobe) && !features.has(Feature::Fentry) {
+            return Err(format!(
+                "kprobe on {}: kernel has no kprobes and no fentry (vigil probe: kprobe: {}; fentry: {})",
+                kprobe.call,
+                why_not(features, Feature::Kprobe),
+                why_not(features, Feature::Fentry)
+            ));
+        }
+        return Err(format!(
+            "kprobe on {}: vigil serves only system calls so far (kprobe/fentry attachment is not implemented)",
+            kprobe.call
+        ));
+    }
+    let (name, nr) = syscall_of(&kprobe.call)?;
+    if !features.has(Feature::RawTp) {
+        return Err(format!(
+            "kprobe on {}: needs raw_tp sys_enter/sys_exit (vigil probe: raw_tp: {})",
+            kprobe.call,
+            why_not(features, Feature::RawTp)
+        ));
+    }
+    if !kprobe.data.is_empty() {
+        return Err("data: not implemented in vigil yet".into());
+    }
+    if kprobe.return_arg_action.is_some() {
+        return Err("returnArgAction: not implemented in vigil yet".into());
+    }
+
+    let mut config = vigil_hook_config::default();
+    let mut meta = HookMeta {
+        policy: policy.name().to_owned(),
+        function_name: format!("__x64_sys_{name}"),
+        message: kprobe.message.clone(),
+        tags: kprobe.tags.clone(),
+        args: Vec::new(),
+        ret: None,
+        selector_actions: Vec::new(),
+    };
+    config.nargs = kprobe.args.len() as u8;
+    for (i, arg) in kprobe.args.iter().enumerate() {
+        let path = format!("args[{i}]");
+        config.args[i] = arg_config(arg, &path)?;
+        meta.args.push(ArgMeta {
+            kind: config.args[i].type_,
+            label: arg.label.clone(),
+        });
+    }
+    if kprobe.r#return {
+        let ret = kprobe
+            .return_arg
+            .as_ref()
+            .ok_or("return: true needs returnArg")?;
+        let kind = int_kind(ret.arg_type).ok_or_else(|| {
+            format!(
+                "returnArg: type {} is not supported for system call return values (integer types only)",
+                ret.arg_type
+            )
+        })?;
+        config.flags |= VIGIL_HOOK_RETURN;
+        config.ret_type = kind;
+        meta.ret = Some(ArgMeta {
+            kind,
+            label: ret.label.clone(),
+        });
+    }
+    if enforce {
+        config.flags |= VIGIL_HOOK_ENFORCE;
+    }
+
+    let mut strings = Vec::new();
+    let mut signals = false;
+    config.nselectors = kprobe.selectors.len() as u8;
+    for (s, selector) in kprobe.selectors.iter().enumerate() {
+        let path = format!("selectors[{s}]");
+        let (sel, action) = selector_config(
+            selector,
+            s as u32,
+            &kprobe.args,
+            &mut config,
+            &mut strings,
+            &path,
+        )?;
+        signals |= sel.actions & VIGIL_ACTION_SIGNAL != 0;
+        config.selectors[s] = sel;
+        meta.selector_actions.push(action);
+    }
+    if kprobe.selectors.is_empty() {
+        meta.selector_actions.push("KPROBE_ACTION_POST");
+    }
+    if signals && enforce && !features.has(Feature::SendSignal) {
+        return Err(format!(
+            "Sigkill/Signal need bpf_send_signal (vigil probe: {})",
+            why_not(features, Feature::SendSignal)
+        ));
+    }
+    let (via, guarantee) = (
+        format!(
+            "raw_tp sys_enter{} (system call {nr})",
+            if kprobe.r#return { " + sys_exit" } else { "" }
+        ),
+        match (signals, enforce) {
+            (false, _) => "observe only".to_owned(),
+            (true, true) => KILL_GUARANTEE.to_owned(),
+            (true, false) => "monitor mode: signals are counted, never sent".to_owned(),
+        },
+    );
+    Ok(HookPlan {
+        syscall: nr,
+        config,
+        strings,
+        meta,
+        via,
+        guarantee,
+    })
+}
+
+fn int_kind(t: ArgType) -> Option<u8> {
+    Some(match t {
+        ArgType::Int8 | ArgType::Int16 | ArgType::Int32 => VIGIL_ARG_INT,
+        ArgType::Uint8 | ArgType::Uint16 | ArgType::Uint32 => VIGIL_ARG_UINT,
+        ArgType::Int64 => VIGIL_ARG_LONG,
+        ArgType::Uint64 => VIGIL_ARG_ULONG,
+        ArgType::SizeT => VIGIL_ARG_SIZE,
+        _ => return None,
+    } as u8)
+}
+
+fn arg_config(arg: &Arg, path: &str) -> Result<vigil_arg_config, String> {
+    if arg.index >= 6 {
+        return Err(format!(
+            "{path}.index: {} is out of range; a system call has arguments 0 to 5",
+            arg.index
+        ));
+    }
+    let unsupported = [
+        ("resolve", !arg.resolve.is_empty()),
+        ("btfType", arg.btf_type.is_some()),
+        ("returnCopy", arg.return_copy),
+        ("maxData", arg.max_data),
+    ];
+    if let Some((field, _)) = unsupported.iter().find(|(_, set)| *set) {
+        return Err(format!("{path}.{field}: not implemented in vigil yet"));
+    }
+    let kind = match arg.arg_type {
+        ArgType::String | ArgType::Filename => VIGIL_ARG_STRING,
+        ArgType::Fd => VIGIL_ARG_FD,
+        ArgType::CharBuf => {
+            if arg.size_arg_index == 0 {
+                return Err(format!(
+                    "{path}: char_buf without sizeArgIndex is not supported (its size would be unknown)"
+                ));
+            }
+            VIGIL_ARG_CHAR_BUF
+        }
+        t => int_kind(t).ok_or_else(|| {
+            format!("{path}.type: {t} is not supported on system call hooks yet (supported: integer types, string, filename, fd, char_buf)")
+        })? as u32,
+    };
+    Ok(vigil_arg_config {
+        type_: kind as u8,
+        index: arg.index as u8,
+        size_index: arg.size_arg_index as u8,
+        flags: 0,
+    })
+}
+
+/// The position in `args` that a matchArgs entry refers to.
+fn arg_position(m: &ArgSelector, args: &[Arg], path: &str) -> Result<usize, String> {
+    match m.args.as_slice() {
+        [] => args
+            .iter()
+            .position(|a| a.index == m.index)
+            .ok_or_else(|| format!("{path}.index: no argument with index {} in args", m.index)),
+        [one] if (*one as usize) < args.len() => Ok(*one as usize),
+        [one] => Err(format!("{path}.args: {one} is not a position in args")),
+        _ => Err(format!(
+            "{path}.args: matching several arguments at once is not implemented in vigil yet"
+        )),
+    }
+}
+
+fn selector_config(
+    selector: &Selector,
+    s: u32,
+    args: &[Arg],
+    hook: &mut vigil_hook_config,
+    strings: &mut Vec<StringEntry>,
+    path: &str,
+) -> Result<(vigil_selector_config, &'static str), String> {
+    let unsupported = [
+        ("macros", !selector.macros.is_empty()),
+        ("matchData", !selector.match_data.is_empty()),
+        ("matchReturnArgs", !selector.match_return_args.is_empty()),
+        (
+            "matchParentBinaries",
+            !selector.match_parent_binaries.is_empty(),
+        ),
+        ("matchNamespaces", !selector.match_namespaces.is_empty()),
+        (
+            "matchNamespaceChanges",
+            !selector.match_namespace_changes.is_empty(),
+        ),
+        ("matchCapabilities", !selector.match_capabilities.is_empty()),
+        (
+            "matchCapabilityChanges",
+            !selector.match_capability_changes.is_empty(),
+        ),
+        ("matchWorkloads", !selector.match_workloads.is_empty()),
+        (
+            "matchReturnActions",
+            !selector.match_return_actions.is_empty(),
+        ),
+    ];
+    if let Some((field, _)) = unsupported.iter().find(|(_, set)| *set) {
+        return Err(format!("{path}.{field}: not implemented in vigil yet"));
+    }
+    let base = s * MATCH_SLOTS_PER_SELECTOR;
+    let mut sel = vigil_selector_config::default();
+
+    if selector.match_pids.len() > 1 {
+        return Err(format!(
+            "{path}.matchPIDs: more than one entry is not implemented in vigil yet"
+        ));
+    }
+    if let Some(pids) = selector.match_pids.first() {
+        if pids.is_namespace_pid || pids.follow_forks {
+            return Err(format!(
+                "{path}.matchPIDs: isNamespacePID and followForks are not implemented in vigil yet"
+            ));
+        }
+        sel.pid_op = match pids.operator {
+            SetOperator::In => VIGIL_OP_PID_IN,
+            SetOperator::NotIn => VIGIL_OP_PID_NOT_IN,
+        } as u8;
+        sel.npids = pids.values.len().min(sel.pids.len()) as u8;
+        for (slot, pid) in sel.pids.iter_mut().zip(&pids.values) {
+            *slot = *pid;
+        }
+    }
+
+    if let Some(bins) = selector.match_binaries.first() {
+        if bins.follow_children {
+            return Err(format!(
+                "{path}.matchBinaries[0].followChildren: not implemented in vigil yet"
+            ));
+        }
+        let op = match bins.operator {
+            BinaryOperator::In => VIGIL_OP_STR_EQ,
+            BinaryOperator::NotIn => VIGIL_OP_STR_NEQ,
+            BinaryOperator::Prefix => VIGIL_OP_STR_PREFIX,
+            BinaryOperator::NotPrefix => VIGIL_OP_STR_NOT_PREFIX,
+            BinaryOperator::Postfix => VIGIL_OP_STR_POSTFIX,
+            BinaryOperator::NotPostfix => VIGIL_OP_STR_NOT_POSTFIX,
+        };
+        let reversed = matches!(op, VIGIL_OP_STR_POSTFIX | VIGIL_OP_STR_NOT_POSTFIX);
+        hook.flags |= VIGIL_HOOK_NEED_BINARY;
+        if reversed {
+            hook.flags |= VIGIL_HOOK_NEED_BINARY_REVERSED;
+        }
+        sel.binary_op = op as u8;
+        push_strings(
+            strings,
+            base + BINARY_SLOT,
+            &bins.values,
+            reversed,
+            &format!("{path}.matchBinaries[0]"),
+        )?;
+    }
+
+    sel.nmatch_args = selector.match_args.len() as u8;
+    for (m, match_arg) in selector.match_args.iter().enumerate() {
+        let mpath = format!("{path}.matchArgs[{m}]");
+        let position = arg_position(match_arg, args, &mpath)?;
+        let kind = u32::from(hook.args[position].type_);
+        let mut ma = vigil_match_arg {
+            arg: position as u8,
+            ..Default::default()
+        };
+        if matches!(kind, VIGIL_ARG_STRING | VIGIL_ARG_FD | VIGIL_ARG_CHAR_BUF) {
+            let op = match match_arg.operator {
+                Operator::Equal => VIGIL_OP_STR_EQ,
+                Operator::NotEqual => VIGIL_OP_STR_NEQ,
+                Operator::Prefix => VIGIL_OP_STR_PREFIX,
+                Operator::NotPrefix => VIGIL_OP_STR_NOT_PREFIX,
+                Operator::Postfix => VIGIL_OP_STR_POSTFIX,
+                Operator::NotPostfix => VIGIL_OP_STR_NOT_POSTFIX,
+                other => {
+                    return Err(format!(
+                        "{mpath}.operator: {other} on a string argument is not implemented in vigil yet"
+                    ))
+                }
+            };
+            let reversed = matches!(op, VIGIL_OP_STR_POSTFIX | VIGIL_OP_STR_NOT_POSTFIX);
+            if reversed {
+                hook.args[position].flags |= VIGIL_ARG_NEED_REVERSED as u8;
+            }
+            ma.op = op as u8;
+            push_strings(
+                strings,
+                base + m as u32,
+                &match_arg.values,
+                reversed,
+                &mpath,
+            )?;
+        } else {
+            int_match(&mut ma, match_arg, &mpath)?;
+        }
+        sel.match_args[m] = ma;
+    }
+
+    let (actions, signal, name) = actions_of(&selector.match_actions, path)?;
+    sel.actions = actions;
+    sel.signal = signal;
+    Ok((sel, name))
+}
+
+fn push_strings(
+    strings: &mut Vec<StringEntry>,
+    slot: u32,
+    values: &[String],
+    reversed: bool,
+    path: &str,
+) -> Result<(), String> {
+    for (v, value) in values.iter().enumerate() {
+        if value.len() > VIGIL_MATCH_STRING_MAX as usize {
+            return Err(format!(
+                "{path}.values[{v}]: {} bytes; vigil compares strings of at most {VIGIL_MATCH_STRING_MAX} bytes",
+                value.len()
+            ));
+        }
+        strings.push(StringEntry {
+            slot,
+            value: value.clone(),
+            reversed,
+        });
+    }
+    Ok(())
+}
+
+fn parse_int(text: &str, path: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let parsed = if let Some(hex) = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+        u64::from_str_radix(hex, 16).ok()
+    } else if let Some(neg) = t.strip_prefix('-') {
+        neg.parse::<i64>().ok().map(|n| n.wrapping_neg() as u64)
+    } else {
+        t.parse::<u64>().ok()
+    };
+    parsed.ok_or_else(|| format!("{path}: \"{text}\" is not an integer"))
+}
+
+fn int_match(ma: &mut vigil_match_arg, m: &ArgSelector, path: &str) -> Result<(), String> {
+    let op = match m.operator {
+        Operator::Equal => VIGIL_OP_INT_EQ,
+        Operator::NotEqual => VIGIL_OP_INT_NEQ,
+        Operator::GreaterThan => VIGIL_OP_INT_GT,
+        Operator::LessThan => VIGIL_OP_INT_LT,
+        Operator::Mask => VIGIL_OP_INT_MASK,
+        Operator::InRange => VIGIL_OP_INT_IN_RANGE,
+        Operator::NotInRange => VIGIL_OP_INT_NOT_IN_RANGE,
+        other => {
+            return Err(format!(
+                "{path}.operator: {other} on an integer argument is not implemented in vigil yet"
+            ))
+        }
+    };
+    let mut values = Vec::new();
+    for (v, text) in m.values.iter().enumerate() {
+        let vpath = format!("{path}.values[{v}]");
+        if matches!(op, VIGIL_OP_INT_IN_RANGE | VIGIL_OP_INT_NOT_IN_RANGE) {
+            let (lo, hi) = text
+                .split_once(':')
+                .ok_or_else(|| format!("{vpath}: \"{text}\" is not a MIN:MAX range"))?;
+            values.push(parse_int(lo, &vpath)?);
+            values.push(parse_int(hi, &vpath)?);
+        } else {
+            values.push(parse_int(text, &vpath)?);
+        }
+    }
+    if values.len() > VIGIL_MATCH_VALUES_MAX as usize {
+        return Err(format!(
+            "{path}.values: vigil compares at most {VIGIL_MATCH_VALUES_MAX} integers (ranges count twice)"
+        ));
+    }
+    ma.op = op as u8;
+    ma.nvalues = values.len() as u8;
+    for (slot, v) in ma.values.iter_mut().zip(values) {
+        *slot = v;
+    }
+    Ok(())
+}
+
+/// Action flags, signal and the action the events report (Tetragon's name).
+fn actions_of(actions: &[Action], path: &str) -> Result<(u32, u32, &'static str), String> {
+    let mut flags = VIGIL_ACTION_POST;
+    let mut signal = 0;
+    let mut name = "KPROBE_ACTION_POST";
+    for (a, action) in actions.iter().enumerate() {
+        let apath = format!("{path}.matchActions[{a}]");
+        match action.action {
+            ActionKind::Post => {
+                let extras = [
+                    ("rateLimit", action.rate_limit.is_some()),
+                    ("kernelStackTrace", action.kernel_stack_trace),
+                    ("userStackTrace", action.user_stack_trace),
+                    ("imaHash", action.ima_hash),
+                ];
+                if let Some((field, _)) = extras.iter().find(|(_, set)| *set) {
+                    return Err(format!("{apath}.{field}: not implemented in vigil yet"));
+                }
+            }
+            ActionKind::NoPost => {
+                flags &= !VIGIL_ACTION_POST;
+                if signal == 0 {
+                    name = "KPROBE_ACTION_NOPOST";
+                }
+            }
+            ActionKind::Sigkill | ActionKind::Signal => {
+                if signal != 0 {
+                    return Err(format!("{apath}: one signal per selector"));
+                }
+                flags |= VIGIL_ACTION_SIGNAL;
+                signal = if action.action == ActionKind::Sigkill {
+                    name = "KPROBE_ACTION_SIGKILL";
+                    libc::SIGKILL as u32
+                } else {
+                    name = "KPROBE_ACTION_SIGNAL";
+                    action.arg_sig.unwrap_or(0)
+                };
+            }
+            ActionKind::Override => {
+                return Err(format!(
+                    "{apath}: Override needs bpf_override_return, fmod_ret or BPF-LSM; \
+                     on a system call tracepoint nothing can change the call's result (use Sigkill: {KILL_GUARANTEE})"
+                ))
+            }
+            other => {
+                return Err(format!(
+                    "{apath}: action {other} is not implemented in vigil yet"
+                ))
+            }
+        }
+    }
+    Ok((flags, signal, name))
+}

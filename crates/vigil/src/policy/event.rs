@@ -1,0 +1,145 @@
+//! `process_kprobe` events from kernel records of policy hooks.
+use vigil_bpf::wire::{
+    VIGIL_ARG_CHAR_BUF, VIGIL_ARG_FD, VIGIL_ARG_INT, VIGIL_ARG_LONG, VIGIL_ARG_SIZE,
+    VIGIL_ARG_STRING, VIGIL_ARG_UINT, VIGIL_ARG_ULONG, VIGIL_KPROBE_MONITORED,
+    VIGIL_KPROBE_SIGNAL_FAILED,
+};
+use vigil_events::{ArgValue, KprobeArgument, KprobeFile, Process, ProcessKprobe};
+
+use super::compile::{ArgMeta, HookMeta};
+use crate::decode::KprobeRecord;
+
+pub fn kprobe_event(
+    rec: &KprobeRecord,
+    meta: &HookMeta,
+    process: Process,
+    parent: Option<Process>,
+    ancestors: Vec<Process>,
+) -> ProcessKprobe {
+    let args = rec
+        .args
+        .iter()
+        .zip(&meta.args)
+        .filter_map(|(raw, m)| argument(raw.kind, &raw.bytes, &m.label))
+        .collect();
+    let r#return = match (&meta.ret, rec.ret) {
+        (Some(ArgMeta { kind, label }), Some(ret)) => argument(*kind, &ret.to_le_bytes(), label),
+        _ => None,
+    };
+    // A signal not sent (monitor mode, or the helper failed) is not reported as done.
+    let action = if rec.flags & (VIGIL_KPROBE_MONITORED | VIGIL_KPROBE_SIGNAL_FAILED) != 0 {
+        "KPROBE_ACTION_POST"
+    } else {
+        meta.selector_actions
+            .get(rec.selector as usize)
+            .copied()
+            .unwrap_or("KPROBE_ACTION_POST")
+    };
+    ProcessKprobe {
+        process,
+        parent,
+        function_name: meta.function_name.clone(),
+        args,
+        r#return,
+        action,
+        policy_name: meta.policy.clone(),
+        message: meta.message.clone(),
+        tags: meta.tags.clone(),
+        ancestors,
+    }
+}
+
+fn integer(bytes: &[u8]) -> u64 {
+    let mut b = [0u8; 8];
+    let n = bytes.len().min(8);
+    b[..n].copy_from_slice(&bytes[..n]);
+    u64::from_le_bytes(b)
+}
+
+fn argument(kind: u8, bytes: &[u8], label: &str) -> Option<KprobeArgument> {
+    let text = || String::from_utf8_lossy(bytes).into_owned();
+    let value = match u32::from(kind) {
+        VIGIL_ARG_INT => ArgValue::IntArg(integer(bytes) as i32),
+        VIGIL_ARG_UINT => ArgValue::UintArg(integer(bytes) as u32),
+        VIGIL_ARG_LONG => ArgValue::LongArg((integer(bytes) as i64).to_string()),
+        VIGIL_ARG_ULONG | VIGIL_ARG_SIZE => ArgValue::SizeArg(integer(bytes).to_string()),
+        VIGIL_ARG_STRING => ArgValue::StringArg(text()),
+        VIGIL_ARG_FD => ArgValue::FileArg(KprobeFile { path: text() }),
+        VIGIL_ARG_CHAR_BUF => ArgValue::bytes(bytes),
+        _ => return None,
+    };
+    Some(KprobeArgument {
+        value,
+        label: label.to_owned(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::RawArg;
+
+    fn meta() -> HookMeta {
+        HookMeta {
+            policy: "p".into(),
+            function_name: "__x64_sys_write".into(),
+            message: String::new(),
+            tags: vec![],
+            args: vec![
+                ArgMeta {
+                    kind: VIGIL_ARG_FD as u8,
+                    label: String::new(),
+                },
+                ArgMeta {
+                    kind: VIGIL_ARG_CHAR_BUF as u8,
+                    label: String::new(),
+                },
+                ArgMeta {
+                    kind: VIGIL_ARG_SIZE as u8,
+                    label: String::new(),
+                },
+            ],
+            ret: Some(ArgMeta {
+                kind: VIGIL_ARG_INT as u8,
+                label: String::new(),
+            }),
+            selector_actions: vec!["KPROBE_ACTION_SIGKILL"],
+        }
+    }
+
+    #[test]
+    fn typed_args_return_and_honest_action() {
+        let raw = |kind: u32, bytes: &[u8]| RawArg {
+            kind: kind as u8,
+            bytes: bytes.to_vec(),
+        };
+        let mut rec = KprobeRecord {
+            ktime: 0,
+            key: crate::decode::ProcKey { pid: 1, ktime: 1 },
+            tid: 1,
+            hook: 0,
+            flags: 0,
+            selector: 0,
+            ret: Some(-9),
+            args: vec![
+                raw(VIGIL_ARG_FD, b"/tmp/x"),
+                raw(VIGIL_ARG_CHAR_BUF, b"hi"),
+                raw(VIGIL_ARG_SIZE, &2u64.to_le_bytes()),
+            ],
+        };
+        let ev = kprobe_event(&rec, &meta(), Process::default(), None, vec![]);
+        assert_eq!(
+            ev.args[0].value,
+            ArgValue::FileArg(KprobeFile {
+                path: "/tmp/x".into()
+            })
+        );
+        assert_eq!(ev.args[1].value, ArgValue::BytesArg("aGk=".into()));
+        assert_eq!(ev.args[2].value, ArgValue::SizeArg("2".into()));
+        assert_eq!(ev.r#return.unwrap().value, ArgValue::IntArg(-9));
+        assert_eq!(ev.action, "KPROBE_ACTION_SIGKILL");
+        rec.flags = VIGIL_KPROBE_MONITORED;
+        let ev = kprobe_event(&rec, &meta(), Process::default(), None, vec![]);
+        assert_eq!(ev.action, "KPROBE_ACTION_POST");
+    }
+}

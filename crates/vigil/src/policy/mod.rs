@@ -1,0 +1,64 @@
+//! TracingPolicy loading: read and validate the files (vigil-policy),
+//! compile each hook against this kernel (`compile`), give every hook a
+//! status and every policy a state (`state`), and turn kernel records of
+//! policy hooks into `process_kprobe` events (`event`).
+mod compile;
+mod event;
+mod metrics;
+mod state;
+mod syscalls;
+
+use std::path::{Path, PathBuf};
+
+pub use compile::HookPlan;
+pub use event::kprobe_event;
+pub use metrics::PolicyMetrics;
+pub use state::{HookTable, PolicySet};
+
+use crate::probe::KernelFeatures;
+
+/// The policy files named on the command line: each `--tracing-policy` file,
+/// then the `.yaml`/`.yml` files of each `--tracing-policy-dir`, sorted.
+pub fn policy_files(files: &[PathBuf], dirs: &[PathBuf]) -> (Vec<PathBuf>, Vec<(PathBuf, String)>) {
+    let mut out = files.to_vec();
+    let mut unreadable = Vec::new();
+    for dir in dirs {
+        match std::fs::read_dir(dir) {
+            Ok(entries) => {
+                let mut found: Vec<PathBuf> = entries
+                    .filter_map(Result::ok)
+                    .map(|e| e.path())
+                    .filter(|p| is_yaml(p))
+                    .collect();
+                found.sort();
+                out.extend(found);
+            }
+            Err(e) => unreadable.push((dir.clone(), format!("cannot read directory: {e}"))),
+        }
+    }
+    (out, unreadable)
+}
+
+fn is_yaml(p: &Path) -> bool {
+    p.is_file() && p.extension().is_some_and(|e| e == "yaml" || e == "yml")
+}
+
+/// Validates and compiles every policy; invalid files become policies in the error state.
+pub fn load(files: &[PathBuf], dirs: &[PathBuf], features: &KernelFeatures) -> PolicySet {
+    let (paths, unreadable) = policy_files(files, dirs);
+    let mut set = PolicySet::default();
+    for (dir, why) in unreadable {
+        set.add_invalid(&dir, why);
+    }
+    for path in paths {
+        match vigil_policy::check_file(&path) {
+            Ok(policies) => {
+                for policy in &policies {
+                    set.add(&path, compile::compile(policy, features));
+                }
+            }
+            Err(errors) => set.add_invalid(&path, errors.to_string()),
+        }
+    }
+    set
+}

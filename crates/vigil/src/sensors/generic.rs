@@ -1,0 +1,170 @@
+//! The generic system call hook: TracingPolicy kprobes on system calls,
+//! served by raw_tp sys_enter/sys_exit and configured entirely through maps
+//! (hook configs, syscall -> hooks, selector strings). It shares the process
+//! sensor's ring buffer, counters and process table.
+use std::{collections::BTreeMap, mem::MaybeUninit, os::fd::AsFd};
+
+use anyhow::{Context, Result};
+use libbpf_rs::{
+    skel::{OpenSkel, SkelBuilder},
+    Link, MapCore, MapFlags, OpenObject,
+};
+use vigil_bpf::{
+    syscall::{SyscallSkel, SyscallSkelBuilder},
+    wire::{
+        vigil_string_key, vigil_syscall_hooks, VIGIL_HOOK_RETURN, VIGIL_HOOK_STAT_MAX,
+        VIGIL_MATCH_STRING_MAX,
+    },
+};
+
+use super::process::ProcessSensor;
+use crate::policy::HookPlan;
+
+pub struct GenericSensor<'obj> {
+    skel: SyscallSkel<'obj>,
+    _links: Vec<Link>,
+}
+
+/// Bytes of a plain wire struct, for map updates.
+fn bytes_of<T: Copy>(v: &T) -> &[u8] {
+    // SAFETY: T is a plain-old-data wire struct (integers and arrays only),
+    // fully initialized (built from Default), read as bytes for its size.
+    unsafe { std::slice::from_raw_parts((v as *const T).cast::<u8>(), std::mem::size_of::<T>()) }
+}
+
+/// The trie key of a selector string (reversed for Postfix operators).
+fn string_key(match_id: u32, value: &str, reversed: bool) -> vigil_string_key {
+    let mut key = vigil_string_key {
+        match_id,
+        ..Default::default()
+    };
+    let bytes = value.as_bytes();
+    let n = bytes.len().min(VIGIL_MATCH_STRING_MAX as usize);
+    if reversed {
+        for (dst, src) in key.data.iter_mut().zip(bytes.iter().rev()) {
+            *dst = *src;
+        }
+    } else {
+        key.data[..n].copy_from_slice(&bytes[..n]);
+    }
+    key.prefixlen = 32 + 8 * n as u32;
+    key
+}
+
+impl<'obj> GenericSensor<'obj> {
+    pub fn load(
+        obj: &'obj mut MaybeUninit<OpenObject>,
+        process: &ProcessSensor,
+        wakeup_bytes: u64,
+        hooks: &[(u32, HookPlan)],
+    ) -> Result<Self> {
+        let mut open = SyscallSkelBuilder::default()
+            .open(obj)
+            .context("opening the generic syscall sensor's BPF object")?;
+        let shared = &process.skel.maps;
+        open.maps
+            .events
+            .reuse_fd(shared.events.as_fd())
+            .context("sharing the ring buffer")?;
+        open.maps
+            .procs
+            .reuse_fd(shared.procs.as_fd())
+            .context("sharing the process table")?;
+        open.maps
+            .stats
+            .reuse_fd(shared.stats.as_fd())
+            .context("sharing the kernel counters")?;
+        if let Some(rodata) = open.maps.rodata_data.as_deref_mut() {
+            rodata.agent_tgid = std::process::id();
+            rodata.vigil_config.wakeup_bytes = wakeup_bytes;
+        }
+        let skel = open
+            .load()
+            .context("loading the generic syscall sensor (BPF verifier)")?;
+
+        let mut by_syscall: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
+        for (id, plan) in hooks {
+            skel.maps
+                .hook_configs
+                .update(&id.to_ne_bytes(), bytes_of(&plan.config), MapFlags::ANY)
+                .with_context(|| format!("configuring hook {id}"))?;
+            for s in &plan.strings {
+                let key = string_key(HookPlan::match_id(*id, s.slot), &s.value, s.reversed);
+                let len = s.value.len() as u32;
+                skel.maps
+                    .string_match
+                    .update(bytes_of(&key), &len.to_ne_bytes(), MapFlags::ANY)
+                    .with_context(|| format!("storing selector string {:?}", s.value))?;
+            }
+            by_syscall.entry(plan.syscall).or_default().push(*id);
+        }
+        for (nr, ids) in &by_syscall {
+            let mut entry = vigil_syscall_hooks {
+                count: ids.len() as u32,
+                ..Default::default()
+            };
+            for (slot, id) in entry.hooks.iter_mut().zip(ids) {
+                *slot = *id;
+            }
+            skel.maps
+                .syscall_hooks
+                .update(&nr.to_ne_bytes(), bytes_of(&entry), MapFlags::ANY)
+                .with_context(|| format!("hooking system call {nr}"))?;
+        }
+
+        let mut links = vec![skel
+            .progs
+            .vigil_sys_enter
+            .attach_raw_tracepoint("sys_enter")
+            .context("attaching raw_tp/sys_enter")?];
+        if hooks
+            .iter()
+            .any(|(_, p)| p.config.flags & VIGIL_HOOK_RETURN != 0)
+        {
+            links.push(
+                skel.progs
+                    .vigil_sys_exit
+                    .attach_raw_tracepoint("sys_exit")
+                    .context("attaching raw_tp/sys_exit")?,
+            );
+        }
+        Ok(GenericSensor {
+            skel,
+            _links: links,
+        })
+    }
+
+    /// A hook's counters (`enum vigil_hook_stat`), summed over CPUs.
+    pub fn hook_counters(&self, hook: u32) -> Result<[u64; VIGIL_HOOK_STAT_MAX as usize]> {
+        let mut out = [0u64; VIGIL_HOOK_STAT_MAX as usize];
+        for (stat, slot) in out.iter_mut().enumerate() {
+            let key = (hook * VIGIL_HOOK_STAT_MAX + stat as u32).to_ne_bytes();
+            let per_cpu = self
+                .skel
+                .maps
+                .hook_stats
+                .lookup_percpu(&key, MapFlags::ANY)
+                .context("reading hook counters")?
+                .unwrap_or_default();
+            *slot = per_cpu
+                .iter()
+                .filter_map(|v| v.get(..8).and_then(|b| b.try_into().ok()))
+                .map(u64::from_ne_bytes)
+                .sum();
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn postfix_keys_are_reversed() {
+        let k = string_key(7, "abc", true);
+        assert_eq!((k.match_id, k.prefixlen), (7, 32 + 24));
+        assert_eq!(&k.data[..3], b"cba");
+        assert_eq!(&string_key(7, "abc", false).data[..3], b"abc");
+    }
+}
