@@ -7,7 +7,7 @@ use std::{
     os::unix::process::CommandExt,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
-    sync::mpsc,
+    sync::{mpsc, Arc, Mutex},
     thread,
     time::{Duration, Instant},
 };
@@ -61,6 +61,7 @@ pub struct Agent {
     child: Child,
     _dir: tempfile::TempDir,
     pub events_path: PathBuf,
+    log: Arc<Mutex<Vec<String>>>,
 }
 
 impl Agent {
@@ -93,9 +94,14 @@ impl Agent {
         let mut child = cmd.spawn().expect("spawning vigil agent");
         let stderr = child.stderr.take().expect("piped stderr");
         let (tx, rx) = mpsc::channel();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let sink = log.clone();
         thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 eprintln!("[agent] {line}");
+                if let Ok(mut lines) = sink.lock() {
+                    lines.push(line.clone());
+                }
                 if line.contains("vigil agent ready") {
                     let _ = tx.send(());
                 }
@@ -109,7 +115,13 @@ impl Agent {
             child,
             _dir: dir,
             events_path,
+            log,
         }
+    }
+
+    /// The agent's log lines (stderr) so far.
+    pub fn log(&self) -> Vec<String> {
+        self.log.lock().map(|l| l.clone()).unwrap_or_default()
     }
 
     /// All events exported so far.

@@ -3,6 +3,7 @@
 //! of our own (not libtest) so that a test can report itself skipped with a
 //! reason, and so that this binary doubles as the tester programs it runs.
 mod harness;
+mod policy;
 mod process;
 mod tester;
 
@@ -48,6 +49,34 @@ const TESTS: &[(&str, TestFn)] = &[
     (
         "process::agent_leaves_nothing_loaded",
         process::agent_leaves_nothing_loaded,
+    ),
+    (
+        "policy::openat_prefix_posts_matching_paths",
+        policy::openat_prefix_posts_matching_paths,
+    ),
+    (
+        "policy::match_binaries_restricts_to_binary",
+        policy::match_binaries_restricts_to_binary,
+    ),
+    (
+        "policy::sigkill_kills_the_opener",
+        policy::sigkill_kills_the_opener,
+    ),
+    (
+        "policy::monitor_mode_does_not_kill",
+        policy::monitor_mode_does_not_kill,
+    ),
+    (
+        "policy::bad_policy_refused_good_policy_kept",
+        policy::bad_policy_refused_good_policy_kept,
+    ),
+    (
+        "policy::write_fd_buffer_and_return_value",
+        policy::write_fd_buffer_and_return_value,
+    ),
+    (
+        "policy::non_syscall_kprobe_refused_with_reason",
+        policy::non_syscall_kprobe_refused_with_reason,
     ),
 ];
 
