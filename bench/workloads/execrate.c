@@ -1,6 +1,8 @@
-/* execrate exec|fork RATE SECONDS WORKERS: WORKERS processes together start
- * RATE processes per second (0: as fast as they can) for SECONDS. "exec" runs
- * /bin/true; "fork" children only _exit. Prints the number started. */
+/* execrate exec|fork|open RATE SECONDS WORKERS [PATH]: WORKERS processes
+ * together do RATE operations per second (0: as fast as they can) for
+ * SECONDS. "exec" starts /bin/true; "fork" starts children that only _exit;
+ * "open" opens and closes PATH. Prints the number of operations done. */
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,8 +18,14 @@ static double now(void)
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+static const char *open_path;
+
 static int start_one(int do_exec)
 {
+	if (open_path) {
+		int fd = open(open_path, O_RDONLY);
+		return fd < 0 ? -1 : close(fd);
+	}
 	pid_t pid = fork();
 	if (pid < 0)
 		return -1;
@@ -32,10 +40,13 @@ static int start_one(int do_exec)
 
 int main(int argc, char **argv)
 {
-	if (argc != 5 || (strcmp(argv[1], "exec") && strcmp(argv[1], "fork"))) {
-		fprintf(stderr, "usage: execrate exec|fork RATE SECONDS WORKERS\n");
+	int is_open = argc == 6 && !strcmp(argv[1], "open");
+	if (!(argc == 5 && (!strcmp(argv[1], "exec") || !strcmp(argv[1], "fork"))) && !is_open) {
+		fprintf(stderr, "usage: execrate exec|fork RATE SECONDS WORKERS | execrate open RATE SECONDS WORKERS PATH\n");
 		return 2;
 	}
+	if (is_open)
+		open_path = argv[5];
 	int do_exec = !strcmp(argv[1], "exec");
 	double rate = atof(argv[2]), secs = atof(argv[3]);
 	int workers = atoi(argv[4]);
