@@ -264,12 +264,26 @@ int BPF_PROG(vigil_fork, struct task_struct *parent, struct task_struct *child)
 	return 0;
 }
 
+/*
+ * Thread groups that just ended, by tgid, with their leader's start time.
+ * Older kernels pass sched_process_exit no group_dead argument, and threads
+ * exiting together can all see live == 0: this map lets only one report.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, __u64);
+} recent_exits SEC(".maps");
+
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(vigil_exit, struct task_struct *task)
 {
 	__u32 tgid = BPF_CORE_READ(task, tgid);
+	__u64 leader_start = BPF_CORE_READ(task, group_leader, start_time);
 	struct vigil_msg_exit m = {};
 	struct proc_entry *e;
+	__u64 *reported;
 
 	/* Only the last thread of the group reports the process's end. */
 	if (BPF_CORE_READ(task, signal, live.counter) != 0)
@@ -285,9 +299,16 @@ int BPF_PROG(vigil_exit, struct task_struct *task)
 	if (e) {
 		m.key.ktime = e->key.ktime;
 		m.flags = e->flags;
-		bpf_map_delete_elem(&procs, &tgid);
+		bpf_map_update_elem(&recent_exits, &tgid, &leader_start, BPF_ANY);
+		/* Of threads racing here, the one that removes the entry reports. */
+		if (bpf_map_delete_elem(&procs, &tgid))
+			return 0;
 	} else {
-		m.key.ktime = BPF_CORE_READ(task, group_leader, start_time);
+		reported = bpf_map_lookup_elem(&recent_exits, &tgid);
+		if (reported && *reported == leader_start)
+			return 0;
+		bpf_map_update_elem(&recent_exits, &tgid, &leader_start, BPF_ANY);
+		m.key.ktime = leader_start;
 		m.flags = VIGIL_PROC_PARENT_DERIVED;
 		stat_inc(VIGIL_STAT_PROC_TABLE_MISS);
 	}

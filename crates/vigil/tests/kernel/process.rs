@@ -152,6 +152,9 @@ pub fn setuid_binary_shows_privilege_change() -> TestResult {
     let Some(setpriv) = which("setpriv") else {
         skip!("setpriv (util-linux) is not installed")
     };
+    if !Path::new("/usr/bin/id").is_file() {
+        skip!("/usr/bin/id (coreutils) is not installed");
+    }
     // A directory on the build tree's filesystem (/tmp may be mounted nosuid);
     // in a VM guest the build tree does not exist and /tmp serves.
     let base = Path::new(env!("CARGO_TARGET_TMPDIR"));
