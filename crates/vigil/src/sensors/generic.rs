@@ -2,12 +2,12 @@
 //! served by raw_tp sys_enter/sys_exit and configured entirely through maps
 //! (hook configs, syscall -> hooks, selector strings). It shares the process
 //! sensor's ring buffer, counters and process table.
-use std::{collections::BTreeMap, mem::MaybeUninit, os::fd::AsFd};
+use std::{collections::BTreeMap, mem::MaybeUninit, os::fd::AsFd, sync::Mutex};
 
-use anyhow::{Context, Result};
+use anyhow::{anyhow, Context, Result};
 use libbpf_rs::{
     skel::{OpenSkel, SkelBuilder},
-    Link, MapCore, MapFlags, OpenObject,
+    Link, MapCore, MapFlags, OpenObject, PrintLevel,
 };
 use vigil_bpf::{
     syscall::{SyscallSkel, SyscallSkelBuilder},
@@ -51,6 +51,31 @@ fn string_key(match_id: u32, value: &str, reversed: bool) -> vigil_string_key {
     key
 }
 
+/// libbpf's messages while the object loads, to find the verifier's verdict.
+static LOAD_LOG: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+fn keep_libbpf_message(_level: PrintLevel, msg: String) {
+    tracing::debug!("libbpf: {}", msg.trim_end());
+    if let Ok(mut log) = LOAD_LOG.lock() {
+        log.push(msg);
+    }
+}
+
+/// The verifier's key line: the one right before its `processed N insns` summary.
+fn verifier_key_line(messages: &[String]) -> Option<String> {
+    let lines: Vec<&str> = messages
+        .iter()
+        .flat_map(|m| m.lines())
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let summary = lines.iter().position(|l| l.starts_with("processed "))?;
+    summary
+        .checked_sub(1)
+        .and_then(|i| lines.get(i))
+        .map(|l| (*l).to_owned())
+}
+
 impl<'obj> GenericSensor<'obj> {
     pub fn load(
         obj: &'obj mut MaybeUninit<OpenObject>,
@@ -78,9 +103,19 @@ impl<'obj> GenericSensor<'obj> {
             rodata.agent_tgid = std::process::id();
             rodata.vigil_config.wakeup_bytes = wakeup_bytes;
         }
-        let skel = open
-            .load()
-            .context("loading the generic syscall sensor (BPF verifier)")?;
+        if let Ok(mut log) = LOAD_LOG.lock() {
+            log.clear();
+        }
+        let previous = libbpf_rs::set_print(Some((PrintLevel::Warn, keep_libbpf_message)));
+        let loaded = open.load();
+        libbpf_rs::set_print(previous);
+        let skel = loaded.map_err(|e| {
+            let key = LOAD_LOG.lock().ok().and_then(|log| verifier_key_line(&log));
+            match key {
+                Some(line) => anyhow!("BPF verifier refused the program: {line} ({e})"),
+                None => anyhow!("loading the BPF object failed: {e}"),
+            }
+        })?;
 
         let mut by_syscall: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
         for (id, plan) in hooks {
@@ -159,6 +194,21 @@ impl<'obj> GenericSensor<'obj> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn verifier_key_line_is_the_error() {
+        let log = [
+            "libbpf: prog 'x': BPF program load failed: -EACCES\n".to_owned(),
+            "10: (71) r9 = *(u8 *)(r9 +0)\ninvalid access to map value, value_size=360 off=4199 size=1\n\
+             R9 max value is outside of the allowed memory range\nprocessed 12483 insns (limit 1000000)\n"
+                .to_owned(),
+        ];
+        assert_eq!(
+            verifier_key_line(&log).as_deref(),
+            Some("R9 max value is outside of the allowed memory range")
+        );
+        assert_eq!(verifier_key_line(&["no summary".to_owned()]), None);
+    }
 
     #[test]
     fn postfix_keys_are_reversed() {
