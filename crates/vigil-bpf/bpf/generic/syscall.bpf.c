@@ -183,11 +183,13 @@ static long read_arg(__u64 i, void *unused)
 	char *dst;
 	long n;
 
-	if (!s || i >= VIGIL_HOOK_ARGS_MAX)
+	if (!s)
 		return 1;
 	cfg = bpf_map_lookup_elem(&hook_configs, &s->hook);
-	if (!cfg)
+	/* Checked right before use, then pinned (see check_selector). */
+	if (!cfg || i >= VIGIL_HOOK_ARGS_MAX)
 		return 1;
+	barrier_var(i);
 	a = &cfg->args[i];
 	d = &s->ev.msg.args[i];
 	d->type = a->type;
@@ -361,11 +363,14 @@ static long check_selector(__u64 i, void *unused)
 	struct generic_state *s = state();
 	struct vigil_hook_config *cfg;
 
-	if (!s || i >= VIGIL_SELECTORS_MAX)
+	if (!s)
 		return 1;
 	cfg = bpf_map_lookup_elem(&hook_configs, &s->hook);
-	if (!cfg)
+	/* Checked right before use, then pinned: the compiler would otherwise
+	 * reload an unchecked spilled copy, whose bounds 6.1 does not know. */
+	if (!cfg || i >= VIGIL_SELECTORS_MAX)
 		return 1;
+	barrier_var(i);
 	if (selector_matches(s, &cfg->selectors[i])) {
 		s->matched = i;
 		return 1;
@@ -403,6 +408,7 @@ __noinline int run_hook(__u32 hook)
 	struct vigil_selector_config *sel;
 	struct vigil_msg_kprobe *m;
 	struct task_struct *task;
+	__u32 matched;
 	int derived;
 
 	if (!s || !cfg)
@@ -419,9 +425,10 @@ __noinline int run_hook(__u32 hook)
 		if (cfg->flags & VIGIL_HOOK_NEED_BINARY)
 			load_binary(s, cfg->flags);
 		bpf_loop(cfg->nselectors, check_selector, NULL, 0);
-		if (s->matched >= VIGIL_SELECTORS_MAX)
+		matched = s->matched;
+		if (matched >= VIGIL_SELECTORS_MAX)
 			return 0;
-		sel = &cfg->selectors[s->matched];
+		sel = &cfg->selectors[matched];
 		m->action = sel->actions;
 		m->signal = sel->signal;
 	} else {

@@ -61,7 +61,8 @@ fn keep_libbpf_message(_level: PrintLevel, msg: String) {
     }
 }
 
-/// The verifier's key line: the one right before its `processed N insns` summary.
+/// The verifier's key line (the one right before its `processed N insns`
+/// summary), with the source line it was checking when it gave up.
 fn verifier_key_line(messages: &[String]) -> Option<String> {
     let lines: Vec<&str> = messages
         .iter()
@@ -70,10 +71,15 @@ fn verifier_key_line(messages: &[String]) -> Option<String> {
         .filter(|l| !l.is_empty())
         .collect();
     let summary = lines.iter().position(|l| l.starts_with("processed "))?;
-    summary
-        .checked_sub(1)
-        .and_then(|i| lines.get(i))
-        .map(|l| (*l).to_owned())
+    let key = lines.get(summary.checked_sub(1)?)?;
+    let source = lines[..summary]
+        .iter()
+        .rev()
+        .find_map(|l| l.strip_prefix("; "));
+    Some(match source {
+        Some(src) => format!("{key} (at: {src})"),
+        None => (*key).to_owned(),
+    })
 }
 
 impl<'obj> GenericSensor<'obj> {
@@ -199,13 +205,13 @@ mod tests {
     fn verifier_key_line_is_the_error() {
         let log = [
             "libbpf: prog 'x': BPF program load failed: -EACCES\n".to_owned(),
-            "10: (71) r9 = *(u8 *)(r9 +0)\ninvalid access to map value, value_size=360 off=4199 size=1\n\
+            "; x = y[i]; @ a.bpf.c:7\n10: (71) r9 = *(u8 *)(r9 +0)\ninvalid access to map value, value_size=360 off=4199 size=1\n\
              R9 max value is outside of the allowed memory range\nprocessed 12483 insns (limit 1000000)\n"
                 .to_owned(),
         ];
         assert_eq!(
             verifier_key_line(&log).as_deref(),
-            Some("R9 max value is outside of the allowed memory range")
+            Some("R9 max value is outside of the allowed memory range (at: x = y[i]; @ a.bpf.c:7)")
         );
         assert_eq!(verifier_key_line(&["no summary".to_owned()]), None);
     }
