@@ -20,6 +20,7 @@ use super::{
 
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 const STOP_TIMEOUT: Duration = Duration::from_secs(60);
+const BPFTRACE_STOP_TIMEOUT: Duration = Duration::from_secs(15);
 /// Longer than vigil's 1 s loss-counter period, so losses are reported
 /// and the ring buffer drained before we look.
 const VIGIL_SETTLE: Duration = Duration::from_millis(1500);
@@ -253,11 +254,16 @@ impl Session {
             }
             _ => 0,
         };
-        let signal = match self.agent {
-            Agent::Bpftrace => libc::SIGINT,
-            _ => libc::SIGTERM,
-        };
-        stop(&mut self.child, signal)?;
+        match self.agent {
+            // bpftrace 0.17 sometimes never exits on SIGINT after a flood of
+            // output; what it printed is already in the file (line-buffered).
+            Agent::Bpftrace => {
+                if stop(&mut self.child, libc::SIGINT, BPFTRACE_STOP_TIMEOUT).is_err() {
+                    eprintln!("bench: bpftrace ignored SIGINT; killed it");
+                }
+            }
+            _ => stop(&mut self.child, libc::SIGTERM, STOP_TIMEOUT)?,
+        }
         let bytes =
             fs::read(&self.output).with_context(|| format!("reading {}", self.output.display()))?;
         let text =
@@ -294,11 +300,11 @@ impl Drop for Session {
     }
 }
 
-/// Sends `signal` to our child and waits for a clean exit.
-fn stop(child: &mut Child, signal: libc::c_int) -> Result<()> {
+/// Sends `signal` to our child and waits for a clean exit; kills it after `timeout`.
+fn stop(child: &mut Child, signal: libc::c_int, timeout: Duration) -> Result<()> {
     // SAFETY: kill on the pid of a child we have not reaped yet.
     unsafe { libc::kill(child.id() as libc::pid_t, signal) };
-    let deadline = Instant::now() + STOP_TIMEOUT;
+    let deadline = Instant::now() + timeout;
     loop {
         if let Some(status) = child.try_wait()? {
             // bpftrace exits with 0 on SIGINT; vigil and auditd on SIGTERM.
@@ -310,10 +316,7 @@ fn stop(child: &mut Child, signal: libc::c_int) -> Result<()> {
         if Instant::now() > deadline {
             child.kill()?;
             child.wait()?;
-            bail!(
-                "agent pid {} did not stop within {STOP_TIMEOUT:?}",
-                child.id()
-            );
+            bail!("agent pid {} did not stop within {timeout:?}", child.id());
         }
         thread::sleep(Duration::from_millis(20));
     }
