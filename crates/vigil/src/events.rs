@@ -77,35 +77,37 @@ impl EventBuilder {
 
     /// Process, parent and ancestors of a policy hook's record, from the cache.
     pub fn hook_context(&mut self, rec: &KprobeRecord) -> (Process, Option<Process>, Vec<Process>) {
-        let process = match self.cache.get(&rec.key) {
+        self.context(rec.key, rec.tid)
+    }
+
+    /// The process `key` as thread `tid` saw it, with its parent and ancestors;
+    /// a process the cache does not know is reported by identity, flagged `miss`.
+    fn context(&mut self, key: ProcKey, tid: u32) -> (Process, Option<Process>, Vec<Process>) {
+        let process = match self.cache.get(&key) {
             Some(p) => {
                 let mut p = (*p).clone();
-                p.tid = rec.tid;
+                p.tid = tid;
                 p
             }
             None => Process {
-                exec_id: exec_id(&self.opts.node_name, rec.key.ktime, rec.key.pid),
-                pid: rec.key.pid,
-                tid: rec.tid,
-                start_time: self.wall_time(rec.key.ktime),
+                exec_id: exec_id(&self.opts.node_name, key.ktime, key.pid),
+                pid: key.pid,
+                tid,
+                start_time: self.wall_time(key.ktime),
                 flags: flags::MISS.into(),
                 ..Default::default()
             },
         };
         let parent = self
             .cache
-            .parent_of(&rec.key)
+            .parent_of(&key)
             .and_then(|k| self.cache.get(&k))
             .map(|p| (*p).clone());
-        (process, parent, self.ancestors(&rec.key))
+        (process, parent, self.ancestors(&key))
     }
 
     /// Wraps an event body with the node name and the record's time.
     pub fn event(&self, ktime: u64, body: EventBody) -> Event {
-        self.envelope(ktime, body)
-    }
-
-    fn envelope(&self, ktime: u64, body: EventBody) -> Event {
         Event {
             body,
             node_name: self.opts.node_name.clone(),
@@ -119,7 +121,7 @@ impl EventBuilder {
             .insert(rec.key, process.clone(), Some(rec.parent));
         let parent = self.cache.get(&rec.parent).map(|p| (*p).clone());
         let ancestors = self.ancestors(&rec.key);
-        self.envelope(
+        self.event(
             rec.ktime,
             EventBody::ProcessExec(ProcessExec {
                 process,
@@ -146,30 +148,11 @@ impl EventBuilder {
     }
 
     fn exit(&mut self, rec: ExitRecord) -> Event {
-        let process = match self.cache.get(&rec.key) {
-            Some(p) => {
-                let mut p = (*p).clone();
-                p.tid = rec.tid;
-                p
-            }
-            None => Process {
-                exec_id: exec_id(&self.opts.node_name, rec.key.ktime, rec.key.pid),
-                pid: rec.key.pid,
-                tid: rec.tid,
-                start_time: self.wall_time(rec.key.ktime),
-                flags: flags::MISS.into(),
-                ..Default::default()
-            },
-        };
-        let parent_key = self.cache.parent_of(&rec.key);
-        let parent = parent_key
-            .and_then(|k| self.cache.get(&k))
-            .map(|p| (*p).clone());
-        let ancestors = self.ancestors(&rec.key);
+        let (process, parent, ancestors) = self.context(rec.key, rec.tid);
         self.cache.exited(rec.key);
         let (status, signal) = exit_status(rec.exit_code);
         let time = self.wall_time(rec.ktime);
-        self.envelope(
+        self.event(
             rec.ktime,
             EventBody::ProcessExit(ProcessExit {
                 process,
