@@ -1,6 +1,7 @@
 //! vigil: eBPF security observability and runtime enforcement.
 mod agent;
 mod config;
+mod debug;
 mod decode;
 mod events;
 mod metrics;
@@ -44,6 +45,22 @@ enum Command {
     /// Work with TracingPolicy files.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Look inside a running vigil.
+    #[command(subcommand)]
+    Debug(DebugCommand),
+}
+
+#[derive(Subcommand)]
+enum DebugCommand {
+    /// Per-program BPF run counts and run time of vigil's programs (kernel statistics).
+    Progs {
+        /// Seconds to measure (and between refreshes with --watch).
+        #[arg(long, default_value_t = 1.0)]
+        interval: f64,
+        /// Refresh until interrupted.
+        #[arg(long)]
+        watch: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -82,6 +99,11 @@ fn main() -> ExitCode {
 fn run(command: Command) -> Result<ExitCode> {
     match command {
         Command::Probe { output } => probe::run(output == "json").map(|()| ExitCode::SUCCESS),
+        Command::Debug(DebugCommand::Progs { interval, watch }) => {
+            let interval = std::time::Duration::try_from_secs_f64(interval)
+                .context("--interval must be a positive number of seconds")?;
+            debug::progs(interval, watch).map(|()| ExitCode::SUCCESS)
+        }
         Command::Policy(PolicyCommand::Check { files }) => {
             let report = vigil_policy::check_files(&files);
             print!("{report}");
