@@ -2,6 +2,7 @@
 //! programs, and assertions on the events the agent exported. A small harness
 //! of our own (not libtest) so that a test can report itself skipped with a
 //! reason, and so that this binary doubles as the tester programs it runs.
+mod defaults;
 mod harness;
 mod policy;
 mod process;
@@ -77,6 +78,10 @@ const TESTS: &[(&str, TestFn)] = &[
     (
         "policy::non_syscall_kprobe_refused_with_reason",
         policy::non_syscall_kprobe_refused_with_reason,
+    ),
+    (
+        "defaults::default_policies_load_and_post",
+        defaults::default_policies_load_and_post,
     ),
 ];
 
