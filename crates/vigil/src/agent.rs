@@ -236,7 +236,12 @@ pub fn run(args: AgentArgs, stop: Arc<AtomicBool>) -> Result<()> {
     let poll = Duration::from_millis(args.rb_poll_interval_ms.max(1));
     let mut last_check = Instant::now();
     while !stop.load(Ordering::Relaxed) {
-        rb.poll(poll).context("polling the ring buffer")?;
+        // A signal (SIGSTOP/SIGCONT, a debugger) interrupts the wait; that is no error.
+        if let Err(e) = rb.poll(poll) {
+            if e.kind() != libbpf_rs::ErrorKind::Interrupted {
+                return Err(e).context("polling the ring buffer");
+            }
+        }
         rb.consume().context("reading the ring buffer")?;
         if last_check.elapsed() >= COUNTER_INTERVAL {
             last_check = Instant::now();
