@@ -136,7 +136,11 @@ mod layout {
             args,
             selectors
         });
-        same_layout!(vigil_syscall_hooks { count, hooks });
+        same_layout!(vigil_syscall_hooks {
+            count,
+            hooks,
+            raw_tp
+        });
         same_layout!(vigil_string_key {
             prefixlen,
             match_id,

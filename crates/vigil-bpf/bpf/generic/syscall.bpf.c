@@ -1,18 +1,14 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
- * The generic system call hook: TracingPolicy kprobes on system calls
- * (`syscall: true`), served by the raw sys_enter/sys_exit tracepoints, which
- * exist where kprobes and trampolines do not. One program serves every
- * policy: user space describes each hook (arguments, selectors, actions) in
- * maps, as Tetragon's generic kprobe does; no code is generated per policy.
- *
- * The ring buffer `events`, the counters `stats` and the process table
- * `procs` are the process sensor's (the loader reuses their fds), so that
- * selectors read the process table and events stay in one ordered stream.
+ * The system call front-end of the generic hook: TracingPolicy kprobes on
+ * system calls (`syscall: true`). The per-syscall tracepoints
+ * (syscalls/sys_enter_NAME, sys_exit_NAME) serve them: one program,
+ * attached once per hooked system call, so that other system calls never
+ * run it. The raw sys_enter/sys_exit tracepoints serve only system calls
+ * without a tracepoint of their own (they would run on every system call).
+ * The hook logic itself is lib/generic.bpf.h.
  */
-#include "common.bpf.h"
-#include "path.bpf.h"
-#include "process_table.bpf.h"
+#include "generic.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -22,46 +18,6 @@ struct vigil_hook_config wire_hook_config_layout;
 struct vigil_syscall_hooks wire_syscall_hooks_layout;
 struct vigil_string_key wire_string_key_layout;
 
-#define ARG_MASK (VIGIL_ARG_DATA_MAX - 1)
-/* Every argument but the last starts below this offset (4 x 4095 bytes). */
-#define OFF_MASK (VIGIL_ARG_DATA_MAX * 4 - 1)
-#define DATA_SIZE (VIGIL_ARG_DATA_MAX * VIGIL_HOOK_ARGS_MAX)
-#define KEY_BITS(len) (32 + 8 * (len))
-
-/* Set by the loader: the agent's own system calls are never hooked (its
- * writes would otherwise feed a write hook forever). */
-const volatile __u32 agent_tgid = 0;
-
-struct generic_event {
-	struct vigil_msg_kprobe msg;
-	char data[DATA_SIZE];
-};
-
-/* Per-CPU state of the hook being evaluated: too large for the stack, and
- * shared with the bpf_loop callbacks. */
-struct generic_state {
-	struct generic_event ev;
-	/* Six system call arguments; eight slots so that a masked index stays inside. */
-	__u64 regs[8];
-	__u64 arg_val[VIGIL_HOOK_ARGS_MAX];
-	__u32 arg_off[VIGIL_HOOK_ARGS_MAX];
-	__u32 off;
-	__u32 hook;
-	__u32 matched;
-	__u32 bin_len;
-	struct vigil_string_key key;
-	struct vigil_string_key bin;
-	struct vigil_string_key bin_rev;
-	struct vigil_string_key rev[VIGIL_HOOK_ARGS_MAX];
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct generic_state);
-} generic_scratch SEC(".maps");
-
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, VIGIL_SYSCALLS_MAX);
@@ -69,418 +25,72 @@ struct {
 	__type(value, struct vigil_syscall_hooks);
 } syscall_hooks SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, VIGIL_HOOKS_MAX);
-	__type(key, __u32);
-	__type(value, struct vigil_hook_config);
-} hook_configs SEC(".maps");
-
-/* Selector strings: value is the string's length, so that Equal can tell an
- * exact match from a prefix. Postfix strings are stored reversed. */
-struct {
-	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
-	__uint(max_entries, 4096);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, struct vigil_string_key);
-	__type(value, __u32);
-} string_match SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, VIGIL_HOOKS_MAX * VIGIL_HOOK_STAT_MAX);
-	__type(key, __u32);
-	__type(value, __u64);
-} hook_stats SEC(".maps");
-
-struct pending_key {
-	__u64 pid_tgid;
-	__u32 hook;
+/* The records of the classic syscalls tracepoints (tracefs
+ * events/syscalls/sys_enter_NAME/format): the system call number is an int
+ * followed by 4 bytes the kernel does not initialize; sys_enter records end
+ * after the system call's own arguments. */
+struct syscall_enter_record {
+	__u64 common;
+	__s32 nr;
 	__u32 _pad;
+	__u64 args[6];
 };
 
-/* Events of hooks with `return: true`, from sys_enter until sys_exit. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 4096);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, struct pending_key);
-	__type(value, struct generic_event);
-} pending SEC(".maps");
+struct syscall_exit_record {
+	__u64 common;
+	__s32 nr;
+	__u32 _pad;
+	__s64 ret;
+};
 
-static __always_inline struct generic_state *state(void)
+static __always_inline struct vigil_syscall_hooks *hooks_of(__u32 nr)
 {
-	__u32 zero = 0;
+	struct vigil_syscall_hooks *hooks;
 
-	return bpf_map_lookup_elem(&generic_scratch, &zero);
+	if (nr >= VIGIL_SYSCALLS_MAX)
+		return NULL;
+	hooks = bpf_map_lookup_elem(&syscall_hooks, &nr);
+	if (!hooks || !hooks->count)
+		return NULL;
+	return hooks;
 }
 
-static __always_inline void hook_stat_inc(__u32 hook, __u32 stat)
+SEC("tracepoint")
+int vigil_syscall_enter(struct syscall_enter_record *ctx)
 {
-	__u32 idx = hook * VIGIL_HOOK_STAT_MAX + stat;
-	__u64 *v = bpf_map_lookup_elem(&hook_stats, &idx);
+	struct vigil_syscall_hooks *hooks = hooks_of(ctx->nr);
+	struct generic_state *s;
 
-	if (v)
-		*v += 1;
-}
-
-static __always_inline __u32 event_size(__u32 data_len)
-{
-	__u64 size = sizeof(struct vigil_msg_kprobe) + (__u64)data_len;
-
-	return size > sizeof(struct generic_event) ? sizeof(struct generic_event) : size;
-}
-
-/* key->data = the last `len` bytes of src, reversed (at most the key's room);
- * `mask` bounds indexes into src for the verifier. */
-static __always_inline void reverse_into(struct vigil_string_key *key, const char *src, __u32 len,
-					 __u32 mask)
-{
-	__u32 n = len > VIGIL_MATCH_STRING_MAX ? VIGIL_MATCH_STRING_MAX : len;
-
-	for (int j = 0; j < VIGIL_MATCH_STRING_MAX; j++) {
-		if (j >= n)
-			break;
-		key->data[j] = src[(len - 1 - j) & mask];
-	}
-	key->prefixlen = KEY_BITS(n);
-}
-
-static __always_inline int read_fd_path(struct generic_state *s, char *dst, __u64 fd, __u8 *flags)
-{
-	struct task_struct *task = (void *)bpf_get_current_task();
-	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
-	struct path_buf *pb = path_buffer();
-	struct file **fds, *file = NULL;
-	struct path_result res;
-	struct path path;
-
-	if (!pb || !fdt || fd >= BPF_CORE_READ(fdt, max_fds))
-		goto fail;
-	fds = BPF_CORE_READ(fdt, fd);
-	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]) || !file)
-		goto fail;
-	if (BPF_CORE_READ_INTO(&path, file, f_path))
-		goto fail;
-	res = path_resolve(pb, &path);
-	if (res.truncated)
-		*flags |= VIGIL_ARG_TRUNCATED;
-	return path_copy(dst, pb, res);
-fail:
-	*flags |= VIGIL_ARG_ERROR;
-	return 0;
-}
-
-/* Reads argument i of the current hook into the event; a bpf_loop callback. */
-static long read_arg(__u64 i, void *unused)
-{
-	struct generic_state *s = state();
-	struct vigil_hook_config *cfg;
-	struct vigil_arg_config *a;
-	struct vigil_arg_desc *d;
-	__u32 off, len = 0;
-	__u64 raw, v;
-	char *dst;
-	long n;
-
+	if (!hooks || is_agent())
+		return 0;
+	s = state();
 	if (!s)
-		return 1;
-	cfg = bpf_map_lookup_elem(&hook_configs, &s->hook);
-	/* Checked right before use, then pinned (see check_selector). */
-	if (!cfg || i >= VIGIL_HOOK_ARGS_MAX)
-		return 1;
-	barrier_var(i);
-	a = &cfg->args[i];
-	d = &s->ev.msg.args[i];
-	d->type = a->type;
-	d->flags = 0;
-	off = s->off & OFF_MASK;
-	dst = &s->ev.data[off];
-	raw = s->regs[a->index & 7];
-
-	switch (a->type) {
-	case VIGIL_ARG_INT:
-		v = (__s64)(__s32)raw;
-		goto integer;
-	case VIGIL_ARG_UINT:
-		v = (__u32)raw;
-		goto integer;
-	case VIGIL_ARG_LONG:
-	case VIGIL_ARG_ULONG:
-	case VIGIL_ARG_SIZE:
-		v = raw;
-integer:
-		__builtin_memcpy(dst, &v, sizeof(v));
-		s->arg_val[i] = v;
-		len = sizeof(v);
-		break;
-	case VIGIL_ARG_STRING:
-		n = bpf_probe_read_user_str(dst, VIGIL_ARG_DATA_MAX, (void *)raw);
-		if (n <= 0) {
-			d->flags |= VIGIL_ARG_ERROR;
-		} else {
-			len = (n - 1) & ARG_MASK;
-			if (n == VIGIL_ARG_DATA_MAX)
-				d->flags |= VIGIL_ARG_TRUNCATED;
-		}
-		break;
-	case VIGIL_ARG_FD:
-		len = read_fd_path(s, dst, raw, &d->flags) & ARG_MASK;
-		break;
-	case VIGIL_ARG_CHAR_BUF:
-		v = a->size_index ? s->regs[(a->size_index - 1) & 7] : 0;
-		if (v > ARG_MASK) {
-			v = ARG_MASK;
-			d->flags |= VIGIL_ARG_TRUNCATED;
-		}
-		len = v & ARG_MASK;
-		barrier_var(len);
-		if (len && bpf_probe_read_user(dst, len & ARG_MASK, (void *)raw)) {
-			d->flags |= VIGIL_ARG_ERROR;
-			len = 0;
-		}
-		break;
-	default:
-		break;
-	}
-	d->len = len;
-	s->arg_off[i] = off;
-	s->off = off + len;
-	if (a->flags & VIGIL_ARG_NEED_REVERSED)
-		reverse_into(&s->rev[i], dst, len, ARG_MASK);
+		return 0;
+	/* Copied, not read as context: the record holds only the system call's
+	 * own arguments, and the kernel refuses to attach a program whose
+	 * context reads reach past the shortest record it is attached to. */
+	bpf_probe_read_kernel(s->regs, sizeof(ctx->args), ctx->args);
+	run_hooks(hooks);
 	return 0;
 }
 
-/* Looks key's string up under match_id; NULL when no stored string is a prefix of it. */
-static __always_inline __u32 *string_lookup(struct vigil_string_key *key, __u32 match_id)
+SEC("tracepoint")
+int vigil_syscall_exit(struct syscall_exit_record *ctx)
 {
-	key->match_id = match_id;
-	return bpf_map_lookup_elem(&string_match, key);
-}
+	struct vigil_syscall_hooks *hooks = hooks_of(ctx->nr);
 
-static __always_inline int string_matches(struct generic_state *s, __u8 op, __u32 match_id,
-					  __u32 len, struct vigil_string_key *fwd,
-					  struct vigil_string_key *rev)
-{
-	__u32 *found;
-
-	switch (op) {
-	case VIGIL_OP_STR_EQ:
-	case VIGIL_OP_STR_NEQ:
-		fwd->prefixlen = KEY_BITS(len > VIGIL_MATCH_STRING_MAX ? VIGIL_MATCH_STRING_MAX : len);
-		found = string_lookup(fwd, match_id);
-		return (found && *found == len) == (op == VIGIL_OP_STR_EQ);
-	case VIGIL_OP_STR_PREFIX:
-	case VIGIL_OP_STR_NOT_PREFIX:
-		fwd->prefixlen = KEY_BITS(len > VIGIL_MATCH_STRING_MAX ? VIGIL_MATCH_STRING_MAX : len);
-		found = string_lookup(fwd, match_id);
-		return !!found == (op == VIGIL_OP_STR_PREFIX);
-	case VIGIL_OP_STR_POSTFIX:
-	case VIGIL_OP_STR_NOT_POSTFIX:
-		found = string_lookup(rev, match_id);
-		return !!found == (op == VIGIL_OP_STR_POSTFIX);
-	}
-	return 0;
-}
-
-static __always_inline int int_matches(struct vigil_match_arg *m, __u64 v)
-{
-	__u32 n = m->nvalues;
-	int hit = 0;
-
-	switch (m->op) {
-	case VIGIL_OP_INT_EQ:
-	case VIGIL_OP_INT_NEQ:
-		for (int k = 0; k < VIGIL_MATCH_VALUES_MAX; k++)
-			if (k < n && m->values[k] == v)
-				hit = 1;
-		return hit == (m->op == VIGIL_OP_INT_EQ);
-	case VIGIL_OP_INT_GT:
-		return (__s64)v > (__s64)m->values[0];
-	case VIGIL_OP_INT_LT:
-		return (__s64)v < (__s64)m->values[0];
-	case VIGIL_OP_INT_MASK:
-		for (int k = 0; k < VIGIL_MATCH_VALUES_MAX; k++)
-			if (k < n && (m->values[k] & v))
-				hit = 1;
-		return hit;
-	case VIGIL_OP_INT_IN_RANGE:
-	case VIGIL_OP_INT_NOT_IN_RANGE:
-		for (int k = 0; k + 1 < VIGIL_MATCH_VALUES_MAX; k += 2)
-			if (k + 1 < n && (__s64)v >= (__s64)m->values[k] &&
-			    (__s64)v <= (__s64)m->values[k + 1])
-				hit = 1;
-		return hit == (m->op == VIGIL_OP_INT_IN_RANGE);
-	}
-	return 0;
-}
-
-static __always_inline int match_arg_matches(struct generic_state *s, struct vigil_match_arg *m)
-{
-	__u32 i = m->arg;
-	__u32 off, len;
-
-	if (i >= VIGIL_HOOK_ARGS_MAX)
-		return 0;
-	if (m->op >= VIGIL_OP_INT_EQ)
-		return int_matches(m, s->arg_val[i]);
-	off = s->arg_off[i] & OFF_MASK;
-	len = s->ev.msg.args[i].len;
-	/* A fixed-size copy: the prefix length bounds what the trie compares. */
-	bpf_probe_read_kernel(s->key.data, sizeof(s->key.data), &s->ev.data[off]);
-	return string_matches(s, m->op, m->match_id, len, &s->key, &s->rev[i]);
-}
-
-static __always_inline int selector_matches(struct generic_state *s, struct vigil_selector_config *sel)
-{
-	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-
-	if (sel->pid_op) {
-		int hit = 0;
-
-		for (int k = 0; k < VIGIL_MATCH_PIDS_MAX; k++)
-			if (k < sel->npids && sel->pids[k] == tgid)
-				hit = 1;
-		if (hit != (sel->pid_op == VIGIL_OP_PID_IN))
-			return 0;
-	}
-	/* A process missing from the table has no known binary: no binary selector matches it. */
-	if (sel->binary_op && (!s->bin_len || !string_matches(s, sel->binary_op, sel->binary_match_id,
-							      s->bin_len, &s->bin, &s->bin_rev)))
-		return 0;
-	for (int k = 0; k < VIGIL_MATCH_ARGS_MAX; k++) {
-		if (k >= sel->nmatch_args)
-			break;
-		if (!match_arg_matches(s, &sel->match_args[k]))
-			return 0;
-	}
-	return 1;
-}
-
-/* Evaluates selector i of the current hook; stops at the first match. A bpf_loop callback. */
-static long check_selector(__u64 i, void *unused)
-{
-	struct generic_state *s = state();
-	struct vigil_hook_config *cfg;
-
-	if (!s)
-		return 1;
-	cfg = bpf_map_lookup_elem(&hook_configs, &s->hook);
-	/* Checked right before use, then pinned: the compiler would otherwise
-	 * reload an unchecked spilled copy, whose bounds 6.1 does not know. */
-	if (!cfg || i >= VIGIL_SELECTORS_MAX)
-		return 1;
-	barrier_var(i);
-	if (selector_matches(s, &cfg->selectors[i])) {
-		s->matched = i;
-		return 1;
-	}
-	return 0;
-}
-
-static __always_inline void load_binary(struct generic_state *s, __u32 flags)
-{
-	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	struct proc_entry *e = bpf_map_lookup_elem(&procs, &tgid);
-	__u32 len;
-
-	s->bin_len = 0;
-	if (!e)
-		return;
-	len = e->binary_len;
-	if (len > PROC_BINARY_MAX)
-		len = PROC_BINARY_MAX;
-	s->bin_len = len;
-	__builtin_memcpy(s->bin.data, e->binary, sizeof(s->bin.data));
-	if (flags & VIGIL_HOOK_NEED_BINARY_REVERSED)
-		reverse_into(&s->bin_rev, e->binary, len, PROC_BINARY_MAX - 1);
-}
-
-/*
- * Runs hook `hook` on the current system call: reads its arguments, finds
- * the first matching selector, acts, and posts (now, or at sys_exit for
- * hooks that report the return value). A global function: verified once.
- */
-__noinline int run_hook(__u32 hook)
-{
-	struct generic_state *s = state();
-	struct vigil_hook_config *cfg = bpf_map_lookup_elem(&hook_configs, &hook);
-	struct vigil_selector_config *sel;
-	struct vigil_msg_kprobe *m;
-	struct task_struct *task;
-	__u32 matched;
-	int derived;
-
-	if (!s || !cfg)
-		return 0;
-	s->hook = hook;
-	s->off = 0;
-	m = &s->ev.msg;
-	__builtin_memset(m, 0, sizeof(*m));
-	bpf_loop(cfg->nargs, read_arg, NULL, 0);
-
-	s->matched = 0;
-	if (cfg->nselectors) {
-		s->matched = VIGIL_SELECTORS_MAX;
-		if (cfg->flags & VIGIL_HOOK_NEED_BINARY)
-			load_binary(s, cfg->flags);
-		bpf_loop(cfg->nselectors, check_selector, NULL, 0);
-		matched = s->matched;
-		if (matched >= VIGIL_SELECTORS_MAX)
-			return 0;
-		sel = &cfg->selectors[matched];
-		m->action = sel->actions;
-		m->signal = sel->signal;
-	} else {
-		m->action = VIGIL_ACTION_POST;
-	}
-
-	if (m->action & VIGIL_ACTION_SIGNAL) {
-		if (!(cfg->flags & VIGIL_HOOK_ENFORCE)) {
-			m->flags |= VIGIL_KPROBE_MONITORED;
-			hook_stat_inc(hook, VIGIL_HOOK_STAT_MONITORED);
-		} else if (bpf_send_signal(m->signal)) {
-			m->flags |= VIGIL_KPROBE_SIGNAL_FAILED;
-		} else {
-			hook_stat_inc(hook, VIGIL_HOOK_STAT_ENFORCED);
-		}
-	}
-	if (!(m->action & VIGIL_ACTION_POST))
-		return 0;
-
-	task = (void *)bpf_get_current_task();
-	m->hdr.kind = VIGIL_MSG_KPROBE;
-	m->hdr.ktime = bpf_ktime_get_ns();
-	m->key = proc_key_of(task, &derived);
-	m->tid = (__u32)bpf_get_current_pid_tgid();
-	m->hook = hook;
-	m->selector = s->matched;
-	m->hdr.size = event_size(s->off);
-	if (cfg->flags & VIGIL_HOOK_RETURN) {
-		struct pending_key pk = { .pid_tgid = bpf_get_current_pid_tgid(), .hook = hook };
-
-		if (bpf_map_update_elem(&pending, &pk, &s->ev, BPF_ANY))
-			stat_inc(VIGIL_STAT_LOST_KPROBE);
-		return 0;
-	}
-	if (bpf_ringbuf_output(&events, &s->ev, event_size(s->off), ring_flags()))
-		stat_inc(VIGIL_STAT_LOST_KPROBE);
-	else
-		hook_stat_inc(hook, VIGIL_HOOK_STAT_POSTED);
+	if (hooks)
+		post_pending(hooks, ctx->ret);
 	return 0;
 }
 
 SEC("raw_tp/sys_enter")
 int BPF_PROG(vigil_sys_enter, struct pt_regs *regs, long id)
 {
-	__u32 nr = id;
-	struct vigil_syscall_hooks *hooks;
+	struct vigil_syscall_hooks *hooks = hooks_of(id);
 	struct generic_state *s;
 
-	if (nr >= VIGIL_SYSCALLS_MAX)
-		return 0;
-	hooks = bpf_map_lookup_elem(&syscall_hooks, &nr);
-	if (!hooks || !hooks->count || (bpf_get_current_pid_tgid() >> 32) == agent_tgid)
+	if (!hooks || !hooks->raw_tp || is_agent())
 		return 0;
 	s = state();
 	if (!s)
@@ -491,42 +101,16 @@ int BPF_PROG(vigil_sys_enter, struct pt_regs *regs, long id)
 	s->regs[3] = BPF_CORE_READ(regs, r10);
 	s->regs[4] = BPF_CORE_READ(regs, r8);
 	s->regs[5] = BPF_CORE_READ(regs, r9);
-	for (int i = 0; i < VIGIL_HOOKS_PER_SYSCALL; i++) {
-		if (i >= hooks->count)
-			break;
-		run_hook(hooks->hooks[i]);
-	}
+	run_hooks(hooks);
 	return 0;
 }
 
 SEC("raw_tp/sys_exit")
 int BPF_PROG(vigil_sys_exit, struct pt_regs *regs, long ret)
 {
-	__u32 nr = BPF_CORE_READ(regs, orig_ax);
-	struct vigil_syscall_hooks *hooks;
-	struct pending_key pk = { .pid_tgid = bpf_get_current_pid_tgid() };
-	struct generic_event *ev;
+	struct vigil_syscall_hooks *hooks = hooks_of(BPF_CORE_READ(regs, orig_ax));
 
-	if (nr >= VIGIL_SYSCALLS_MAX)
-		return 0;
-	hooks = bpf_map_lookup_elem(&syscall_hooks, &nr);
-	if (!hooks || !hooks->count)
-		return 0;
-	for (int i = 0; i < VIGIL_HOOKS_PER_SYSCALL; i++) {
-		if (i >= hooks->count)
-			break;
-		pk.hook = hooks->hooks[i];
-		ev = bpf_map_lookup_elem(&pending, &pk);
-		if (!ev)
-			continue;
-		ev->msg.ret = ret;
-		ev->msg.flags |= VIGIL_KPROBE_HAS_RETURN;
-		if (bpf_ringbuf_output(&events, ev, event_size(ev->msg.hdr.size - sizeof(ev->msg)),
-				       ring_flags()))
-			stat_inc(VIGIL_STAT_LOST_KPROBE);
-		else
-			hook_stat_inc(pk.hook, VIGIL_HOOK_STAT_POSTED);
-		bpf_map_delete_elem(&pending, &pk);
-	}
+	if (hooks && hooks->raw_tp)
+		post_pending(hooks, ret);
 	return 0;
 }

@@ -13,6 +13,7 @@ typedef unsigned char __u8;
 typedef unsigned short __u16;
 typedef unsigned int __u32;
 typedef unsigned long long __u64;
+typedef int __s32;
 typedef long long __s64;
 #endif
 
@@ -191,6 +192,11 @@ enum vigil_arg_type {
 	VIGIL_ARG_FD = 7,
 	/* A user-space buffer whose size is another argument. */
 	VIGIL_ARG_CHAR_BUF = 8,
+	/* Kernel functions: a struct file * or struct path *, reported as the
+	 * absolute path, and a struct dentry *, reported as its own name. */
+	VIGIL_ARG_FILE = 9,
+	VIGIL_ARG_PATH = 10,
+	VIGIL_ARG_DENTRY = 11,
 };
 
 /* vigil_arg_desc.flags */
@@ -227,6 +233,8 @@ enum vigil_match_op {
 enum vigil_action_flags {
 	VIGIL_ACTION_POST = 1 << 0,
 	VIGIL_ACTION_SIGNAL = 1 << 1,
+	/* Refuse the call with vigil_selector_config.override_error (BPF-LSM, fmod_ret). */
+	VIGIL_ACTION_OVERRIDE = 1 << 2,
 };
 
 /* vigil_hook_config.flags */
@@ -238,6 +246,10 @@ enum vigil_hook_flags {
 	/* Some selector matches binaries: build the binary's keys. */
 	VIGIL_HOOK_NEED_BINARY = 1 << 2,
 	VIGIL_HOOK_NEED_BINARY_REVERSED = 1 << 3,
+	/* Selectors need only integers and the start of strings: evaluate them
+	 * on short reads (vigil_arg_config.filter_len), and read the arguments
+	 * in full only for an event that is posted. */
+	VIGIL_HOOK_FILTER_FIRST = 1 << 4,
 };
 
 /* vigil_msg_kprobe.flags */
@@ -264,6 +276,11 @@ struct vigil_arg_config {
 	/* char_buf: 1-based position of the size argument. */
 	__u8 size_index;
 	__u8 flags;
+	/* With VIGIL_HOOK_FILTER_FIRST: bytes of a string to read for the
+	 * selectors (longest selector value + 2, so that a longer string is
+	 * never taken for an equal one); 0 when no selector reads the string. */
+	__u16 filter_len;
+	__u16 _pad;
 };
 
 struct vigil_match_arg {
@@ -286,6 +303,9 @@ struct vigil_selector_config {
 	__u32 pids[VIGIL_MATCH_PIDS_MAX];
 	__u32 actions;
 	__u32 signal;
+	/* VIGIL_ACTION_OVERRIDE: the call's result (argError, a negative errno). */
+	__s32 override_error;
+	__u32 _pad;
 	struct vigil_match_arg match_args[VIGIL_MATCH_ARGS_MAX];
 };
 
@@ -305,6 +325,9 @@ struct vigil_hook_config {
 struct vigil_syscall_hooks {
 	__u32 count;
 	__u32 hooks[VIGIL_HOOKS_PER_SYSCALL];
+	/* 1: served by raw_tp sys_enter/sys_exit, because the system call has no
+	 * tracepoint of its own (the per-syscall tracepoints serve all others). */
+	__u32 raw_tp;
 };
 
 /* Key of the `string_match` LPM trie: the match id, then the string. */

@@ -6,20 +6,25 @@ use vigil_bpf::wire::{
     vigil_arg_config, vigil_hook_config, vigil_match_arg, vigil_selector_config, VIGIL_ACTION_POST,
     VIGIL_ACTION_SIGNAL, VIGIL_ARG_CHAR_BUF, VIGIL_ARG_FD, VIGIL_ARG_INT, VIGIL_ARG_LONG,
     VIGIL_ARG_NEED_REVERSED, VIGIL_ARG_SIZE, VIGIL_ARG_STRING, VIGIL_ARG_UINT, VIGIL_ARG_ULONG,
-    VIGIL_HOOK_ENFORCE, VIGIL_HOOK_NEED_BINARY, VIGIL_HOOK_NEED_BINARY_REVERSED, VIGIL_HOOK_RETURN,
-    VIGIL_MATCH_STRING_MAX, VIGIL_MATCH_VALUES_MAX, VIGIL_OP_INT_EQ, VIGIL_OP_INT_GT,
-    VIGIL_OP_INT_IN_RANGE, VIGIL_OP_INT_LT, VIGIL_OP_INT_MASK, VIGIL_OP_INT_NEQ,
-    VIGIL_OP_INT_NOT_IN_RANGE, VIGIL_OP_PID_IN, VIGIL_OP_PID_NOT_IN, VIGIL_OP_STR_EQ,
-    VIGIL_OP_STR_NEQ, VIGIL_OP_STR_NOT_POSTFIX, VIGIL_OP_STR_NOT_PREFIX, VIGIL_OP_STR_POSTFIX,
-    VIGIL_OP_STR_PREFIX,
+    VIGIL_HOOK_ENFORCE, VIGIL_HOOK_FILTER_FIRST, VIGIL_HOOK_NEED_BINARY,
+    VIGIL_HOOK_NEED_BINARY_REVERSED, VIGIL_HOOK_RETURN, VIGIL_MATCH_STRING_MAX,
+    VIGIL_MATCH_VALUES_MAX, VIGIL_OP_INT_EQ, VIGIL_OP_INT_GT, VIGIL_OP_INT_IN_RANGE,
+    VIGIL_OP_INT_LT, VIGIL_OP_INT_MASK, VIGIL_OP_INT_NEQ, VIGIL_OP_INT_NOT_IN_RANGE,
+    VIGIL_OP_PID_IN, VIGIL_OP_PID_NOT_IN, VIGIL_OP_STR_EQ, VIGIL_OP_STR_NEQ,
+    VIGIL_OP_STR_NOT_POSTFIX, VIGIL_OP_STR_NOT_PREFIX, VIGIL_OP_STR_POSTFIX, VIGIL_OP_STR_PREFIX,
 };
 use vigil_policy::{
     Action, ActionKind, Arg, ArgSelector, ArgType, BinaryOperator, KProbeSpec, Operator, Policy,
     Selector, SetOperator,
 };
 
+use std::path::Path;
+
 use super::syscalls;
 use crate::probe::{Feature, KernelFeatures};
+
+/// The per-syscall tracepoints in tracefs (mounted by `probe::detect` when missing).
+const TRACEFS_SYSCALLS: &str = "/sys/kernel/tracing/events/syscalls";
 
 /// Selector slots per hook in the string trie's id space (see `HookPlan::match_id`).
 const MATCH_SLOTS_PER_SELECTOR: u32 = 8;
@@ -62,10 +67,30 @@ pub struct HookMeta {
     pub selector_actions: Vec<&'static str>,
 }
 
-/// A hook vigil can serve: the system call, the kernel configuration and its strings.
+/// Where a hook attaches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HookPoint {
+    /// A system call, served by its own tracepoints (`syscalls/sys_enter_NAME`,
+    /// `sys_exit_NAME`), or by raw_tp sys_enter/sys_exit where it has none.
+    Syscall {
+        nr: u32,
+        name: String,
+        tracepoint: bool,
+    },
+}
+
+impl std::fmt::Display for HookPoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HookPoint::Syscall { name, .. } => write!(f, "system call {name}"),
+        }
+    }
+}
+
+/// A hook vigil can serve: where it attaches, the kernel configuration and its strings.
 #[derive(Debug, Clone)]
 pub struct HookPlan {
-    pub syscall: u32,
+    pub point: HookPoint,
     pub config: vigil_hook_config,
     pub strings: Vec<StringEntry>,
     pub meta: HookMeta,
@@ -227,10 +252,14 @@ fn compile_kprobe(
         ));
     }
     let (name, nr) = syscall_of(&kprobe.call)?;
-    if !features.has(Feature::RawTp) {
+    let tracepoint =
+        features.has(Feature::Tracepoint) && has_syscall_tracepoints(name, kprobe.r#return);
+    if !tracepoint && !features.has(Feature::RawTp) {
         return Err(format!(
-            "kprobe on {}: needs raw_tp sys_enter/sys_exit (vigil probe: raw_tp: {})",
+            "kprobe on {}: needs the syscalls/sys_enter_{name} tracepoint (vigil probe: tracepoint: {}) \
+             or raw_tp sys_enter/sys_exit (vigil probe: raw_tp: {})",
             kprobe.call,
+            why_not(features, Feature::Tracepoint),
             why_not(features, Feature::RawTp)
         ));
     }
@@ -302,17 +331,23 @@ fn compile_kprobe(
     if kprobe.selectors.is_empty() {
         meta.selector_actions.push("KPROBE_ACTION_POST");
     }
+    plan_filter_reads(&mut config, kprobe);
     if signals && enforce && !features.has(Feature::SendSignal) {
         return Err(format!(
             "Sigkill/Signal need bpf_send_signal (vigil probe: {})",
             why_not(features, Feature::SendSignal)
         ));
     }
-    let (via, guarantee) = (
-        format!(
-            "raw_tp sys_enter{} (system call {nr})",
-            if kprobe.r#return { " + sys_exit" } else { "" }
+    let via = match (tracepoint, kprobe.r#return) {
+        (true, false) => format!("tracepoint syscalls/sys_enter_{name}"),
+        (true, true) => format!("tracepoints syscalls/sys_enter_{name} + sys_exit_{name}"),
+        (false, ret) => format!(
+            "raw_tp sys_enter{} (system call {nr} has no tracepoint of its own)",
+            if ret { " + sys_exit" } else { "" }
         ),
+    };
+    let (via, guarantee) = (
+        via,
         match (signals, enforce) {
             (false, _) => "observe only".to_owned(),
             (true, true) => KILL_GUARANTEE.to_owned(),
@@ -320,13 +355,61 @@ fn compile_kprobe(
         },
     );
     Ok(HookPlan {
-        syscall: nr,
+        point: HookPoint::Syscall {
+            nr,
+            name: name.to_owned(),
+            tracepoint,
+        },
         config,
         strings,
         meta,
         via,
         guarantee,
     })
+}
+
+/// Whether tracefs lists the system call's own tracepoints (the exit one
+/// only when the hook reports return values).
+fn has_syscall_tracepoints(name: &str, exit: bool) -> bool {
+    let events = Path::new(TRACEFS_SYSCALLS);
+    events.join(format!("sys_enter_{name}")).exists()
+        && (!exit || events.join(format!("sys_exit_{name}")).exists())
+}
+
+/// How much of each string argument the selectors need (`filter_len`), and
+/// whether they can run on those short reads (`VIGIL_HOOK_FILTER_FIRST`):
+/// so when every argument they compare is an integer or the start of a
+/// user-space string. Arguments are then read in full only for events
+/// that are posted.
+fn plan_filter_reads(config: &mut vigil_hook_config, kprobe: &KProbeSpec) {
+    let mut filter_first = config.nselectors > 0;
+    for (s, selector) in kprobe.selectors.iter().enumerate() {
+        let sel = &config.selectors[s];
+        for (m, match_arg) in selector.match_args.iter().enumerate() {
+            let arg = &mut config.args[usize::from(sel.match_args[m].arg)];
+            if int_kind_of(arg.type_) {
+                continue;
+            }
+            let longest = match_arg.values.iter().map(String::len).max().unwrap_or(0);
+            let need = (longest + 2).min(VIGIL_MATCH_STRING_MAX as usize + 2) as u16;
+            arg.filter_len = arg.filter_len.max(need);
+            if u32::from(arg.type_) != VIGIL_ARG_STRING
+                || u32::from(arg.flags) & VIGIL_ARG_NEED_REVERSED != 0
+            {
+                filter_first = false;
+            }
+        }
+    }
+    if filter_first {
+        config.flags |= VIGIL_HOOK_FILTER_FIRST;
+    }
+}
+
+fn int_kind_of(kind: u8) -> bool {
+    matches!(
+        u32::from(kind),
+        VIGIL_ARG_INT | VIGIL_ARG_UINT | VIGIL_ARG_LONG | VIGIL_ARG_ULONG | VIGIL_ARG_SIZE
+    )
 }
 
 fn int_kind(t: ArgType) -> Option<u8> {
@@ -375,7 +458,7 @@ fn arg_config(arg: &Arg, path: &str) -> Result<vigil_arg_config, String> {
         type_: kind as u8,
         index: arg.index as u8,
         size_index: arg.size_arg_index as u8,
-        flags: 0,
+        ..Default::default()
     })
 }
 

@@ -144,14 +144,11 @@ impl PolicySet {
                 let HookStatus::Ready(plan) = &hook.status else {
                     continue;
                 };
-                let on_syscall = plans
-                    .iter()
-                    .filter(|(_, q)| q.syscall == plan.syscall)
-                    .count();
-                if on_syscall >= VIGIL_HOOKS_PER_SYSCALL as usize {
+                let on_point = plans.iter().filter(|(_, q)| q.point == plan.point).count();
+                if on_point >= VIGIL_HOOKS_PER_SYSCALL as usize {
                     hook.status = HookStatus::Refused(format!(
-                        "more than {VIGIL_HOOKS_PER_SYSCALL} hooks on system call {}",
-                        plan.syscall
+                        "more than {VIGIL_HOOKS_PER_SYSCALL} hooks on {}",
+                        plan.point
                     ));
                     continue;
                 }

@@ -1,5 +1,6 @@
 //! The generic system call hook: TracingPolicy kprobes on system calls,
-//! served by raw_tp sys_enter/sys_exit and configured entirely through maps
+//! served by the per-syscall tracepoints (raw_tp sys_enter/sys_exit for system
+//! calls without one) and configured entirely through maps
 //! (hook configs, syscall -> hooks, selector strings). It shares the process
 //! sensor's ring buffer, counters and process table.
 use std::{collections::BTreeMap, mem::MaybeUninit, os::fd::AsFd, sync::Mutex};
@@ -7,7 +8,7 @@ use std::{collections::BTreeMap, mem::MaybeUninit, os::fd::AsFd, sync::Mutex};
 use anyhow::{anyhow, Context, Result};
 use libbpf_rs::{
     skel::{OpenSkel, SkelBuilder},
-    Link, MapCore, MapFlags, OpenObject, PrintLevel,
+    Link, MapCore, MapFlags, OpenObject, PrintLevel, TracepointCategory,
 };
 use vigil_bpf::{
     syscall::{SyscallSkel, SyscallSkelBuilder},
@@ -18,7 +19,16 @@ use vigil_bpf::{
 };
 
 use super::process::ProcessSensor;
-use crate::policy::HookPlan;
+use crate::policy::{HookPlan, HookPoint};
+
+/// The hooks on one system call, and how it is served.
+struct SyscallHooks {
+    name: String,
+    tracepoint: bool,
+    ids: Vec<u32>,
+    /// Some hook reports the return value.
+    exit: bool,
+}
 
 pub struct GenericSensor<'obj> {
     skel: SyscallSkel<'obj>,
@@ -123,7 +133,7 @@ impl<'obj> GenericSensor<'obj> {
             }
         })?;
 
-        let mut by_syscall: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
+        let mut by_syscall: BTreeMap<u32, SyscallHooks> = BTreeMap::new();
         for (id, plan) in hooks {
             skel.maps
                 .hook_configs
@@ -137,31 +147,68 @@ impl<'obj> GenericSensor<'obj> {
                     .update(bytes_of(&key), &len.to_ne_bytes(), MapFlags::ANY)
                     .with_context(|| format!("storing selector string {:?}", s.value))?;
             }
-            by_syscall.entry(plan.syscall).or_default().push(*id);
+            let HookPoint::Syscall {
+                nr,
+                name,
+                tracepoint,
+            } = &plan.point;
+            let entry = by_syscall.entry(*nr).or_insert_with(|| SyscallHooks {
+                name: name.clone(),
+                tracepoint: *tracepoint,
+                ids: Vec::new(),
+                exit: false,
+            });
+            entry.ids.push(*id);
+            entry.exit |= plan.config.flags & VIGIL_HOOK_RETURN != 0;
         }
-        for (nr, ids) in &by_syscall {
+        let mut links = Vec::new();
+        let (mut raw_enter, mut raw_exit) = (false, false);
+        for (nr, hooked) in &by_syscall {
             let mut entry = vigil_syscall_hooks {
-                count: ids.len() as u32,
+                count: hooked.ids.len() as u32,
+                raw_tp: u32::from(!hooked.tracepoint),
                 ..Default::default()
             };
-            for (slot, id) in entry.hooks.iter_mut().zip(ids) {
+            for (slot, id) in entry.hooks.iter_mut().zip(&hooked.ids) {
                 *slot = *id;
             }
             skel.maps
                 .syscall_hooks
                 .update(&nr.to_ne_bytes(), bytes_of(&entry), MapFlags::ANY)
                 .with_context(|| format!("hooking system call {nr}"))?;
+            if !hooked.tracepoint {
+                raw_enter = true;
+                raw_exit |= hooked.exit;
+                continue;
+            }
+            let enter = format!("sys_enter_{}", hooked.name);
+            links.push(
+                skel.progs
+                    .vigil_syscall_enter
+                    .attach_tracepoint(TracepointCategory::Syscalls, &enter)
+                    .with_context(|| format!("attaching tracepoint syscalls/{enter}"))?,
+            );
+            if hooked.exit {
+                let exit = format!("sys_exit_{}", hooked.name);
+                links.push(
+                    skel.progs
+                        .vigil_syscall_exit
+                        .attach_tracepoint(TracepointCategory::Syscalls, &exit)
+                        .with_context(|| format!("attaching tracepoint syscalls/{exit}"))?,
+                );
+            }
         }
-
-        let mut links = vec![skel
-            .progs
-            .vigil_sys_enter
-            .attach_raw_tracepoint("sys_enter")
-            .context("attaching raw_tp/sys_enter")?];
-        if hooks
-            .iter()
-            .any(|(_, p)| p.config.flags & VIGIL_HOOK_RETURN != 0)
-        {
+        // The raw tracepoints run on every system call: attached only for
+        // hooked system calls that have no tracepoint of their own.
+        if raw_enter {
+            links.push(
+                skel.progs
+                    .vigil_sys_enter
+                    .attach_raw_tracepoint("sys_enter")
+                    .context("attaching raw_tp/sys_enter")?,
+            );
+        }
+        if raw_exit {
             links.push(
                 skel.progs
                     .vigil_sys_exit
