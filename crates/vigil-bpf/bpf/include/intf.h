@@ -13,7 +13,6 @@ typedef unsigned char __u8;
 typedef unsigned short __u16;
 typedef unsigned int __u32;
 typedef unsigned long long __u64;
-typedef int __s32;
 typedef long long __s64;
 #endif
 
@@ -192,11 +191,6 @@ enum vigil_arg_type {
 	VIGIL_ARG_FD = 7,
 	/* A user-space buffer whose size is another argument. */
 	VIGIL_ARG_CHAR_BUF = 8,
-	/* Kernel functions: a struct file * or struct path *, reported as the
-	 * absolute path, and a struct dentry *, reported as its own name. */
-	VIGIL_ARG_FILE = 9,
-	VIGIL_ARG_PATH = 10,
-	VIGIL_ARG_DENTRY = 11,
 };
 
 /* vigil_arg_desc.flags */
@@ -233,8 +227,6 @@ enum vigil_match_op {
 enum vigil_action_flags {
 	VIGIL_ACTION_POST = 1 << 0,
 	VIGIL_ACTION_SIGNAL = 1 << 1,
-	/* Refuse the call with vigil_selector_config.override_error (BPF-LSM, fmod_ret). */
-	VIGIL_ACTION_OVERRIDE = 1 << 2,
 };
 
 /* vigil_hook_config.flags */
@@ -303,9 +295,6 @@ struct vigil_selector_config {
 	__u32 pids[VIGIL_MATCH_PIDS_MAX];
 	__u32 actions;
 	__u32 signal;
-	/* VIGIL_ACTION_OVERRIDE: the call's result (argError, a negative errno). */
-	__s32 override_error;
-	__u32 _pad;
 	struct vigil_match_arg match_args[VIGIL_MATCH_ARGS_MAX];
 };
 

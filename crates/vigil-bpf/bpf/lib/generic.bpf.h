@@ -194,24 +194,6 @@ fail:
 	return 0;
 }
 
-/* A dentry's own name (within its mount, as Tetragon reports `dentry`). */
-static __always_inline int read_dentry_name(char *dst, struct dentry *dentry, __u8 *flags)
-{
-	const unsigned char *name = BPF_CORE_READ(dentry, d_name.name);
-	long n;
-
-	if (!dentry || !name) {
-		*flags |= VIGIL_ARG_ERROR;
-		return 0;
-	}
-	n = bpf_probe_read_kernel_str(dst, NAME_MASK + 1, name);
-	if (n <= 0) {
-		*flags |= VIGIL_ARG_ERROR;
-		return 0;
-	}
-	return (n - 1) & NAME_MASK;
-}
-
 /* Reads argument i of the current hook into the event; a bpf_loop callback. */
 static long read_arg(__u64 i, void *unused)
 {
@@ -267,15 +249,6 @@ integer:
 		break;
 	case VIGIL_ARG_FD:
 		len = read_fd_path(dst, raw, &d->flags) & ARG_MASK;
-		break;
-	case VIGIL_ARG_FILE:
-		len = read_file_path(dst, (struct file *)raw, &d->flags) & ARG_MASK;
-		break;
-	case VIGIL_ARG_PATH:
-		len = read_path(dst, (struct path *)raw, &d->flags) & ARG_MASK;
-		break;
-	case VIGIL_ARG_DENTRY:
-		len = read_dentry_name(dst, (struct dentry *)raw, &d->flags) & ARG_MASK;
 		break;
 	case VIGIL_ARG_CHAR_BUF:
 		v = a->size_index ? s->regs[(a->size_index - 1) & 7] : 0;
@@ -506,10 +479,7 @@ static __always_inline void read_event_args(struct generic_state *s, struct vigi
 /*
  * Runs hook `hook` on the current call (arguments in state()->regs): finds
  * the first matching selector, acts, and posts (now, or at the return for
- * hooks that report the return value). Returns the matching selector's
- * actions (0 when none matched), so that a front-end that can refuse the
- * call (LSM, fmod_ret) applies VIGIL_ACTION_OVERRIDE. A global function:
- * verified once.
+ * hooks that report the return value). A global function: verified once.
  */
 __noinline int run_hook(__u32 hook)
 {
@@ -553,14 +523,8 @@ __noinline int run_hook(__u32 hook)
 			hook_stat_inc(hook, VIGIL_HOOK_STAT_ENFORCED);
 		}
 	}
-	if (actions & VIGIL_ACTION_OVERRIDE) {
-		if (cfg->flags & VIGIL_HOOK_ENFORCE)
-			hook_stat_inc(hook, VIGIL_HOOK_STAT_ENFORCED);
-		else
-			hook_stat_inc(hook, VIGIL_HOOK_STAT_MONITORED);
-	}
 	if (!(actions & VIGIL_ACTION_POST))
-		return actions;
+		return 0;
 
 	if (filter_first)
 		read_event_args(s, cfg);
@@ -581,27 +545,23 @@ __noinline int run_hook(__u32 hook)
 
 		if (bpf_map_update_elem(&pending, &pk, &s->ev, BPF_ANY))
 			stat_inc(VIGIL_STAT_LOST_KPROBE);
-		return actions;
+		return 0;
 	}
 	if (bpf_ringbuf_output(&events, &s->ev, event_size(s->off), ring_flags()))
 		stat_inc(VIGIL_STAT_LOST_KPROBE);
 	else
 		hook_stat_inc(hook, VIGIL_HOOK_STAT_POSTED);
-	return actions;
+	return 0;
 }
 
-/* Runs every hook of one hook point (a system call, a kernel function);
- * returns the union of their actions. */
-static __always_inline __u32 run_hooks(struct vigil_syscall_hooks *hooks)
+/* Runs every hook of one hook point (a system call). */
+static __always_inline void run_hooks(struct vigil_syscall_hooks *hooks)
 {
-	__u32 actions = 0;
-
 	for (int i = 0; i < VIGIL_HOOKS_PER_SYSCALL; i++) {
 		if (i >= hooks->count)
 			break;
-		actions |= run_hook(hooks->hooks[i]);
+		run_hook(hooks->hooks[i]);
 	}
-	return actions;
 }
 
 /* At the return of a hooked call: posts the pending events of its hooks with `ret`. */
