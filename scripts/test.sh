@@ -42,7 +42,9 @@ echo "== summary"
 echo "unit: $unit_passed passed, $unit_failed failed"
 echo "kernel ($(uname -r)): ${k_passed:-0} passed, ${k_failed:-0} failed, ${k_skipped:-0} skipped"
 [ -n "${vm_line:-}" ] && echo "$vm_line"
-grep -h '^SKIP:' "$log/kernel" "$log/vm" 2>/dev/null | sed 's/^/  /' || true
+echo "skipped (what this machine or kernel lacks):"
+grep -h '^SKIP:' "$log/kernel" 2>/dev/null | sed "s/^SKIP: /  host $(uname -r): /" || true
+grep -h '^ *SKIP ' "$log/vm" 2>/dev/null | sed 's/^ *SKIP /  vm: /' || true
 total_passed=$((unit_passed + ${k_passed:-0} + ${vm_passed:-0}))
 total_failed=$((unit_failed + ${k_failed:-0} + ${vm_failed:-0}))
 total_skipped=$((${k_skipped:-0} + ${vm_skipped:-0}))

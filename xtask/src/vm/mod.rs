@@ -187,6 +187,9 @@ fn print_report(
         for o in outcomes.iter().filter(|o| o.status == Status::Fail) {
             println!("      FAIL {}: {}", o.name, o.detail);
         }
+        for o in outcomes.iter().filter(|o| o.status == Status::Skip) {
+            println!("      SKIP {}: {}", o.name, o.detail);
+        }
         passed += p;
         failed += f;
         skipped += s;
