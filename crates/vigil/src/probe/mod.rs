@@ -125,7 +125,6 @@ pub struct KernelFeatures {
 }
 
 impl KernelFeatures {
-    #[allow(dead_code)] // the agent's hook selection calls this; the CLI only prints
     pub fn has(&self, feature: Feature) -> bool {
         self.features
             .iter()
