@@ -19,6 +19,12 @@ pub mod syscall {
     include!(concat!(env!("OUT_DIR"), "/syscall.skel.rs"));
 }
 
+/// The generic hook on kernel functions (fentry or kprobe), one instance per hooked function.
+#[allow(clippy::all, non_camel_case_types, non_upper_case_globals, dead_code)]
+pub mod kprobe {
+    include!(concat!(env!("OUT_DIR"), "/kprobe.skel.rs"));
+}
+
 /// `vigil probe`: one trivial program per hook kind, loaded one at a time.
 #[allow(clippy::all, non_camel_case_types, non_upper_case_globals, dead_code)]
 pub mod features {

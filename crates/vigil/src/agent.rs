@@ -31,7 +31,7 @@ use crate::{
     policy::{self, HookTable, PolicyMetrics, PolicySet},
     probe,
     sensors::{
-        generic::GenericSensor,
+        generic::{GenericObjects, GenericSensor},
         process::{ProcessSensor, ProcessSensorConfig},
     },
 };
@@ -189,7 +189,7 @@ pub fn run(args: AgentArgs, stop: Arc<AtomicBool>) -> Result<()> {
     info!("process sensor attached (tp_btf sched_process_exec/fork/exit)");
 
     let mut policies = PolicySet::default();
-    let mut generic_obj = MaybeUninit::uninit();
+    let mut generic_obj = GenericObjects::default();
     let (generic, hooks) = load_policies(&args, &sensor, &cfg, &mut policies, &mut generic_obj);
     policy_metrics.set_states(&policies);
     let mut hook_totals = vec![[0u64; VIGIL_HOOK_STAT_MAX as usize]; hooks.len()];
@@ -318,7 +318,7 @@ fn load_policies<'obj>(
     sensor: &ProcessSensor,
     cfg: &ProcessSensorConfig,
     policies: &mut PolicySet,
-    obj: &'obj mut MaybeUninit<libbpf_rs::OpenObject>,
+    obj: &'obj mut GenericObjects,
 ) -> (Option<GenericSensor<'obj>>, HookTable) {
     if args.tracing_policy.is_empty() && args.tracing_policy_dir.is_empty() {
         return (None, HookTable::default());
@@ -330,7 +330,10 @@ fn load_policies<'obj>(
         None
     } else {
         match GenericSensor::load(obj, sensor, cfg.wakeup_bytes, &plans) {
-            Ok(g) => Some(g),
+            Ok((g, failed)) => {
+                policies.hooks_failed(&failed);
+                Some(g)
+            }
             Err(e) => {
                 policies.sensor_failed(&format!("{e:#}"));
                 None

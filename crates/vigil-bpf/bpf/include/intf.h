@@ -191,6 +191,8 @@ enum vigil_arg_type {
 	VIGIL_ARG_FD = 7,
 	/* A user-space buffer whose size is another argument. */
 	VIGIL_ARG_CHAR_BUF = 8,
+	/* A struct file * (kernel functions), reported as the file's absolute path. */
+	VIGIL_ARG_FILE = 9,
 };
 
 /* vigil_arg_desc.flags */
@@ -310,7 +312,8 @@ struct vigil_hook_config {
 	struct vigil_selector_config selectors[VIGIL_SELECTORS_MAX];
 };
 
-/* `syscall_hooks`: system call number -> the hooks on it. */
+/* `syscall_hooks`: system call number -> the hooks on it; also the hooks
+ * of one kernel function (bpf/generic/kprobe.bpf.c, read-only data). */
 struct vigil_syscall_hooks {
 	__u32 count;
 	__u32 hooks[VIGIL_HOOKS_PER_SYSCALL];

@@ -250,6 +250,9 @@ integer:
 	case VIGIL_ARG_FD:
 		len = read_fd_path(dst, raw, &d->flags) & ARG_MASK;
 		break;
+	case VIGIL_ARG_FILE:
+		len = read_file_path(dst, (struct file *)raw, &d->flags) & ARG_MASK;
+		break;
 	case VIGIL_ARG_CHAR_BUF:
 		v = a->size_index ? s->regs[(a->size_index - 1) & 7] : 0;
 		if (v > ARG_MASK) {

@@ -1,12 +1,12 @@
 //! One TracingPolicy against this kernel: for each hook, the configuration
-//! of the generic system call hook that serves it, or the exact reason it
-//! cannot be served. Nothing is dropped silently: a hook with any part vigil
+//! of the generic hook that serves it (system call tracepoints, or fentry /
+//! kprobe on a kernel function), or the exact reason it cannot be served. Nothing is dropped silently: a hook with any part vigil
 //! cannot honour (an argument type, a selector, an action) is refused whole.
 use vigil_bpf::wire::{
     vigil_arg_config, vigil_hook_config, vigil_match_arg, vigil_selector_config, VIGIL_ACTION_POST,
-    VIGIL_ACTION_SIGNAL, VIGIL_ARG_CHAR_BUF, VIGIL_ARG_FD, VIGIL_ARG_INT, VIGIL_ARG_LONG,
-    VIGIL_ARG_NEED_REVERSED, VIGIL_ARG_SIZE, VIGIL_ARG_STRING, VIGIL_ARG_UINT, VIGIL_ARG_ULONG,
-    VIGIL_HOOK_ENFORCE, VIGIL_HOOK_FILTER_FIRST, VIGIL_HOOK_NEED_BINARY,
+    VIGIL_ACTION_SIGNAL, VIGIL_ARG_CHAR_BUF, VIGIL_ARG_FD, VIGIL_ARG_FILE, VIGIL_ARG_INT,
+    VIGIL_ARG_LONG, VIGIL_ARG_NEED_REVERSED, VIGIL_ARG_SIZE, VIGIL_ARG_STRING, VIGIL_ARG_UINT,
+    VIGIL_ARG_ULONG, VIGIL_HOOK_ENFORCE, VIGIL_HOOK_FILTER_FIRST, VIGIL_HOOK_NEED_BINARY,
     VIGIL_HOOK_NEED_BINARY_REVERSED, VIGIL_HOOK_RETURN, VIGIL_MATCH_STRING_MAX,
     VIGIL_MATCH_VALUES_MAX, VIGIL_OP_INT_EQ, VIGIL_OP_INT_GT, VIGIL_OP_INT_IN_RANGE,
     VIGIL_OP_INT_LT, VIGIL_OP_INT_MASK, VIGIL_OP_INT_NEQ, VIGIL_OP_INT_NOT_IN_RANGE,
@@ -35,6 +35,10 @@ pub const MATCH_SLOTS_PER_HOOK: u32 = 64;
 /// What an enforcement action on a syscall tracepoint really guarantees.
 pub const KILL_GUARANTEE: &str = "killed after the call: the signal is sent at sys_enter, \
      the process dies before returning to user space, but the system call itself completes";
+
+/// What an enforcement action at a kernel function's entry really guarantees.
+const FUNCTION_KILL_GUARANTEE: &str = "killed at the call: the signal is sent when the function \
+     is entered, the process dies before returning to user space, but the call itself completes";
 
 /// A selector string for the `string_match` trie.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,12 +81,16 @@ pub enum HookPoint {
         name: String,
         tracepoint: bool,
     },
+    /// A kernel function (`syscall: false`), served by fentry where the
+    /// kernel has trampolines, else by a kprobe.
+    Function { name: String, fentry: bool },
 }
 
 impl std::fmt::Display for HookPoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             HookPoint::Syscall { name, .. } => write!(f, "system call {name}"),
+            HookPoint::Function { name, .. } => write!(f, "kernel function {name}"),
         }
     }
 }
@@ -237,32 +245,12 @@ fn compile_kprobe(
     if kprobe.call.starts_with("list:") {
         return Err("calls from lists (list:NAME) are not implemented in vigil yet".into());
     }
-    if !kprobe.syscall {
-        if !features.has(Feature::Kprobe) && !features.has(Feature::Fentry) {
-            return Err(format!(
-                "kprobe on {}: kernel has no kprobes and no fentry (vigil probe: kprobe: {}; fentry: {})",
-                kprobe.call,
-                why_not(features, Feature::Kprobe),
-                why_not(features, Feature::Fentry)
-            ));
-        }
-        return Err(format!(
-            "kprobe on {}: vigil serves only system calls so far (kprobe/fentry attachment is not implemented)",
-            kprobe.call
-        ));
-    }
-    let (name, nr) = syscall_of(&kprobe.call)?;
-    let tracepoint =
-        features.has(Feature::Tracepoint) && has_syscall_tracepoints(name, kprobe.r#return);
-    if !tracepoint && !features.has(Feature::RawTp) {
-        return Err(format!(
-            "kprobe on {}: needs the syscalls/sys_enter_{name} tracepoint (vigil probe: tracepoint: {}) \
-             or raw_tp sys_enter/sys_exit (vigil probe: raw_tp: {})",
-            kprobe.call,
-            why_not(features, Feature::Tracepoint),
-            why_not(features, Feature::RawTp)
-        ));
-    }
+    let point = if kprobe.syscall {
+        syscall_point(kprobe, features)?
+    } else {
+        function_point(kprobe, features)?
+    };
+    let syscall = matches!(point, HookPoint::Syscall { .. });
     if !kprobe.data.is_empty() {
         return Err("data: not implemented in vigil yet".into());
     }
@@ -273,7 +261,10 @@ fn compile_kprobe(
     let mut config = vigil_hook_config::default();
     let mut meta = HookMeta {
         policy: policy.name().to_owned(),
-        function_name: format!("__x64_sys_{name}"),
+        function_name: match &point {
+            HookPoint::Syscall { name, .. } => format!("__x64_sys_{name}"),
+            HookPoint::Function { name, .. } => name.clone(),
+        },
         message: kprobe.message.clone(),
         tags: kprobe.tags.clone(),
         args: Vec::new(),
@@ -283,7 +274,7 @@ fn compile_kprobe(
     config.nargs = kprobe.args.len() as u8;
     for (i, arg) in kprobe.args.iter().enumerate() {
         let path = format!("args[{i}]");
-        config.args[i] = arg_config(arg, &path)?;
+        config.args[i] = arg_config(arg, syscall, &path)?;
         meta.args.push(ArgMeta {
             kind: config.args[i].type_,
             label: arg.label.clone(),
@@ -322,6 +313,7 @@ fn compile_kprobe(
             &kprobe.args,
             &mut config,
             &mut strings,
+            syscall,
             &path,
         )?;
         signals |= sel.actions & VIGIL_ACTION_SIGNAL != 0;
@@ -338,33 +330,117 @@ fn compile_kprobe(
             why_not(features, Feature::SendSignal)
         ));
     }
-    let via = match (tracepoint, kprobe.r#return) {
-        (true, false) => format!("tracepoint syscalls/sys_enter_{name}"),
-        (true, true) => format!("tracepoints syscalls/sys_enter_{name} + sys_exit_{name}"),
-        (false, ret) => format!(
+    let via = match &point {
+        HookPoint::Syscall {
+            name,
+            tracepoint: true,
+            ..
+        } if kprobe.r#return => format!("tracepoints syscalls/sys_enter_{name} + sys_exit_{name}"),
+        HookPoint::Syscall {
+            name,
+            tracepoint: true,
+            ..
+        } => format!("tracepoint syscalls/sys_enter_{name}"),
+        HookPoint::Syscall { nr, .. } => format!(
             "raw_tp sys_enter{} (system call {nr} has no tracepoint of its own)",
-            if ret { " + sys_exit" } else { "" }
+            if kprobe.r#return { " + sys_exit" } else { "" }
         ),
+        HookPoint::Function { name, fentry } => {
+            format!("{} {name}", if *fentry { "fentry" } else { "kprobe" })
+        }
     };
-    let (via, guarantee) = (
-        via,
-        match (signals, enforce) {
-            (false, _) => "observe only".to_owned(),
-            (true, true) => KILL_GUARANTEE.to_owned(),
-            (true, false) => "monitor mode: signals are counted, never sent".to_owned(),
-        },
-    );
+    let guarantee = match (signals, enforce) {
+        (false, _) => "observe only".to_owned(),
+        (true, true) if syscall => KILL_GUARANTEE.to_owned(),
+        (true, true) => format!("{}: {FUNCTION_KILL_GUARANTEE}", kprobe.call),
+        (true, false) => "monitor mode: signals are counted, never sent".to_owned(),
+    };
     Ok(HookPlan {
-        point: HookPoint::Syscall {
-            nr,
-            name: name.to_owned(),
-            tracepoint,
-        },
+        point,
         config,
         strings,
         meta,
         via,
         guarantee,
+    })
+}
+
+/// A system call hook: its own tracepoints when tracefs lists them, else raw_tp.
+fn syscall_point(kprobe: &KProbeSpec, features: &KernelFeatures) -> Result<HookPoint, String> {
+    let (name, nr) = syscall_of(&kprobe.call)?;
+    let tracepoint =
+        features.has(Feature::Tracepoint) && has_syscall_tracepoints(name, kprobe.r#return);
+    if !tracepoint && !features.has(Feature::RawTp) {
+        return Err(format!(
+            "kprobe on {}: needs the syscalls/sys_enter_{name} tracepoint (vigil probe: tracepoint: {}) \
+             or raw_tp sys_enter/sys_exit (vigil probe: raw_tp: {})",
+            kprobe.call,
+            why_not(features, Feature::Tracepoint),
+            why_not(features, Feature::RawTp)
+        ));
+    }
+    Ok(HookPoint::Syscall {
+        nr,
+        name: name.to_owned(),
+        tracepoint,
+    })
+}
+
+/// A kernel function hook: fentry (cheaper) when the kernel has trampolines
+/// and its BTF describes the function, else a kprobe when kallsyms lists it.
+fn function_point(kprobe: &KProbeSpec, features: &KernelFeatures) -> Result<HookPoint, String> {
+    let call = &kprobe.call;
+    let (fentry, kprobes) = (features.has(Feature::Fentry), features.has(Feature::Kprobe));
+    if !fentry && !kprobes {
+        return Err(format!(
+            "kprobe on {call}: kernel has no kprobes and no fentry (vigil probe: kprobe: {}; fentry: {})",
+            why_not(features, Feature::Kprobe),
+            why_not(features, Feature::Fentry)
+        ));
+    }
+    if kprobe.r#return {
+        return Err(format!(
+            "kprobe on {call}: return: true on a kernel function needs fexit or a kretprobe, \
+             not implemented in vigil yet"
+        ));
+    }
+    if fentry && in_vmlinux_btf(call) {
+        return Ok(HookPoint::Function {
+            name: call.clone(),
+            fentry: true,
+        });
+    }
+    if kprobes && in_kallsyms(call) {
+        return Ok(HookPoint::Function {
+            name: call.clone(),
+            fentry: false,
+        });
+    }
+    let looked = match (fentry, kprobes) {
+        (true, true) => "vmlinux BTF and /proc/kallsyms",
+        (true, false) => "vmlinux BTF",
+        _ => "/proc/kallsyms",
+    };
+    Err(format!(
+        "call not found: no kernel function named {call} in {looked}"
+    ))
+}
+
+/// Whether the kernel's BTF describes function `name` (what fentry attaches by).
+fn in_vmlinux_btf(name: &str) -> bool {
+    libbpf_rs::btf::Btf::from_vmlinux().is_ok_and(|btf| {
+        btf.type_by_name::<libbpf_rs::btf::types::Func>(name)
+            .is_some()
+    })
+}
+
+/// Whether /proc/kallsyms lists text symbol `name` (what a kprobe attaches by).
+fn in_kallsyms(name: &str) -> bool {
+    std::fs::read_to_string("/proc/kallsyms").is_ok_and(|syms| {
+        syms.lines().any(|line| {
+            let mut fields = line.split_whitespace().skip(1);
+            matches!(fields.next(), Some("t" | "T")) && fields.next() == Some(name)
+        })
     })
 }
 
@@ -423,10 +499,10 @@ fn int_kind(t: ArgType) -> Option<u8> {
     } as u8)
 }
 
-fn arg_config(arg: &Arg, path: &str) -> Result<vigil_arg_config, String> {
+fn arg_config(arg: &Arg, syscall: bool, path: &str) -> Result<vigil_arg_config, String> {
     if arg.index >= 6 {
         return Err(format!(
-            "{path}.index: {} is out of range; a system call has arguments 0 to 5",
+            "{path}.index: {} is out of range; vigil reads arguments 0 to 5",
             arg.index
         ));
     }
@@ -440,8 +516,12 @@ fn arg_config(arg: &Arg, path: &str) -> Result<vigil_arg_config, String> {
         return Err(format!("{path}.{field}: not implemented in vigil yet"));
     }
     let kind = match arg.arg_type {
-        ArgType::String | ArgType::Filename => VIGIL_ARG_STRING,
         ArgType::Fd => VIGIL_ARG_FD,
+        ArgType::File if !syscall => VIGIL_ARG_FILE,
+        t if !syscall => int_kind(t).ok_or_else(|| {
+            format!("{path}.type: {t} is not supported on kernel function hooks yet (supported: integer types, fd, file)")
+        })? as u32,
+        ArgType::String | ArgType::Filename => VIGIL_ARG_STRING,
         ArgType::CharBuf => {
             if arg.size_arg_index == 0 {
                 return Err(format!(
@@ -483,6 +563,7 @@ fn selector_config(
     args: &[Arg],
     hook: &mut vigil_hook_config,
     strings: &mut Vec<StringEntry>,
+    syscall: bool,
     path: &str,
 ) -> Result<(vigil_selector_config, &'static str), String> {
     let unsupported = [
@@ -574,7 +655,10 @@ fn selector_config(
             arg: position as u8,
             ..Default::default()
         };
-        if matches!(kind, VIGIL_ARG_STRING | VIGIL_ARG_FD | VIGIL_ARG_CHAR_BUF) {
+        if matches!(
+            kind,
+            VIGIL_ARG_STRING | VIGIL_ARG_FD | VIGIL_ARG_FILE | VIGIL_ARG_CHAR_BUF
+        ) {
             let op = match match_arg.operator {
                 Operator::Equal => VIGIL_OP_STR_EQ,
                 Operator::NotEqual => VIGIL_OP_STR_NEQ,
@@ -606,7 +690,7 @@ fn selector_config(
         sel.match_args[m] = ma;
     }
 
-    let (actions, signal, name) = actions_of(&selector.match_actions, path)?;
+    let (actions, signal, name) = actions_of(&selector.match_actions, syscall, path)?;
     sel.actions = actions;
     sel.signal = signal;
     Ok((sel, name))
@@ -689,7 +773,11 @@ fn int_match(ma: &mut vigil_match_arg, m: &ArgSelector, path: &str) -> Result<()
 }
 
 /// Action flags, signal and the action the events report (Tetragon's name).
-fn actions_of(actions: &[Action], path: &str) -> Result<(u32, u32, &'static str), String> {
+fn actions_of(
+    actions: &[Action],
+    syscall: bool,
+    path: &str,
+) -> Result<(u32, u32, &'static str), String> {
     let mut flags = VIGIL_ACTION_POST;
     let mut signal = 0;
     let mut name = "KPROBE_ACTION_POST";
@@ -726,6 +814,12 @@ fn actions_of(actions: &[Action], path: &str) -> Result<(u32, u32, &'static str)
                     action.arg_sig.unwrap_or(0)
                 };
             }
+            ActionKind::Override if !syscall => {
+                return Err(format!(
+                    "{apath}: Override on a kernel function needs fmod_ret or bpf_override_return, \
+                     not implemented in vigil yet"
+                ))
+            }
             ActionKind::Override => {
                 return Err(format!(
                     "{apath}: Override needs bpf_override_return, fmod_ret or BPF-LSM; \
@@ -740,4 +834,88 @@ fn actions_of(actions: &[Action], path: &str) -> Result<(u32, u32, &'static str)
         }
     }
     Ok((flags, signal, name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probe::FeatureStatus;
+
+    fn features(available: &[Feature]) -> KernelFeatures {
+        let features = Feature::ALL
+            .iter()
+            .map(|&feature| FeatureStatus {
+                feature,
+                name: feature.label(),
+                available: available.contains(&feature),
+                verified: available.contains(&feature),
+                observed: None,
+                failed_at: None,
+                reason: (!available.contains(&feature)).then(|| "load: EPERM".to_owned()),
+            })
+            .collect();
+        KernelFeatures {
+            kernel: "test".into(),
+            probe_ms: 0,
+            features,
+        }
+    }
+
+    fn first_hook(yaml_hook: &str, available: &[Feature]) -> Result<HookPlan, String> {
+        let text = format!(
+            "apiVersion: cilium.io/v1alpha1\nkind: TracingPolicy\nmetadata:\n  name: t\nspec:\n  kprobes:\n{yaml_hook}"
+        );
+        let policies = vigil_policy::check_str(&text).expect("valid policy");
+        let mut compiled = compile(&policies[0], &features(available));
+        compiled.hooks.remove(0).plan
+    }
+
+    const FILE_OPEN: &str = "  - call: security_file_open\n    syscall: false\n    args:\n    - index: 0\n      type: file\n";
+
+    #[test]
+    fn kernel_function_needs_fentry_or_kprobe() {
+        let why = first_hook(FILE_OPEN, &[Feature::Tracepoint]).expect_err("refused");
+        assert!(
+            why.starts_with("kprobe on security_file_open: kernel has no kprobes and no fentry (vigil probe: kprobe: load: EPERM; fentry: load: EPERM)"),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn kernel_function_return_is_refused_not_half_applied() {
+        let hook = format!(
+            "{FILE_OPEN}    return: true\n    returnArg:\n      index: 0\n      type: int\n"
+        );
+        let why = first_hook(&hook, &[Feature::Fentry, Feature::Kprobe]).expect_err("refused");
+        assert!(
+            why.contains("return: true on a kernel function needs fexit"),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn missing_kernel_function_is_call_not_found() {
+        let hook = FILE_OPEN.replace("security_file_open", "vigil_no_such_function");
+        let why = first_hook(&hook, &[Feature::Fentry, Feature::Kprobe]).expect_err("refused");
+        assert!(
+            why.starts_with("call not found: no kernel function named vigil_no_such_function"),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn file_args_only_on_kernel_functions() {
+        let hook = "  - call: sys_openat\n    args:\n    - index: 0\n      type: file\n";
+        let why = first_hook(hook, &[Feature::Tracepoint, Feature::RawTp]).expect_err("refused");
+        assert!(
+            why.contains("file is not supported on system call hooks"),
+            "{why}"
+        );
+        let hook = FILE_OPEN.replace("type: file", "type: string");
+        let why = first_hook(&hook, &[Feature::Fentry]).expect_err("refused");
+        assert!(
+            why.contains("not supported on kernel function hooks yet"),
+            "{why}"
+        );
+    }
 }

@@ -1,7 +1,7 @@
 //! `process_kprobe` events from kernel records of policy hooks.
 use vigil_bpf::wire::{
-    VIGIL_ARG_CHAR_BUF, VIGIL_ARG_FD, VIGIL_ARG_INT, VIGIL_ARG_LONG, VIGIL_ARG_SIZE,
-    VIGIL_ARG_STRING, VIGIL_ARG_UINT, VIGIL_ARG_ULONG, VIGIL_KPROBE_MONITORED,
+    VIGIL_ARG_CHAR_BUF, VIGIL_ARG_FD, VIGIL_ARG_FILE, VIGIL_ARG_INT, VIGIL_ARG_LONG,
+    VIGIL_ARG_SIZE, VIGIL_ARG_STRING, VIGIL_ARG_UINT, VIGIL_ARG_ULONG, VIGIL_KPROBE_MONITORED,
     VIGIL_KPROBE_SIGNAL_FAILED,
 };
 use vigil_events::{ArgValue, KprobeArgument, KprobeFile, Process, ProcessKprobe};
@@ -64,7 +64,7 @@ fn argument(kind: u8, bytes: &[u8], label: &str) -> Option<KprobeArgument> {
         VIGIL_ARG_LONG => ArgValue::LongArg((integer(bytes) as i64).to_string()),
         VIGIL_ARG_ULONG | VIGIL_ARG_SIZE => ArgValue::SizeArg(integer(bytes).to_string()),
         VIGIL_ARG_STRING => ArgValue::StringArg(text()),
-        VIGIL_ARG_FD => ArgValue::FileArg(KprobeFile { path: text() }),
+        VIGIL_ARG_FD | VIGIL_ARG_FILE => ArgValue::FileArg(KprobeFile { path: text() }),
         VIGIL_ARG_CHAR_BUF => ArgValue::bytes(bytes),
         _ => return None,
     };

@@ -181,6 +181,17 @@ impl PolicySet {
         }
     }
 
+    /// Hooks the generic sensor could not attach: refused with the reason.
+    pub fn hooks_failed(&mut self, failed: &[(u32, String)]) {
+        for hook in self.policies.iter_mut().flat_map(|p| p.hooks.iter_mut()) {
+            if let HookStatus::Loaded { id, .. } = hook.status {
+                if let Some((_, why)) = failed.iter().find(|(f, _)| *f == id) {
+                    hook.status = HookStatus::Refused(why.clone());
+                }
+            }
+        }
+    }
+
     /// One line per hook (status, mechanism, guarantee) and one per policy (state).
     pub fn log(&self) {
         for policy in &self.policies {

@@ -1,8 +1,10 @@
-//! The generic system call hook: TracingPolicy kprobes on system calls,
-//! served by the per-syscall tracepoints (raw_tp sys_enter/sys_exit for system
-//! calls without one) and configured entirely through maps
-//! (hook configs, syscall -> hooks, selector strings). It shares the process
-//! sensor's ring buffer, counters and process table.
+//! The generic hook: TracingPolicy kprobes on system calls, served by the
+//! per-syscall tracepoints (raw_tp sys_enter/sys_exit for system calls
+//! without one), and on kernel functions, served by one fentry or kprobe
+//! instance per hooked function. Configured entirely through maps (hook
+//! configs, syscall -> hooks, selector strings) that every instance shares
+//! with the system call object, which shares the process sensor's ring
+//! buffer, counters and process table.
 use std::{collections::BTreeMap, mem::MaybeUninit, os::fd::AsFd, sync::Mutex};
 
 use anyhow::{anyhow, Context, Result};
@@ -11,10 +13,11 @@ use libbpf_rs::{
     Link, MapCore, MapFlags, OpenObject, PrintLevel, TracepointCategory,
 };
 use vigil_bpf::{
+    kprobe::{KprobeSkel, KprobeSkelBuilder},
     syscall::{SyscallSkel, SyscallSkelBuilder},
     wire::{
-        vigil_string_key, vigil_syscall_hooks, VIGIL_HOOK_RETURN, VIGIL_HOOK_STAT_MAX,
-        VIGIL_MATCH_STRING_MAX,
+        vigil_string_key, vigil_syscall_hooks, VIGIL_HOOKS_MAX, VIGIL_HOOK_RETURN,
+        VIGIL_HOOK_STAT_MAX, VIGIL_MATCH_STRING_MAX,
     },
 };
 
@@ -30,10 +33,38 @@ struct SyscallHooks {
     exit: bool,
 }
 
+/// The hooks on one kernel function.
+struct FunctionHooks {
+    fentry: bool,
+    ids: Vec<u32>,
+}
+
+/// Storage for the BPF objects: the system call object and one per hooked
+/// kernel function (at most one per hook).
+pub struct GenericObjects {
+    syscall: MaybeUninit<OpenObject>,
+    functions: Vec<MaybeUninit<OpenObject>>,
+}
+
+impl Default for GenericObjects {
+    fn default() -> Self {
+        GenericObjects {
+            syscall: MaybeUninit::uninit(),
+            functions: (0..VIGIL_HOOKS_MAX)
+                .map(|_| MaybeUninit::uninit())
+                .collect(),
+        }
+    }
+}
+
 pub struct GenericSensor<'obj> {
     skel: SyscallSkel<'obj>,
+    _functions: Vec<KprobeSkel<'obj>>,
     _links: Vec<Link>,
 }
+
+/// Hooks that could not be attached, with the reason (the others still run).
+pub type FailedHooks = Vec<(u32, String)>;
 
 /// Bytes of a plain wire struct, for map updates.
 fn bytes_of<T: Copy>(v: &T) -> &[u8] {
@@ -92,15 +123,100 @@ fn verifier_key_line(messages: &[String]) -> Option<String> {
     })
 }
 
+/// Loads an object with libbpf's messages kept, so that a verifier refusal
+/// is reported by its key line.
+fn load_logged<T>(load: impl FnOnce() -> libbpf_rs::Result<T>) -> Result<T> {
+    if let Ok(mut log) = LOAD_LOG.lock() {
+        log.clear();
+    }
+    let previous = libbpf_rs::set_print(Some((PrintLevel::Warn, keep_libbpf_message)));
+    let loaded = load();
+    libbpf_rs::set_print(previous);
+    loaded.map_err(|e| {
+        let key = LOAD_LOG.lock().ok().and_then(|log| verifier_key_line(&log));
+        match key {
+            Some(line) => anyhow!("BPF verifier refused the program: {line} ({e})"),
+            None => anyhow!("loading the BPF object failed: {e}"),
+        }
+    })
+}
+
+/// Loads and attaches the instance for kernel function `name`: fentry or
+/// kprobe, with the system call object's maps and the function's hooks.
+fn load_function<'obj>(
+    obj: &'obj mut MaybeUninit<OpenObject>,
+    shared: &SyscallSkel<'_>,
+    wakeup_bytes: u64,
+    name: &str,
+    hooked: &FunctionHooks,
+) -> Result<(KprobeSkel<'obj>, Link)> {
+    let mut open = KprobeSkelBuilder::default()
+        .open(obj)
+        .context("opening the kernel function hook's BPF object")?;
+    let (maps, to) = (&mut open.maps, &shared.maps);
+    // Per-CPU scratch maps are shared too: hook programs do not nest on a CPU
+    // (their helpers call no hooked function), and copies would cost their
+    // size times the CPU count per function.
+    let reuse = [
+        (&mut maps.events, to.events.as_fd()),
+        (&mut maps.stats, to.stats.as_fd()),
+        (&mut maps.procs, to.procs.as_fd()),
+        (&mut maps.proc_entry_scratch, to.proc_entry_scratch.as_fd()),
+        (&mut maps.path_scratch, to.path_scratch.as_fd()),
+        (&mut maps.generic_scratch, to.generic_scratch.as_fd()),
+        (&mut maps.hook_configs, to.hook_configs.as_fd()),
+        (&mut maps.string_match, to.string_match.as_fd()),
+        (&mut maps.hook_stats, to.hook_stats.as_fd()),
+        (&mut maps.pending, to.pending.as_fd()),
+    ];
+    for (map, fd) in reuse {
+        map.reuse_fd(fd)
+            .with_context(|| format!("sharing map {}", map.name().to_string_lossy()))?;
+    }
+    if let Some(rodata) = open.maps.rodata_data.as_deref_mut() {
+        rodata.agent_tgid = std::process::id();
+        rodata.vigil_config.wakeup_bytes = wakeup_bytes;
+        rodata.func_hooks.count = hooked.ids.len() as u32;
+        for (slot, id) in rodata.func_hooks.hooks.iter_mut().zip(&hooked.ids) {
+            *slot = *id;
+        }
+    }
+    if hooked.fentry {
+        open.progs.vigil_kprobe.set_autoload(false);
+        open.progs
+            .vigil_fentry
+            .set_attach_target(0, Some(name.to_owned()))
+            .with_context(|| format!("setting the fentry target {name}"))?;
+    } else {
+        open.progs.vigil_fentry.set_autoload(false);
+    }
+    let skel = load_logged(|| open.load())?;
+    let link = if hooked.fentry {
+        skel.progs
+            .vigil_fentry
+            .attach()
+            .with_context(|| format!("attaching fentry {name}"))?
+    } else {
+        skel.progs
+            .vigil_kprobe
+            .attach_kprobe(false, name)
+            .with_context(|| format!("attaching kprobe {name}"))?
+    };
+    Ok((skel, link))
+}
+
 impl<'obj> GenericSensor<'obj> {
+    /// Loads the system call object and one instance per hooked kernel
+    /// function. A function that cannot be hooked refuses only its hooks
+    /// (returned); anything else fails the whole sensor.
     pub fn load(
-        obj: &'obj mut MaybeUninit<OpenObject>,
+        objs: &'obj mut GenericObjects,
         process: &ProcessSensor,
         wakeup_bytes: u64,
         hooks: &[(u32, HookPlan)],
-    ) -> Result<Self> {
+    ) -> Result<(Self, FailedHooks)> {
         let mut open = SyscallSkelBuilder::default()
-            .open(obj)
+            .open(&mut objs.syscall)
             .context("opening the generic syscall sensor's BPF object")?;
         let shared = &process.skel.maps;
         open.maps
@@ -119,21 +235,10 @@ impl<'obj> GenericSensor<'obj> {
             rodata.agent_tgid = std::process::id();
             rodata.vigil_config.wakeup_bytes = wakeup_bytes;
         }
-        if let Ok(mut log) = LOAD_LOG.lock() {
-            log.clear();
-        }
-        let previous = libbpf_rs::set_print(Some((PrintLevel::Warn, keep_libbpf_message)));
-        let loaded = open.load();
-        libbpf_rs::set_print(previous);
-        let skel = loaded.map_err(|e| {
-            let key = LOAD_LOG.lock().ok().and_then(|log| verifier_key_line(&log));
-            match key {
-                Some(line) => anyhow!("BPF verifier refused the program: {line} ({e})"),
-                None => anyhow!("loading the BPF object failed: {e}"),
-            }
-        })?;
+        let skel = load_logged(|| open.load())?;
 
         let mut by_syscall: BTreeMap<u32, SyscallHooks> = BTreeMap::new();
+        let mut by_function: BTreeMap<String, FunctionHooks> = BTreeMap::new();
         for (id, plan) in hooks {
             skel.maps
                 .hook_configs
@@ -147,11 +252,24 @@ impl<'obj> GenericSensor<'obj> {
                     .update(bytes_of(&key), &len.to_ne_bytes(), MapFlags::ANY)
                     .with_context(|| format!("storing selector string {:?}", s.value))?;
             }
-            let HookPoint::Syscall {
-                nr,
-                name,
-                tracepoint,
-            } = &plan.point;
+            let (nr, name, tracepoint) = match &plan.point {
+                HookPoint::Syscall {
+                    nr,
+                    name,
+                    tracepoint,
+                } => (nr, name, tracepoint),
+                HookPoint::Function { name, fentry } => {
+                    by_function
+                        .entry(name.clone())
+                        .or_insert_with(|| FunctionHooks {
+                            fentry: *fentry,
+                            ids: Vec::new(),
+                        })
+                        .ids
+                        .push(*id);
+                    continue;
+                }
+            };
             let entry = by_syscall.entry(*nr).or_insert_with(|| SyscallHooks {
                 name: name.clone(),
                 tracepoint: *tracepoint,
@@ -216,10 +334,30 @@ impl<'obj> GenericSensor<'obj> {
                     .context("attaching raw_tp/sys_exit")?,
             );
         }
-        Ok(GenericSensor {
-            skel,
-            _links: links,
-        })
+        let mut functions = Vec::new();
+        let mut failed = Vec::new();
+        let mut slots = objs.functions.iter_mut();
+        for (name, hooked) in &by_function {
+            let loaded = slots
+                .next()
+                .context("more hooked kernel functions than hooks")
+                .and_then(|obj| load_function(obj, &skel, wakeup_bytes, name, hooked));
+            match loaded {
+                Ok((function, link)) => {
+                    functions.push(function);
+                    links.push(link);
+                }
+                Err(e) => failed.extend(hooked.ids.iter().map(|id| (*id, format!("{e:#}")))),
+            }
+        }
+        Ok((
+            GenericSensor {
+                skel,
+                _functions: functions,
+                _links: links,
+            },
+            failed,
+        ))
     }
 
     /// A hook's counters (`enum vigil_hook_stat`), summed over CPUs.

@@ -80,6 +80,10 @@ const TESTS: &[(&str, TestFn)] = &[
         policy::non_syscall_kprobe_refused_with_reason,
     ),
     (
+        "policy::file_open_hook_posts_file_path",
+        policy::file_open_hook_posts_file_path,
+    ),
+    (
         "defaults::default_policies_load_and_post",
         defaults::default_policies_load_and_post,
     ),

@@ -321,17 +321,61 @@ pub fn bad_policy_refused_good_policy_kept() -> TestResult {
     Ok(())
 }
 
-/// What `vigil probe` says about kprobes and fentry here.
-fn kprobe_or_fentry_available() -> bool {
+/// What `vigil probe` says about `feature` here: available, or why not.
+fn probed(feature: &str) -> Result<(), String> {
     let out = Command::new(vigil_bin())
         .args(["probe", "--output", "json"])
         .output()
         .expect("vigil probe");
     let v: Value = serde_json::from_slice(&out.stdout).expect("probe JSON");
-    v["features"].as_array().expect("features").iter().any(|f| {
-        matches!(f["feature"].as_str(), Some("kprobe" | "fentry"))
-            && f["available"].as_bool() == Some(true)
-    })
+    let f = v["features"]
+        .as_array()
+        .expect("features")
+        .iter()
+        .find(|f| f["feature"].as_str() == Some(feature))
+        .expect("feature in the probe's report");
+    if f["available"].as_bool() == Some(true) {
+        Ok(())
+    } else {
+        Err(f["reason"].as_str().unwrap_or("no reason").to_owned())
+    }
+}
+
+/// The mechanism vigil attaches kernel function hooks with here (fentry is
+/// preferred), or the probe's reasons for having neither.
+fn function_hook_mechanism() -> Result<&'static str, String> {
+    match (probed("fentry"), probed("kprobe")) {
+        (Ok(()), _) => Ok("fentry"),
+        (_, Ok(())) => Ok("kprobe"),
+        (Err(fentry), Err(kprobe)) => Err(format!(
+            "kernel has neither fentry ({fentry}) nor kprobes ({kprobe})"
+        )),
+    }
+}
+
+/// A policy on security_file_open(struct file *) with a path prefix selector.
+fn file_open_policy(name: &str, prefix: &Path) -> String {
+    format!(
+        "apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: {name}
+spec:
+  kprobes:
+  - call: security_file_open
+    syscall: false
+    args:
+    - index: 0
+      type: file
+    selectors:
+    - matchArgs:
+      - index: 0
+        operator: Prefix
+        values:
+        - {}/
+",
+        prefix.display()
+    )
 }
 
 pub fn non_syscall_kprobe_refused_with_reason() -> TestResult {
@@ -340,35 +384,104 @@ pub fn non_syscall_kprobe_refused_with_reason() -> TestResult {
     let policy = write_policy(
         s.dir.path(),
         "lsm",
-        "apiVersion: cilium.io/v1alpha1
-kind: TracingPolicy
-metadata:
-  name: file-open
-spec:
-  kprobes:
-  - call: security_file_open
-    syscall: false
-    args:
-    - index: 0
-      type: file
-",
+        &file_open_policy("file-open", s.file.parent().expect("parent")),
     );
     let agent = Agent::start(&["--tracing-policy", &policy]);
-    let expected = if kprobe_or_fentry_available() {
-        // vigil does not attach kprobe/fentry yet: refused, with that reason.
-        "kprobe on security_file_open: vigil serves only system calls so far"
-    } else {
-        "kprobe on security_file_open: kernel has no kprobes and no fentry (vigil probe: kprobe: "
-    };
     let log = agent.log();
-    assert!(
-        log.iter()
-            .any(|l| l.contains("policy hook refused") && l.contains(expected)),
-        "expected a refusal containing {expected:?}"
+    match function_hook_mechanism() {
+        Ok(mechanism) => {
+            let via = format!("{mechanism} security_file_open");
+            assert!(
+                log.iter()
+                    .any(|l| l.contains("policy hook loaded") && l.contains(&via)),
+                "expected the hook loaded via {via:?}"
+            );
+            assert!(log
+                .iter()
+                .any(|l| l.contains("policy enabled") && l.contains("file-open")));
+        }
+        Err(_) => {
+            let expected = "kprobe on security_file_open: kernel has no kprobes and no fentry (vigil probe: kprobe: ";
+            assert!(
+                log.iter()
+                    .any(|l| l.contains("policy hook refused") && l.contains(expected)),
+                "expected a refusal containing {expected:?}"
+            );
+            assert!(log
+                .iter()
+                .any(|l| l.contains("policy refused") && l.contains("file-open")));
+        }
+    }
+    agent.stop();
+    Ok(())
+}
+
+/// process_kprobe events of security_file_open whose file is `path`.
+fn file_opens_of<'a>(evs: &'a [Value], path: &str) -> Vec<&'a Value> {
+    of_kind(evs, "process_kprobe")
+        .into_iter()
+        .filter(|k| {
+            str_at(k, "/function_name") == "security_file_open"
+                && str_at(k, "/args/0/file_arg/path") == path
+        })
+        .collect()
+}
+
+pub fn file_open_hook_posts_file_path() -> TestResult {
+    require_agent!();
+    let mechanism = match function_hook_mechanism() {
+        Ok(m) => m,
+        Err(why) => skip!("{why}"),
+    };
+    let cat = match tool("cat") {
+        Ok(c) => c,
+        Err(why) => skip!("{why}"),
+    };
+    let s = setup();
+    let watched = s.file.parent().expect("parent");
+    let policy = write_policy(
+        s.dir.path(),
+        "fileopen",
+        &file_open_policy("watch-file-open", watched),
     );
-    assert!(log
-        .iter()
-        .any(|l| l.contains("policy refused") && l.contains("file-open")));
+    let agent = Agent::start(&["--tracing-policy", &policy]);
+    let outside = s.dir.path().join("outside");
+    fs::write(&outside, "y").expect("write");
+    let outside = outside.to_str().expect("utf-8").to_owned();
+    let file = s.file.to_str().expect("utf-8").to_owned();
+    run(&cat, &[&outside]);
+    let (pid, status) = run(&cat, &[&file]);
+    assert!(status.success());
+
+    let evs = agent.wait_for(
+        WAIT,
+        "security_file_open event of the watched file",
+        |evs| {
+            file_opens_of(evs, &file)
+                .iter()
+                .any(|k| pid_of(k) == u64::from(pid))
+        },
+    );
+    let ev = file_opens_of(&evs, &file)
+        .into_iter()
+        .find(|k| pid_of(k) == u64::from(pid))
+        .expect("event");
+    assert_eq!(str_at(ev, "/policy_name"), "watch-file-open");
+    assert_eq!(str_at(ev, "/action"), "KPROBE_ACTION_POST");
+    assert_eq!(str_at(ev, "/process/binary"), cat.to_str().expect("utf-8"));
+    assert!(!str_at(ev, "/parent/exec_id").is_empty(), "{ev}");
+    assert!(
+        file_opens_of(&evs, &outside).is_empty(),
+        "a path outside the prefix posted an event"
+    );
+    let via = format!("{mechanism} security_file_open");
+    assert!(
+        agent
+            .log()
+            .iter()
+            .any(|l| l.contains("policy hook loaded") && l.contains(&via)),
+        "the status line names the mechanism {via:?}"
+    );
     agent.stop();
     Ok(())
 }
