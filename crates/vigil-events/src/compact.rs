@@ -20,6 +20,22 @@ pub fn render(ev: &Event) -> String {
             line("💥", "exit", &ev.node_name, &e.process, &outcome)
         }
         EventBody::ProcessKprobe(k) => kprobe(k, &ev.node_name),
+        EventBody::ProcessLsm(l) => {
+            let mut detail = l.function_name.clone();
+            if let Some(arg) = l.args.iter().find_map(|a| match &a.value {
+                ArgValue::FileArg(f) => Some(f.path.as_str()),
+                ArgValue::StringArg(s) => Some(s.as_str()),
+                _ => None,
+            }) {
+                detail.push(' ');
+                detail.push_str(arg);
+            }
+            let mut s = format!("🔒 lsm     {} {} {detail}", ev.node_name, l.process.binary);
+            if l.action == "KPROBE_ACTION_OVERRIDE" {
+                s.push_str(" (blocked)");
+            }
+            s
+        }
         EventBody::LostEvents(l) => format!(
             "⚠️ lost    {} {} events lost at {} ({} in all)",
             ev.node_name, l.count, l.source, l.total
@@ -142,6 +158,27 @@ mod tests {
             ..Default::default()
         }));
         assert_eq!(render(&killed), "💥 exit    node1 /bin/cat SIGKILL");
+    }
+
+    #[test]
+    fn lsm_lines() {
+        use crate::{KprobeArgument, KprobeFile, ProcessLsm};
+        let ev = event(EventBody::ProcessLsm(ProcessLsm {
+            process: process("/bin/cat", "/etc/shadow"),
+            function_name: "file_open".into(),
+            args: vec![KprobeArgument {
+                value: ArgValue::FileArg(KprobeFile {
+                    path: "/etc/shadow".into(),
+                }),
+                label: String::new(),
+            }],
+            action: "KPROBE_ACTION_OVERRIDE",
+            ..Default::default()
+        }));
+        assert_eq!(
+            render(&ev),
+            "🔒 lsm     node1 /bin/cat file_open /etc/shadow (blocked)"
+        );
     }
 
     #[test]

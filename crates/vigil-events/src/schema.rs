@@ -27,6 +27,7 @@ pub enum EventBody {
     ProcessExec(ProcessExec),
     ProcessExit(ProcessExit),
     ProcessKprobe(ProcessKprobe),
+    ProcessLsm(ProcessLsm),
     /// vigil's own: events lost before they reached this stream, counted where they were lost.
     LostEvents(LostEvents),
 }
@@ -38,6 +39,7 @@ impl EventBody {
             EventBody::ProcessExec(_) => "process_exec",
             EventBody::ProcessExit(_) => "process_exit",
             EventBody::ProcessKprobe(_) => "process_kprobe",
+            EventBody::ProcessLsm(_) => "process_lsm",
             EventBody::LostEvents(_) => "lost_events",
         }
     }
@@ -83,6 +85,27 @@ pub struct ProcessKprobe {
     pub policy_name: String,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub message: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ancestors: Vec<Process>,
+}
+
+/// An LSM hook of a policy fired (`ProcessLsm`).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ProcessLsm {
+    pub process: Process,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent: Option<Process>,
+    /// The LSM hook, e.g. `file_open`.
+    pub function_name: String,
+    pub policy_name: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub message: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<KprobeArgument>,
+    /// `KprobeAction` name: `KPROBE_ACTION_POST`, `KPROBE_ACTION_OVERRIDE`, ...
+    pub action: &'static str,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]

@@ -90,10 +90,8 @@ impl Pipeline {
             return;
         };
         let (process, parent, ancestors) = self.builder.hook_context(rec);
-        let body = policy::kprobe_event(rec, meta, process, parent, ancestors);
-        let ev = self
-            .builder
-            .event(rec.ktime, EventBody::ProcessKprobe(body));
+        let body = policy::hook_event(rec, meta, process, parent, ancestors);
+        let ev = self.builder.event(rec.ktime, body);
         self.emit(&ev);
     }
 

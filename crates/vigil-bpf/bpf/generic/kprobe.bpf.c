@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
  * The kernel function front-end of the generic hook: TracingPolicy kprobes
- * with `syscall: false` (security_file_open, ...). The loader opens this
- * object once per hooked function, sets the attach target and the
- * function's hooks (read-only data) before load, keeps only the program
- * it attaches with (fentry where the kernel has trampolines, else kprobe)
+ * with `syscall: false` (security_file_open, ...) and lsmhooks (file_open,
+ * ...). The loader opens this object once per hooked function, sets the
+ * attach target and the function's hooks (read-only data) before load,
+ * keeps only the program it attaches with (lsm for LSM hooks; fentry where
+ * the kernel has trampolines, else kprobe)
  * and reuses the system call object's maps: events, counters, process
  * table, hook configurations and selector strings. The hook logic itself
  * is lib/generic.bpf.h.
@@ -19,27 +20,33 @@ const volatile struct vigil_syscall_hooks func_hooks = {};
 /* Largest argument position a policy may name (arg_config in compile.rs). */
 #define FUNC_ARGS 6
 
-/* Reads func_hooks directly: through a non-volatile pointer the compiler
+/* Runs the function's hooks; returns the first Override error (0: none).
+ * Reads func_hooks directly: through a non-volatile pointer the compiler
  * may fold the reads to the initializer (no hooks). */
-static __always_inline void run_func_hooks(void)
+static __always_inline int run_func_hooks(void)
 {
+	int error = 0, ret;
+
 	for (int i = 0; i < VIGIL_HOOKS_PER_SYSCALL; i++) {
 		if (i >= func_hooks.count)
 			break;
-		run_hook(func_hooks.hooks[i]);
+		ret = run_hook(func_hooks.hooks[i]);
+		if (!error)
+			error = ret;
 	}
+	return error;
 }
 
-SEC("fentry")
-int vigil_fentry(void *ctx)
+/* Copies the function's arguments (trampoline programs) into the state. */
+static __always_inline struct generic_state *trampoline_args(void *ctx)
 {
 	struct generic_state *s;
 
 	if (is_agent())
-		return 0;
+		return NULL;
 	s = state();
 	if (!s)
-		return 0;
+		return NULL;
 	for (int i = 0; i < FUNC_ARGS; i++) {
 		__u64 v = 0;
 
@@ -47,8 +54,32 @@ int vigil_fentry(void *ctx)
 		bpf_get_func_arg(ctx, i, &v);
 		s->regs[i] = v;
 	}
-	run_func_hooks();
+	return s;
+}
+
+SEC("fentry")
+int vigil_fentry(void *ctx)
+{
+	if (trampoline_args(ctx))
+		run_func_hooks();
 	return 0;
+}
+
+/* Errors an LSM program may return (newer verifiers check the range). */
+#define MAX_ERRNO 4095
+
+/* An LSM hook: a selector's Override makes the operation fail. */
+SEC("lsm")
+int vigil_lsm(void *ctx)
+{
+	int error;
+
+	if (!trampoline_args(ctx))
+		return 0;
+	error = run_func_hooks();
+	if (error < -MAX_ERRNO || error > 0)
+		return 0;
+	return error;
 }
 
 SEC("kprobe")

@@ -14,6 +14,7 @@ typedef unsigned short __u16;
 typedef unsigned int __u32;
 typedef unsigned long long __u64;
 typedef long long __s64;
+typedef int __s32;
 #endif
 
 enum vigil_limits {
@@ -229,6 +230,8 @@ enum vigil_match_op {
 enum vigil_action_flags {
 	VIGIL_ACTION_POST = 1 << 0,
 	VIGIL_ACTION_SIGNAL = 1 << 1,
+	/* Make the hooked operation fail with override_error (BPF-LSM). */
+	VIGIL_ACTION_OVERRIDE = 1 << 2,
 };
 
 /* vigil_hook_config.flags */
@@ -249,7 +252,7 @@ enum vigil_hook_flags {
 /* vigil_msg_kprobe.flags */
 enum vigil_kprobe_flags {
 	VIGIL_KPROBE_HAS_RETURN = 1 << 0,
-	/* The selector's signal was not sent: monitor mode. */
+	/* The selector's signal was not sent (or its override not applied): monitor mode. */
 	VIGIL_KPROBE_MONITORED = 1 << 1,
 	/* bpf_send_signal failed. */
 	VIGIL_KPROBE_SIGNAL_FAILED = 1 << 2,
@@ -298,6 +301,9 @@ struct vigil_selector_config {
 	__u32 actions;
 	__u32 signal;
 	struct vigil_match_arg match_args[VIGIL_MATCH_ARGS_MAX];
+	/* VIGIL_ACTION_OVERRIDE: the negative errno the operation fails with. */
+	__s32 override_error;
+	__u32 _pad;
 };
 
 struct vigil_hook_config {

@@ -482,7 +482,9 @@ static __always_inline void read_event_args(struct generic_state *s, struct vigi
 /*
  * Runs hook `hook` on the current call (arguments in state()->regs): finds
  * the first matching selector, acts, and posts (now, or at the return for
- * hooks that report the return value). A global function: verified once.
+ * hooks that report the return value). Returns the error the operation is
+ * to fail with (a selector's Override, BPF-LSM only), else 0. A global
+ * function: verified once.
  */
 __noinline int run_hook(__u32 hook)
 {
@@ -491,7 +493,7 @@ __noinline int run_hook(__u32 hook)
 	struct vigil_msg_kprobe *m;
 	struct task_struct *task;
 	__u32 matched, actions, signal = 0, flags = 0;
-	int derived, filter_first;
+	int derived, filter_first, error = 0;
 
 	if (!s || !cfg)
 		return 0;
@@ -514,6 +516,15 @@ __noinline int run_hook(__u32 hook)
 			return 0;
 		actions = cfg->selectors[matched].actions;
 		signal = cfg->selectors[matched].signal;
+		if (actions & VIGIL_ACTION_OVERRIDE) {
+			if (cfg->flags & VIGIL_HOOK_ENFORCE) {
+				error = cfg->selectors[matched].override_error;
+				hook_stat_inc(hook, VIGIL_HOOK_STAT_ENFORCED);
+			} else {
+				flags |= VIGIL_KPROBE_MONITORED;
+				hook_stat_inc(hook, VIGIL_HOOK_STAT_MONITORED);
+			}
+		}
 	}
 
 	if (actions & VIGIL_ACTION_SIGNAL) {
@@ -527,7 +538,7 @@ __noinline int run_hook(__u32 hook)
 		}
 	}
 	if (!(actions & VIGIL_ACTION_POST))
-		return 0;
+		return error;
 
 	if (filter_first)
 		read_event_args(s, cfg);
@@ -548,13 +559,13 @@ __noinline int run_hook(__u32 hook)
 
 		if (bpf_map_update_elem(&pending, &pk, &s->ev, BPF_ANY))
 			stat_inc(VIGIL_STAT_LOST_KPROBE);
-		return 0;
+		return error;
 	}
 	if (bpf_ringbuf_output(&events, &s->ev, event_size(s->off), ring_flags()))
 		stat_inc(VIGIL_STAT_LOST_KPROBE);
 	else
 		hook_stat_inc(hook, VIGIL_HOOK_STAT_POSTED);
-	return 0;
+	return error;
 }
 
 /* Runs every hook of one hook point (a system call). */

@@ -3,19 +3,20 @@
 //! kprobe on a kernel function), or the exact reason it cannot be served. Nothing is dropped silently: a hook with any part vigil
 //! cannot honour (an argument type, a selector, an action) is refused whole.
 use vigil_bpf::wire::{
-    vigil_arg_config, vigil_hook_config, vigil_match_arg, vigil_selector_config, VIGIL_ACTION_POST,
-    VIGIL_ACTION_SIGNAL, VIGIL_ARG_CHAR_BUF, VIGIL_ARG_FD, VIGIL_ARG_FILE, VIGIL_ARG_INT,
-    VIGIL_ARG_LONG, VIGIL_ARG_NEED_REVERSED, VIGIL_ARG_SIZE, VIGIL_ARG_STRING, VIGIL_ARG_UINT,
-    VIGIL_ARG_ULONG, VIGIL_HOOK_ENFORCE, VIGIL_HOOK_FILTER_FIRST, VIGIL_HOOK_NEED_BINARY,
-    VIGIL_HOOK_NEED_BINARY_REVERSED, VIGIL_HOOK_RETURN, VIGIL_MATCH_STRING_MAX,
-    VIGIL_MATCH_VALUES_MAX, VIGIL_OP_INT_EQ, VIGIL_OP_INT_GT, VIGIL_OP_INT_IN_RANGE,
-    VIGIL_OP_INT_LT, VIGIL_OP_INT_MASK, VIGIL_OP_INT_NEQ, VIGIL_OP_INT_NOT_IN_RANGE,
-    VIGIL_OP_PID_IN, VIGIL_OP_PID_NOT_IN, VIGIL_OP_STR_EQ, VIGIL_OP_STR_NEQ,
-    VIGIL_OP_STR_NOT_POSTFIX, VIGIL_OP_STR_NOT_PREFIX, VIGIL_OP_STR_POSTFIX, VIGIL_OP_STR_PREFIX,
+    vigil_arg_config, vigil_hook_config, vigil_match_arg, vigil_selector_config,
+    VIGIL_ACTION_OVERRIDE, VIGIL_ACTION_POST, VIGIL_ACTION_SIGNAL, VIGIL_ARG_CHAR_BUF,
+    VIGIL_ARG_FD, VIGIL_ARG_FILE, VIGIL_ARG_INT, VIGIL_ARG_LONG, VIGIL_ARG_NEED_REVERSED,
+    VIGIL_ARG_SIZE, VIGIL_ARG_STRING, VIGIL_ARG_UINT, VIGIL_ARG_ULONG, VIGIL_HOOK_ENFORCE,
+    VIGIL_HOOK_FILTER_FIRST, VIGIL_HOOK_NEED_BINARY, VIGIL_HOOK_NEED_BINARY_REVERSED,
+    VIGIL_HOOK_RETURN, VIGIL_MATCH_STRING_MAX, VIGIL_MATCH_VALUES_MAX, VIGIL_OP_INT_EQ,
+    VIGIL_OP_INT_GT, VIGIL_OP_INT_IN_RANGE, VIGIL_OP_INT_LT, VIGIL_OP_INT_MASK, VIGIL_OP_INT_NEQ,
+    VIGIL_OP_INT_NOT_IN_RANGE, VIGIL_OP_PID_IN, VIGIL_OP_PID_NOT_IN, VIGIL_OP_STR_EQ,
+    VIGIL_OP_STR_NEQ, VIGIL_OP_STR_NOT_POSTFIX, VIGIL_OP_STR_NOT_PREFIX, VIGIL_OP_STR_POSTFIX,
+    VIGIL_OP_STR_PREFIX,
 };
 use vigil_policy::{
-    Action, ActionKind, Arg, ArgSelector, ArgType, BinaryOperator, KProbeSpec, Operator, Policy,
-    Selector, SetOperator,
+    Action, ActionKind, Arg, ArgSelector, ArgType, BinaryOperator, KProbeSpec, LsmHookSpec,
+    Operator, Policy, Selector, SetOperator,
 };
 
 use std::path::Path;
@@ -69,6 +70,8 @@ pub struct HookMeta {
     pub ret: Option<ArgMeta>,
     /// Per selector: the Tetragon action name the event reports.
     pub selector_actions: Vec<&'static str>,
+    /// An LSM hook: its events are `process_lsm`.
+    pub lsm: bool,
 }
 
 /// Where a hook attaches.
@@ -84,6 +87,9 @@ pub enum HookPoint {
     /// A kernel function (`syscall: false`), served by fentry where the
     /// kernel has trampolines, else by a kprobe.
     Function { name: String, fentry: bool },
+    /// A BPF-LSM hook (`lsmhooks`, name without `security_`): its
+    /// selectors can make the operation fail (Override).
+    Lsm { hook: String },
 }
 
 impl std::fmt::Display for HookPoint {
@@ -91,6 +97,7 @@ impl std::fmt::Display for HookPoint {
         match self {
             HookPoint::Syscall { name, .. } => write!(f, "system call {name}"),
             HookPoint::Function { name, .. } => write!(f, "kernel function {name}"),
+            HookPoint::Lsm { hook } => write!(f, "LSM hook {hook}"),
         }
     }
 }
@@ -163,11 +170,15 @@ pub fn compile(policy: &Policy, features: &KernelFeatures) -> CompiledPolicy {
         let plan = compile_kprobe(policy, kprobe, enforce, features);
         out.hooks.push(HookOutcome { name, plan });
     }
+    for (i, lsm) in spec.lsm_hooks.iter().enumerate() {
+        let name = format!("spec.lsmhooks[{i}] {}", lsm.hook);
+        let plan = compile_lsm(policy, lsm, enforce, features);
+        out.hooks.push(HookOutcome { name, plan });
+    }
     let unsupported = [
         ("tracepoints", spec.tracepoints.len()),
         ("uprobes", spec.uprobes.len()),
         ("usdts", spec.usdts.len()),
-        ("lsmhooks", spec.lsm_hooks.len()),
         ("fentries", spec.fentries.len()),
         ("enforcers", spec.enforcers.len()),
     ];
@@ -250,6 +261,54 @@ fn compile_kprobe(
     } else {
         function_point(kprobe, features)?
     };
+    plan_hook(policy, kprobe, point, enforce, features)
+}
+
+/// An LSM hook: served by BPF-LSM only (the kernel's `bpf_lsm_HOOK`).
+fn compile_lsm(
+    policy: &Policy,
+    lsm: &LsmHookSpec,
+    enforce: bool,
+    features: &KernelFeatures,
+) -> Result<HookPlan, String> {
+    let hook = &lsm.hook;
+    if !features.has(Feature::Lsm) {
+        return Err(format!(
+            "lsm hook {hook}: kernel has no BPF-LSM (vigil probe: BPF-LSM: {})",
+            why_not(features, Feature::Lsm)
+        ));
+    }
+    if !in_vmlinux_btf(&format!("bpf_lsm_{hook}")) {
+        return Err(format!(
+            "call not found: no LSM hook named {hook} (bpf_lsm_{hook} is not in vmlinux BTF)"
+        ));
+    }
+    let spec = KProbeSpec {
+        call: hook.clone(),
+        syscall: false,
+        r#return: false,
+        return_arg: None,
+        return_arg_action: None,
+        args: lsm.args.clone(),
+        data: Vec::new(),
+        selectors: lsm.selectors.clone(),
+        message: lsm.message.clone(),
+        tags: lsm.tags.clone(),
+        ignore: None,
+    };
+    let point = HookPoint::Lsm { hook: hook.clone() };
+    plan_hook(policy, &spec, point, enforce, features)
+}
+
+/// The configuration of a hook at `point`: arguments, selectors, actions,
+/// and the status line's mechanism and guarantee.
+fn plan_hook(
+    policy: &Policy,
+    kprobe: &KProbeSpec,
+    point: HookPoint,
+    enforce: bool,
+    features: &KernelFeatures,
+) -> Result<HookPlan, String> {
     let syscall = matches!(point, HookPoint::Syscall { .. });
     if !kprobe.data.is_empty() {
         return Err("data: not implemented in vigil yet".into());
@@ -264,12 +323,14 @@ fn compile_kprobe(
         function_name: match &point {
             HookPoint::Syscall { name, .. } => format!("__x64_sys_{name}"),
             HookPoint::Function { name, .. } => name.clone(),
+            HookPoint::Lsm { hook } => hook.clone(),
         },
         message: kprobe.message.clone(),
         tags: kprobe.tags.clone(),
         args: Vec::new(),
         ret: None,
         selector_actions: Vec::new(),
+        lsm: matches!(point, HookPoint::Lsm { .. }),
     };
     config.nargs = kprobe.args.len() as u8;
     for (i, arg) in kprobe.args.iter().enumerate() {
@@ -304,6 +365,7 @@ fn compile_kprobe(
 
     let mut strings = Vec::new();
     let mut signals = false;
+    let mut overrides = None;
     config.nselectors = kprobe.selectors.len() as u8;
     for (s, selector) in kprobe.selectors.iter().enumerate() {
         let path = format!("selectors[{s}]");
@@ -313,10 +375,13 @@ fn compile_kprobe(
             &kprobe.args,
             &mut config,
             &mut strings,
-            syscall,
+            &point,
             &path,
         )?;
         signals |= sel.actions & VIGIL_ACTION_SIGNAL != 0;
+        if sel.actions & VIGIL_ACTION_OVERRIDE != 0 {
+            overrides = Some(sel.override_error);
+        }
         config.selectors[s] = sel;
         meta.selector_actions.push(action);
     }
@@ -348,12 +413,20 @@ fn compile_kprobe(
         HookPoint::Function { name, fentry } => {
             format!("{} {name}", if *fentry { "fentry" } else { "kprobe" })
         }
+        HookPoint::Lsm { hook } => format!("lsm {hook}"),
     };
-    let guarantee = match (signals, enforce) {
-        (false, _) => "observe only".to_owned(),
-        (true, true) if syscall => KILL_GUARANTEE.to_owned(),
-        (true, true) => format!("{}: {FUNCTION_KILL_GUARANTEE}", kprobe.call),
-        (true, false) => "monitor mode: signals are counted, never sent".to_owned(),
+    let guarantee = match (overrides, signals, enforce) {
+        (Some(error), _, true) => format!(
+            "blocked before the operation: {} fails with error {error} before it takes effect",
+            kprobe.call
+        ),
+        (Some(_), _, false) => {
+            "monitor mode: overrides and signals are counted, never applied".to_owned()
+        }
+        (None, false, _) => "observe only".to_owned(),
+        (None, true, true) if syscall => KILL_GUARANTEE.to_owned(),
+        (None, true, true) => format!("{}: {FUNCTION_KILL_GUARANTEE}", kprobe.call),
+        (None, true, false) => "monitor mode: signals are counted, never sent".to_owned(),
     };
     Ok(HookPlan {
         point,
@@ -563,7 +636,7 @@ fn selector_config(
     args: &[Arg],
     hook: &mut vigil_hook_config,
     strings: &mut Vec<StringEntry>,
-    syscall: bool,
+    point: &HookPoint,
     path: &str,
 ) -> Result<(vigil_selector_config, &'static str), String> {
     let unsupported = [
@@ -690,9 +763,10 @@ fn selector_config(
         sel.match_args[m] = ma;
     }
 
-    let (actions, signal, name) = actions_of(&selector.match_actions, syscall, path)?;
+    let (actions, signal, error, name) = actions_of(&selector.match_actions, point, path)?;
     sel.actions = actions;
     sel.signal = signal;
+    sel.override_error = error;
     Ok((sel, name))
 }
 
@@ -772,14 +846,15 @@ fn int_match(ma: &mut vigil_match_arg, m: &ArgSelector, path: &str) -> Result<()
     Ok(())
 }
 
-/// Action flags, signal and the action the events report (Tetragon's name).
+/// Action flags, signal, Override error and the action the events report (Tetragon's name).
 fn actions_of(
     actions: &[Action],
-    syscall: bool,
+    point: &HookPoint,
     path: &str,
-) -> Result<(u32, u32, &'static str), String> {
+) -> Result<(u32, u32, i32, &'static str), String> {
     let mut flags = VIGIL_ACTION_POST;
     let mut signal = 0;
+    let mut error = 0;
     let mut name = "KPROBE_ACTION_POST";
     for (a, action) in actions.iter().enumerate() {
         let apath = format!("{path}.matchActions[{a}]");
@@ -814,7 +889,19 @@ fn actions_of(
                     action.arg_sig.unwrap_or(0)
                 };
             }
-            ActionKind::Override if !syscall => {
+            ActionKind::Override if matches!(point, HookPoint::Lsm { .. }) => {
+                error = match action.arg_error {
+                    Some(e) if (-4095..0).contains(&e) => e,
+                    other => {
+                        return Err(format!(
+                            "{apath}.argError: {other:?}; an LSM hook fails with a negative errno, -4095 to -1 (e.g. -1 for EPERM)"
+                        ))
+                    }
+                };
+                flags |= VIGIL_ACTION_OVERRIDE;
+                name = "KPROBE_ACTION_OVERRIDE";
+            }
+            ActionKind::Override if matches!(point, HookPoint::Function { .. }) => {
                 return Err(format!(
                     "{apath}: Override on a kernel function needs fmod_ret or bpf_override_return, \
                      not implemented in vigil yet"
@@ -833,7 +920,7 @@ fn actions_of(
             }
         }
     }
-    Ok((flags, signal, name))
+    Ok((flags, signal, error, name))
 }
 
 #[cfg(test)]
@@ -862,8 +949,12 @@ mod tests {
     }
 
     fn first_hook(yaml_hook: &str, available: &[Feature]) -> Result<HookPlan, String> {
+        first_of("kprobes", yaml_hook, available)
+    }
+
+    fn first_of(kind: &str, yaml_hook: &str, available: &[Feature]) -> Result<HookPlan, String> {
         let text = format!(
-            "apiVersion: cilium.io/v1alpha1\nkind: TracingPolicy\nmetadata:\n  name: t\nspec:\n  kprobes:\n{yaml_hook}"
+            "apiVersion: cilium.io/v1alpha1\nkind: TracingPolicy\nmetadata:\n  name: t\nspec:\n  {kind}:\n{yaml_hook}"
         );
         let policies = vigil_policy::check_str(&text).expect("valid policy");
         let mut compiled = compile(&policies[0], &features(available));
@@ -899,6 +990,47 @@ mod tests {
         let why = first_hook(&hook, &[Feature::Fentry, Feature::Kprobe]).expect_err("refused");
         assert!(
             why.starts_with("call not found: no kernel function named vigil_no_such_function"),
+            "{why}"
+        );
+    }
+
+    const LSM_DENY: &str = "  - hook: file_open\n    args:\n    - index: 0\n      type: file\n    selectors:\n    - matchActions:\n      - action: Override\n        argError: -1\n";
+
+    #[test]
+    fn lsm_hooks_need_bpf_lsm() {
+        let why = first_of("lsmhooks", LSM_DENY, &[Feature::Fentry]).expect_err("refused");
+        assert!(
+            why.starts_with(
+                "lsm hook file_open: kernel has no BPF-LSM (vigil probe: BPF-LSM: load: EPERM)"
+            ),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn lsm_override_blocks_with_its_error() {
+        // The host's BTF may lack bpf_lsm_file_open (no BPF-LSM): then the refusal says so.
+        match first_of("lsmhooks", LSM_DENY, &[Feature::Lsm]) {
+            Ok(plan) => {
+                assert_eq!(plan.via, "lsm file_open");
+                assert!(
+                    plan.guarantee.starts_with("blocked before the operation"),
+                    "{}",
+                    plan.guarantee
+                );
+                assert_eq!(plan.config.selectors[0].override_error, -1);
+                assert_eq!(plan.meta.selector_actions, ["KPROBE_ACTION_OVERRIDE"]);
+                assert!(plan.meta.lsm);
+            }
+            Err(why) => assert!(
+                why.starts_with("call not found: no LSM hook named file_open"),
+                "{why}"
+            ),
+        }
+        let positive = LSM_DENY.replace("argError: -1", "argError: 1");
+        let why = first_of("lsmhooks", &positive, &[Feature::Lsm]).expect_err("refused");
+        assert!(
+            why.contains("negative errno") || why.starts_with("call not found"),
             "{why}"
         );
     }

@@ -4,12 +4,39 @@ use vigil_bpf::wire::{
     VIGIL_ARG_SIZE, VIGIL_ARG_STRING, VIGIL_ARG_UINT, VIGIL_ARG_ULONG, VIGIL_KPROBE_MONITORED,
     VIGIL_KPROBE_SIGNAL_FAILED,
 };
-use vigil_events::{ArgValue, KprobeArgument, KprobeFile, Process, ProcessKprobe};
+use vigil_events::{
+    ArgValue, EventBody, KprobeArgument, KprobeFile, Process, ProcessKprobe, ProcessLsm,
+};
 
 use super::compile::{ArgMeta, HookMeta};
 use crate::decode::KprobeRecord;
 
-pub fn kprobe_event(
+/// The event of a policy hook: `process_lsm` for LSM hooks, else `process_kprobe`.
+pub fn hook_event(
+    rec: &KprobeRecord,
+    meta: &HookMeta,
+    process: Process,
+    parent: Option<Process>,
+    ancestors: Vec<Process>,
+) -> EventBody {
+    let k = kprobe_event(rec, meta, process, parent, ancestors);
+    if !meta.lsm {
+        return EventBody::ProcessKprobe(k);
+    }
+    EventBody::ProcessLsm(ProcessLsm {
+        process: k.process,
+        parent: k.parent,
+        function_name: k.function_name,
+        policy_name: k.policy_name,
+        message: k.message,
+        args: k.args,
+        action: k.action,
+        tags: k.tags,
+        ancestors: k.ancestors,
+    })
+}
+
+fn kprobe_event(
     rec: &KprobeRecord,
     meta: &HookMeta,
     process: Process,
@@ -104,6 +131,7 @@ mod tests {
                 label: String::new(),
             }),
             selector_actions: vec!["KPROBE_ACTION_SIGKILL"],
+            lsm: false,
         }
     }
 

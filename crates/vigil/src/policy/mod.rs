@@ -11,7 +11,7 @@ mod syscalls;
 use std::path::{Path, PathBuf};
 
 pub use compile::{HookPlan, HookPoint};
-pub use event::kprobe_event;
+pub use event::hook_event;
 pub use metrics::PolicyMetrics;
 pub use state::{HookTable, PolicySet};
 

@@ -33,9 +33,17 @@ struct SyscallHooks {
     exit: bool,
 }
 
-/// The hooks on one kernel function.
+/// How a kernel function instance attaches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Attach {
+    Fentry,
+    Kprobe,
+    /// BPF-LSM: the function is `bpf_lsm_NAME`, and Override applies.
+    Lsm,
+}
+
+/// The hooks on one kernel function (or LSM hook).
 struct FunctionHooks {
-    fentry: bool,
     ids: Vec<u32>,
 }
 
@@ -141,13 +149,13 @@ fn load_logged<T>(load: impl FnOnce() -> libbpf_rs::Result<T>) -> Result<T> {
     })
 }
 
-/// Loads and attaches the instance for kernel function `name`: fentry or
-/// kprobe, with the system call object's maps and the function's hooks.
+/// Loads and attaches the instance for kernel function `name`: fentry,
+/// kprobe or lsm, with the system call object's maps and the function's hooks.
 fn load_function<'obj>(
     obj: &'obj mut MaybeUninit<OpenObject>,
     shared: &SyscallSkel<'_>,
     wakeup_bytes: u64,
-    name: &str,
+    (name, attach): &(String, Attach),
     hooked: &FunctionHooks,
 ) -> Result<(KprobeSkel<'obj>, Link)> {
     let mut open = KprobeSkelBuilder::default()
@@ -181,27 +189,28 @@ fn load_function<'obj>(
             *slot = *id;
         }
     }
-    if hooked.fentry {
-        open.progs.vigil_kprobe.set_autoload(false);
-        open.progs
-            .vigil_fentry
-            .set_attach_target(0, Some(name.to_owned()))
-            .with_context(|| format!("setting the fentry target {name}"))?;
-    } else {
-        open.progs.vigil_fentry.set_autoload(false);
+    let progs = &mut open.progs;
+    progs.vigil_fentry.set_autoload(*attach == Attach::Fentry);
+    progs.vigil_kprobe.set_autoload(*attach == Attach::Kprobe);
+    progs.vigil_lsm.set_autoload(*attach == Attach::Lsm);
+    // libbpf finds an LSM hook's target as bpf_lsm_NAME.
+    let target = match attach {
+        Attach::Fentry => Some(&mut progs.vigil_fentry),
+        Attach::Lsm => Some(&mut progs.vigil_lsm),
+        Attach::Kprobe => None,
+    };
+    if let Some(prog) = target {
+        prog.set_attach_target(0, Some(name.clone()))
+            .with_context(|| format!("setting the attach target {name}"))?;
     }
     let skel = load_logged(|| open.load())?;
-    let link = if hooked.fentry {
-        skel.progs
-            .vigil_fentry
-            .attach()
-            .with_context(|| format!("attaching fentry {name}"))?
-    } else {
-        skel.progs
-            .vigil_kprobe
-            .attach_kprobe(false, name)
-            .with_context(|| format!("attaching kprobe {name}"))?
-    };
+    let progs = &skel.progs;
+    let link = match attach {
+        Attach::Fentry => progs.vigil_fentry.attach(),
+        Attach::Lsm => progs.vigil_lsm.attach(),
+        Attach::Kprobe => progs.vigil_kprobe.attach_kprobe(false, name),
+    }
+    .with_context(|| format!("attaching {attach:?} {name}"))?;
     Ok((skel, link))
 }
 
@@ -238,7 +247,7 @@ impl<'obj> GenericSensor<'obj> {
         let skel = load_logged(|| open.load())?;
 
         let mut by_syscall: BTreeMap<u32, SyscallHooks> = BTreeMap::new();
-        let mut by_function: BTreeMap<String, FunctionHooks> = BTreeMap::new();
+        let mut by_function: BTreeMap<(String, Attach), FunctionHooks> = BTreeMap::new();
         for (id, plan) in hooks {
             skel.maps
                 .hook_configs
@@ -259,12 +268,22 @@ impl<'obj> GenericSensor<'obj> {
                     tracepoint,
                 } => (nr, name, tracepoint),
                 HookPoint::Function { name, fentry } => {
+                    let attach = if *fentry {
+                        Attach::Fentry
+                    } else {
+                        Attach::Kprobe
+                    };
                     by_function
-                        .entry(name.clone())
-                        .or_insert_with(|| FunctionHooks {
-                            fentry: *fentry,
-                            ids: Vec::new(),
-                        })
+                        .entry((name.clone(), attach))
+                        .or_insert_with(|| FunctionHooks { ids: Vec::new() })
+                        .ids
+                        .push(*id);
+                    continue;
+                }
+                HookPoint::Lsm { hook } => {
+                    by_function
+                        .entry((hook.clone(), Attach::Lsm))
+                        .or_insert_with(|| FunctionHooks { ids: Vec::new() })
                         .ids
                         .push(*id);
                     continue;
@@ -337,11 +356,11 @@ impl<'obj> GenericSensor<'obj> {
         let mut functions = Vec::new();
         let mut failed = Vec::new();
         let mut slots = objs.functions.iter_mut();
-        for (name, hooked) in &by_function {
+        for (function, hooked) in &by_function {
             let loaded = slots
                 .next()
                 .context("more hooked kernel functions than hooks")
-                .and_then(|obj| load_function(obj, &skel, wakeup_bytes, name, hooked));
+                .and_then(|obj| load_function(obj, &skel, wakeup_bytes, function, hooked));
             match loaded {
                 Ok((function, link)) => {
                     functions.push(function);

@@ -84,6 +84,10 @@ const TESTS: &[(&str, TestFn)] = &[
         policy::file_open_hook_posts_file_path,
     ),
     (
+        "policy::lsm_override_blocks_open",
+        policy::lsm_override_blocks_open,
+    ),
+    (
         "defaults::default_policies_load_and_post",
         defaults::default_policies_load_and_post,
     ),

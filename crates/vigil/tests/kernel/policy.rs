@@ -551,3 +551,72 @@ spec:
     agent.stop();
     Ok(())
 }
+
+pub fn lsm_override_blocks_open() -> TestResult {
+    require_agent!();
+    if let Err(why) = probed("lsm") {
+        skip!("kernel has no BPF-LSM ({why})");
+    }
+    let s = setup();
+    let watched = s.file.parent().expect("parent");
+    let policy = write_policy(
+        s.dir.path(),
+        "deny",
+        &format!(
+            "apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: deny-open
+spec:
+  lsmhooks:
+  - hook: file_open
+    args:
+    - index: 0
+      type: file
+    selectors:
+    - matchArgs:
+      - index: 0
+        operator: Prefix
+        values:
+        - {}/
+      matchActions:
+      - action: Override
+        argError: -1
+",
+            watched.display()
+        ),
+    );
+    let agent = Agent::start(&["--tracing-policy", &policy]);
+    let outside = s.dir.path().join("outside");
+    fs::write(&outside, "y").expect("write");
+    assert!(
+        fs::File::open(&outside).is_ok(),
+        "a file outside the prefix was blocked"
+    );
+    let err = fs::File::open(&s.file).expect_err("open of the watched file was not blocked");
+    assert_eq!(err.raw_os_error(), Some(libc::EPERM), "{err}");
+
+    let file = s.file.to_str().expect("utf-8").to_owned();
+    let pid = u64::from(std::process::id());
+    let lsm_of = |evs: &[Value]| -> Option<Value> {
+        of_kind(evs, "process_lsm")
+            .into_iter()
+            .find(|k| str_at(k, "/args/0/file_arg/path") == file && pid_of(k) == pid)
+            .cloned()
+    };
+    let evs = agent.wait_for(WAIT, "process_lsm event of the blocked open", |evs| {
+        lsm_of(evs).is_some()
+    });
+    let ev = lsm_of(&evs).expect("event");
+    assert_eq!(str_at(&ev, "/function_name"), "file_open");
+    assert_eq!(str_at(&ev, "/policy_name"), "deny-open");
+    assert_eq!(str_at(&ev, "/action"), "KPROBE_ACTION_OVERRIDE");
+    assert!(
+        agent.log().iter().any(|l| l.contains("policy hook loaded")
+            && l.contains("lsm file_open")
+            && l.contains("blocked before the operation")),
+        "no status line with the block guarantee"
+    );
+    agent.stop();
+    Ok(())
+}
