@@ -276,6 +276,22 @@ struct {
 	__type(value, __u64);
 } recent_exits SEC(".maps");
 
+#define SIGNAL_GROUP_EXIT 0x00000004
+
+/*
+ * The process's exit code. After exit_group() or a fatal signal the group's
+ * code is the one that counts: a thread racing the last one out (see above)
+ * carries its own, possibly 0.
+ */
+static __always_inline __u32 exit_code(struct task_struct *task)
+{
+	struct signal_struct *sig = BPF_CORE_READ(task, signal);
+
+	if (BPF_CORE_READ(sig, flags) & SIGNAL_GROUP_EXIT)
+		return BPF_CORE_READ(sig, group_exit_code);
+	return BPF_CORE_READ(task, exit_code);
+}
+
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(vigil_exit, struct task_struct *task)
 {
@@ -294,7 +310,7 @@ int BPF_PROG(vigil_exit, struct task_struct *task)
 	m.hdr.ktime = bpf_ktime_get_ns();
 	m.key.pid = tgid;
 	m.tid = BPF_CORE_READ(task, pid);
-	m.exit_code = BPF_CORE_READ(task, exit_code);
+	m.exit_code = exit_code(task);
 	e = bpf_map_lookup_elem(&procs, &tgid);
 	if (e) {
 		m.key.ktime = e->key.ktime;
