@@ -134,7 +134,7 @@ mod tests {
     #[test]
     fn exec_and_exit_lines() {
         let exec = event(EventBody::ProcessExec(ProcessExec {
-            process: process("/usr/bin/curl", "https://ebpf.io"),
+            process: process("/usr/bin/curl", "https://ebpf.io").into(),
             ..Default::default()
         }));
         assert_eq!(
@@ -143,7 +143,7 @@ mod tests {
         );
 
         let exit = event(EventBody::ProcessExit(ProcessExit {
-            process: process("/usr/bin/curl", "https://ebpf.io"),
+            process: process("/usr/bin/curl", "https://ebpf.io").into(),
             status: 60,
             ..Default::default()
         }));
@@ -153,7 +153,7 @@ mod tests {
         );
 
         let killed = event(EventBody::ProcessExit(ProcessExit {
-            process: process("/bin/cat", ""),
+            process: process("/bin/cat", "").into(),
             signal: "SIGKILL".into(),
             ..Default::default()
         }));
@@ -164,7 +164,7 @@ mod tests {
     fn lsm_lines() {
         use crate::{KprobeArgument, KprobeFile, ProcessLsm};
         let ev = event(EventBody::ProcessLsm(ProcessLsm {
-            process: process("/bin/cat", "/etc/shadow"),
+            process: process("/bin/cat", "/etc/shadow").into(),
             function_name: "file_open".into(),
             args: vec![KprobeArgument {
                 value: ArgValue::FileArg(KprobeFile {
@@ -186,7 +186,7 @@ mod tests {
         use crate::{KprobeArgument, KprobeFile};
         let open = |function: &str, value: ArgValue| {
             event(EventBody::ProcessKprobe(ProcessKprobe {
-                process: process("/bin/cat", "/etc/shadow"),
+                process: process("/bin/cat", "/etc/shadow").into(),
                 function_name: function.into(),
                 args: vec![KprobeArgument {
                     value,
@@ -225,7 +225,7 @@ mod tests {
             ..Default::default()
         });
         let line = render(&event(EventBody::ProcessExec(ProcessExec {
-            process: p,
+            process: p.into(),
             ..Default::default()
         })));
         assert!(line.starts_with("🚀 process node1 /nginx -g daemon off;"));

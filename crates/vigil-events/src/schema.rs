@@ -2,7 +2,13 @@
 //! proto field names). Field order and names follow Tetragon's protos; zero
 //! values and empty fields are omitted, wrapper types (`UInt32Value`) are
 //! written whenever set, and 64-bit integers are strings.
+use std::sync::Arc;
+
 use serde::Serialize;
+
+/// Processes are shared between the process cache and the events that name
+/// them: an event clones a pointer, not the process.
+pub type ProcessRef = Arc<Process>;
 
 fn is_zero(v: &u32) -> bool {
     *v == 0
@@ -47,33 +53,33 @@ impl EventBody {
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ProcessExec {
-    pub process: Process,
+    pub process: ProcessRef,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub parent: Option<Process>,
+    pub parent: Option<ProcessRef>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub ancestors: Vec<Process>,
+    pub ancestors: Vec<ProcessRef>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ProcessExit {
-    pub process: Process,
+    pub process: ProcessRef,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub parent: Option<Process>,
+    pub parent: Option<ProcessRef>,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub signal: String,
     #[serde(skip_serializing_if = "is_zero")]
     pub status: u32,
     pub time: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub ancestors: Vec<Process>,
+    pub ancestors: Vec<ProcessRef>,
 }
 
 /// A policy hook fired (`ProcessKprobe`).
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ProcessKprobe {
-    pub process: Process,
+    pub process: ProcessRef,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub parent: Option<Process>,
+    pub parent: Option<ProcessRef>,
     /// The kernel function, e.g. `__x64_sys_openat`.
     pub function_name: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -88,15 +94,15 @@ pub struct ProcessKprobe {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub ancestors: Vec<Process>,
+    pub ancestors: Vec<ProcessRef>,
 }
 
 /// An LSM hook of a policy fired (`ProcessLsm`).
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ProcessLsm {
-    pub process: Process,
+    pub process: ProcessRef,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub parent: Option<Process>,
+    pub parent: Option<ProcessRef>,
     /// The LSM hook, e.g. `file_open`.
     pub function_name: String,
     pub policy_name: String,
@@ -109,7 +115,7 @@ pub struct ProcessLsm {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub ancestors: Vec<Process>,
+    pub ancestors: Vec<ProcessRef>,
 }
 
 /// One argument: exactly one typed value, and the policy's label for it.
@@ -320,14 +326,14 @@ mod tests {
     fn omits_empty_fields_like_proto3_json() {
         let ev = Event {
             body: EventBody::ProcessExit(ProcessExit {
-                process: Process {
+                process: std::sync::Arc::new(Process {
                     exec_id: "eA==".into(),
                     pid: 7,
                     uid: 0,
                     start_time: "t0".into(),
                     tid: 7,
                     ..Default::default()
-                },
+                }),
                 signal: "SIGKILL".into(),
                 time: "t1".into(),
                 ..Default::default()

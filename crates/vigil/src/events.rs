@@ -1,6 +1,6 @@
 //! Turns decoded kernel records into public events, with process and parent
 //! context from the process cache.
-use std::num::NonZeroUsize;
+use std::{num::NonZeroUsize, sync::Arc};
 
 use vigil_bpf::wire::{
     vigil_namespaces, VIGIL_PRIV_FILE_CAPS, VIGIL_PRIV_SETGID, VIGIL_PRIV_SETUID, VIGIL_PROC_CLONE,
@@ -11,7 +11,7 @@ use vigil_bpf::wire::{
 use vigil_events::{
     caps, container, exec_id::exec_id, flags, securebits_names, timestamp, BinaryProperties,
     Capabilities, Event, EventBody, FileProperties, InodeProperties, Namespace, Namespaces,
-    Process, ProcessCredentials, ProcessExec, ProcessExit, UserNamespace,
+    Process, ProcessCredentials, ProcessExec, ProcessExit, ProcessRef, UserNamespace,
 };
 
 use crate::{
@@ -76,33 +76,37 @@ impl EventBuilder {
     }
 
     /// Process, parent and ancestors of a policy hook's record, from the cache.
-    pub fn hook_context(&mut self, rec: &KprobeRecord) -> (Process, Option<Process>, Vec<Process>) {
+    pub fn hook_context(
+        &mut self,
+        rec: &KprobeRecord,
+    ) -> (ProcessRef, Option<ProcessRef>, Vec<ProcessRef>) {
         self.context(rec.key, rec.tid)
     }
 
     /// The process `key` as thread `tid` saw it, with its parent and ancestors;
     /// a process the cache does not know is reported by identity, flagged `miss`.
-    fn context(&mut self, key: ProcKey, tid: u32) -> (Process, Option<Process>, Vec<Process>) {
+    fn context(
+        &mut self,
+        key: ProcKey,
+        tid: u32,
+    ) -> (ProcessRef, Option<ProcessRef>, Vec<ProcessRef>) {
         let process = match self.cache.get(&key) {
-            Some(p) => {
-                let mut p = (*p).clone();
-                p.tid = tid;
-                p
-            }
-            None => Process {
+            // Shared as is unless another thread than the cached one acted.
+            Some(p) if p.tid == tid => p,
+            Some(p) => Arc::new(Process {
+                tid,
+                ..(*p).clone()
+            }),
+            None => Arc::new(Process {
                 exec_id: exec_id(&self.opts.node_name, key.ktime, key.pid),
                 pid: key.pid,
                 tid,
                 start_time: self.wall_time(key.ktime),
                 flags: flags::MISS.into(),
                 ..Default::default()
-            },
+            }),
         };
-        let parent = self
-            .cache
-            .parent_of(&key)
-            .and_then(|k| self.cache.get(&k))
-            .map(|p| (*p).clone());
+        let parent = self.cache.parent_of(&key).and_then(|k| self.cache.get(&k));
         (process, parent, self.ancestors(&key))
     }
 
@@ -116,10 +120,10 @@ impl EventBuilder {
     }
 
     fn exec(&mut self, rec: ExecRecord) -> Event {
-        let process = self.process_of(&rec);
+        let process = Arc::new(self.process_of(&rec));
         self.cache
             .insert(rec.key, process.clone(), Some(rec.parent));
-        let parent = self.cache.get(&rec.parent).map(|p| (*p).clone());
+        let parent = self.cache.get(&rec.parent);
         let ancestors = self.ancestors(&rec.key);
         self.event(
             rec.ktime,
@@ -144,7 +148,8 @@ impl EventBuilder {
         process.start_time = self.wall_time(rec.key.ktime);
         process.flags = flag_words(rec.flags | VIGIL_PROC_CLONE);
         process.binary_properties = None;
-        self.cache.insert(rec.key, process, Some(rec.parent));
+        self.cache
+            .insert(rec.key, Arc::new(process), Some(rec.parent));
     }
 
     fn exit(&mut self, rec: ExitRecord) -> Event {
@@ -165,15 +170,11 @@ impl EventBuilder {
         )
     }
 
-    fn ancestors(&self, key: &ProcKey) -> Vec<Process> {
+    fn ancestors(&self, key: &ProcKey) -> Vec<ProcessRef> {
         if self.opts.ancestors == 0 {
             return Vec::new();
         }
-        self.cache
-            .ancestors(key, self.opts.ancestors)
-            .into_iter()
-            .map(|p| (*p).clone())
-            .collect()
+        self.cache.ancestors(key, self.opts.ancestors)
     }
 
     fn process_of(&self, rec: &ExecRecord) -> Process {

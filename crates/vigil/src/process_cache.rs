@@ -6,7 +6,7 @@
 use std::{collections::HashMap, num::NonZeroUsize, sync::Arc};
 
 use lru::LruCache;
-use vigil_events::Process;
+use vigil_events::{Process, ProcessRef};
 
 use crate::decode::ProcKey;
 
@@ -49,10 +49,10 @@ impl ProcessCache {
 
     /// Records a running process image. If the pid ran another image before
     /// (exec without fork), that image stops running but stays while referenced.
-    pub fn insert(&mut self, key: ProcKey, process: Process, parent: Option<ProcKey>) {
+    pub fn insert(&mut self, key: ProcKey, process: ProcessRef, parent: Option<ProcKey>) {
         if let Some(e) = self.entries.get_mut(&key) {
             // The same image seen twice (start scan, then its own fork record).
-            e.process = Arc::new(process);
+            e.process = process;
             return;
         }
         if let Some(parent_entry) = parent.and_then(|p| self.entries.peek_mut(&p)) {
@@ -62,7 +62,7 @@ impl ProcessCache {
         self.entries.put(
             key,
             Entry {
-                process: Arc::new(process),
+                process,
                 parent,
                 refs: 1,
                 running: true,
@@ -167,11 +167,11 @@ mod tests {
         ProcKey { pid, ktime }
     }
 
-    fn proc(binary: &str) -> Process {
-        Process {
+    fn proc(binary: &str) -> ProcessRef {
+        Arc::new(Process {
             binary: binary.into(),
             ..Default::default()
-        }
+        })
     }
 
     fn cache(cap: usize) -> ProcessCache {

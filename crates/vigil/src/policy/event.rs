@@ -5,7 +5,7 @@ use vigil_bpf::wire::{
     VIGIL_KPROBE_SIGNAL_FAILED,
 };
 use vigil_events::{
-    ArgValue, EventBody, KprobeArgument, KprobeFile, Process, ProcessKprobe, ProcessLsm,
+    ArgValue, EventBody, KprobeArgument, KprobeFile, ProcessKprobe, ProcessLsm, ProcessRef,
 };
 
 use super::compile::{ArgMeta, HookMeta};
@@ -15,9 +15,9 @@ use crate::decode::KprobeRecord;
 pub fn hook_event(
     rec: &KprobeRecord,
     meta: &HookMeta,
-    process: Process,
-    parent: Option<Process>,
-    ancestors: Vec<Process>,
+    process: ProcessRef,
+    parent: Option<ProcessRef>,
+    ancestors: Vec<ProcessRef>,
 ) -> EventBody {
     let k = kprobe_event(rec, meta, process, parent, ancestors);
     if !meta.lsm {
@@ -39,9 +39,9 @@ pub fn hook_event(
 fn kprobe_event(
     rec: &KprobeRecord,
     meta: &HookMeta,
-    process: Process,
-    parent: Option<Process>,
-    ancestors: Vec<Process>,
+    process: ProcessRef,
+    parent: Option<ProcessRef>,
+    ancestors: Vec<ProcessRef>,
 ) -> ProcessKprobe {
     let args = rec
         .args
@@ -155,7 +155,13 @@ mod tests {
                 raw(VIGIL_ARG_SIZE, &2u64.to_le_bytes()),
             ],
         };
-        let ev = kprobe_event(&rec, &meta(), Process::default(), None, vec![]);
+        let ev = kprobe_event(
+            &rec,
+            &meta(),
+            vigil_events::Process::default().into(),
+            None,
+            vec![],
+        );
         assert_eq!(
             ev.args[0].value,
             ArgValue::FileArg(KprobeFile {
@@ -167,7 +173,13 @@ mod tests {
         assert_eq!(ev.r#return.unwrap().value, ArgValue::IntArg(-9));
         assert_eq!(ev.action, "KPROBE_ACTION_SIGKILL");
         rec.flags = VIGIL_KPROBE_MONITORED;
-        let ev = kprobe_event(&rec, &meta(), Process::default(), None, vec![]);
+        let ev = kprobe_event(
+            &rec,
+            &meta(),
+            vigil_events::Process::default().into(),
+            None,
+            vec![],
+        );
         assert_eq!(ev.action, "KPROBE_ACTION_POST");
     }
 }
