@@ -383,19 +383,10 @@ impl<'obj> GenericSensor<'obj> {
     pub fn hook_counters(&self, hook: u32) -> Result<[u64; VIGIL_HOOK_STAT_MAX as usize]> {
         let mut out = [0u64; VIGIL_HOOK_STAT_MAX as usize];
         for (stat, slot) in out.iter_mut().enumerate() {
-            let key = (hook * VIGIL_HOOK_STAT_MAX + stat as u32).to_ne_bytes();
-            let per_cpu = self
-                .skel
-                .maps
-                .hook_stats
-                .lookup_percpu(&key, MapFlags::ANY)
-                .context("reading hook counters")?
-                .unwrap_or_default();
-            *slot = per_cpu
-                .iter()
-                .filter_map(|v| v.get(..8).and_then(|b| b.try_into().ok()))
-                .map(u64::from_ne_bytes)
-                .sum();
+            *slot = super::percpu_sum(
+                &self.skel.maps.hook_stats,
+                hook * VIGIL_HOOK_STAT_MAX + stat as u32,
+            )?;
         }
         Ok(out)
     }

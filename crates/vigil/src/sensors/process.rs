@@ -6,7 +6,7 @@ use std::{io::Read, mem::MaybeUninit};
 use anyhow::{Context, Result};
 use libbpf_rs::{
     skel::{OpenSkel, SkelBuilder},
-    Iter, Link, MapCore, MapFlags, OpenObject,
+    Iter, Link, MapCore, OpenObject,
 };
 use vigil_bpf::{
     process::{ProcessSkel, ProcessSkelBuilder},
@@ -81,19 +81,7 @@ impl<'obj> ProcessSensor<'obj> {
     pub fn counters(&self) -> Result<[u64; VIGIL_STAT_MAX as usize]> {
         let mut out = [0u64; VIGIL_STAT_MAX as usize];
         for (idx, slot) in out.iter_mut().enumerate() {
-            let key = (idx as u32).to_ne_bytes();
-            let per_cpu = self
-                .skel
-                .maps
-                .stats
-                .lookup_percpu(&key, MapFlags::ANY)
-                .context("reading kernel counters")?
-                .unwrap_or_default();
-            *slot = per_cpu
-                .iter()
-                .filter_map(|v| v.get(..8).and_then(|b| b.try_into().ok()))
-                .map(u64::from_ne_bytes)
-                .sum();
+            *slot = super::percpu_sum(&self.skel.maps.stats, idx as u32)?;
         }
         Ok(out)
     }
