@@ -24,6 +24,7 @@ set +e
 vm_status=0
 if [ "${VIGIL_SKIP_VM:-0}" = 1 ]; then
   echo "== VM matrix: skipped (VIGIL_SKIP_VM=1)"
+  : > "$log/vm"
 else
   echo "== VM matrix (Debian stock kernels under QEMU)"
   cargo xtask vm-test 2>&1 | tee "$log/vm"
@@ -35,7 +36,7 @@ unit_passed=$(grep -h '^test result:' "$log/unit" | awk '{s+=$4} END{print s+0}'
 unit_failed=$(grep -h '^test result:' "$log/unit" | awk '{s+=$6} END{print s+0}')
 k_line=$(grep -h '^kernel tests:' "$log/kernel" | tail -1)
 k_passed=$(echo "$k_line" | awk '{print $3}'); k_failed=$(echo "$k_line" | awk '{print $5}'); k_skipped=$(echo "$k_line" | awk '{print $7}')
-vm_line=$(grep -h '^vm-test:' "$log/vm" 2>/dev/null | tail -1)
+vm_line=$(grep -h '^vm-test:' "$log/vm" 2>/dev/null | tail -1 || true)
 vm_passed=$(echo "${vm_line:-x 0 p, 0 f, 0 s}" | awk '{print $2}'); vm_failed=$(echo "${vm_line:-x 0 p, 0 f, 0 s}" | awk '{print $4}'); vm_skipped=$(echo "${vm_line:-x 0 p, 0 f, 0 s}" | awk '{print $6}')
 
 echo "== summary"
