@@ -7,6 +7,7 @@ mod events;
 mod metrics;
 mod output;
 mod policy;
+mod policy_check;
 mod probe;
 mod process_cache;
 mod sensors;
@@ -66,7 +67,12 @@ enum DebugCommand {
 #[derive(Subcommand)]
 enum PolicyCommand {
     /// Validate policies offline (no root, no kernel); exits non-zero on any error.
+    /// With --kernel (root), also load and attach every hook on this kernel,
+    /// report how each is served or why it is refused, and detach.
     Check {
+        /// Try every hook on this kernel; exit non-zero if a policy would be in the error state.
+        #[arg(long)]
+        kernel: bool,
         #[arg(required = true, value_name = "FILE")]
         files: Vec<std::path::PathBuf>,
     },
@@ -104,10 +110,18 @@ fn run(command: Command) -> Result<ExitCode> {
                 .context("--interval must be a positive number of seconds")?;
             debug::progs(interval, watch).map(|()| ExitCode::SUCCESS)
         }
-        Command::Policy(PolicyCommand::Check { files }) => {
+        Command::Policy(PolicyCommand::Check { files, kernel }) => {
             let report = vigil_policy::check_files(&files);
             print!("{report}");
-            Ok(if report.is_ok() {
+            if !report.is_ok() {
+                return Ok(ExitCode::FAILURE);
+            }
+            if !kernel {
+                return Ok(ExitCode::SUCCESS);
+            }
+            let (report, served) = policy_check::on_this_kernel(&files)?;
+            print!("{report}");
+            Ok(if served {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE

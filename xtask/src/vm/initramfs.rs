@@ -1,4 +1,5 @@
-//! The guest's root: busybox, `/init`, vigil and the test executables, as an
+//! The guest's root: busybox, `/init`, vigil, the test executables and the
+//! policies they load, as an
 //! uncompressed newc cpio (the kernel unpacks it faster than gzip under TCG,
 //! and no cpio tool is needed).
 use std::{
@@ -31,7 +32,11 @@ ip link set lo up
 # Keep kernel messages off the console: the host parses it.
 echo 1 > /proc/sys/kernel/printk
 ulimit -l unlimited
+# Policies name binaries by their Debian paths: hard links keep the path
+# (a symlink would make the binary /bin/busybox).
+for tool in cat head; do ln /bin/busybox /usr/bin/$tool; done
 export VIGIL_BIN=/bin/vigil VIGIL_IN_VM=1
+export VIGIL_DEFAULT_POLICIES=/policies/default VIGIL_TETRAGON_POLICIES=/policies/tetragon
 read up idle < /proc/uptime
 echo "@@VIGIL KERNEL $(uname -r) uptime=$up"
 echo "@@VIGIL LSM $(cat /sys/kernel/security/lsm)"
@@ -64,7 +69,20 @@ pub struct GuestFile {
 /// Writes the initramfs to `out`. `filter` goes to libtest as its name filter.
 pub fn build(out: &Path, busybox: &Path, files: &[GuestFile], filter: Option<&str>) -> Result<()> {
     let mut cpio = Cpio::new(io::BufWriter::new(fs::File::create(out)?));
-    for dir in ["bin", "dev", "etc", "proc", "sys", "tmp", "tests"] {
+    for dir in [
+        "bin",
+        "dev",
+        "etc",
+        "proc",
+        "sys",
+        "tmp",
+        "tests",
+        "usr",
+        "usr/bin",
+        "policies",
+        "policies/default",
+        "policies/tetragon",
+    ] {
         cpio.dir(dir)?;
     }
     cpio.char_device("dev/console", 5, 1)?;

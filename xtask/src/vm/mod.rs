@@ -79,6 +79,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 host_path: test.clone(),
             });
         }
+        files.extend(policy_files(&workspace)?);
         initramfs::build(&initramfs, &busybox, &files, args.filter.as_deref())?;
         for spec in guests {
             let kernel = kernels::fetch(&apt, spec, &cache)?;
@@ -225,6 +226,33 @@ fn workspace_root() -> Result<PathBuf> {
         .parent()
         .map(Path::to_path_buf)
         .context("xtask has no parent directory")
+}
+
+/// The policies the kernel tests load: the repository's defaults
+/// (`/policies/default`) and Tetragon's examples (`/policies/tetragon`, from
+/// `$VIGIL_TETRAGON_POLICIES` or `../shared/tetragon-policies`).
+fn policy_files(workspace: &Path) -> Result<Vec<initramfs::GuestFile>> {
+    let tetragon = std::env::var_os("VIGIL_TETRAGON_POLICIES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace.join("../shared/tetragon-policies"));
+    let mut files = Vec::new();
+    for (dir, guest_dir) in [
+        (workspace.join("policies"), "policies/default"),
+        (tetragon, "policies/tetragon"),
+    ] {
+        let entries = fs::read_dir(&dir).with_context(|| format!("listing {}", dir.display()))?;
+        for entry in entries {
+            let path = entry?.path();
+            if path.extension().is_some_and(|e| e == "yaml") {
+                let name = path.file_name().unwrap_or_default().to_string_lossy();
+                files.push(initramfs::GuestFile {
+                    guest_path: format!("{guest_dir}/{name}"),
+                    host_path: path.clone(),
+                });
+            }
+        }
+    }
+    Ok(files)
 }
 
 /// `$XDG_CACHE_HOME/vigil-vm`, else `.cache/vm` in the workspace (gitignored).

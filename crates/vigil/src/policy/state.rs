@@ -1,6 +1,6 @@
 //! Policy and hook states: which hooks the kernel serves (and how, with what
 //! guarantee), which were refused and why, and each policy's resulting state.
-use std::path::Path;
+use std::{fmt::Write, path::Path};
 
 use tracing::{error, info, warn};
 use vigil_bpf::wire::{VIGIL_HOOKS_MAX, VIGIL_HOOKS_PER_SYSCALL};
@@ -190,6 +190,43 @@ impl PolicySet {
                 }
             }
         }
+    }
+
+    /// The same facts as `log`, as text for `vigil policy check --kernel`:
+    /// each policy's state, then each hook's mechanism and guarantee, or why
+    /// this kernel refuses it.
+    pub fn report(&self) -> String {
+        let mut out = String::new();
+        for policy in &self.policies {
+            let mode = if policy.enforce { "enforce" } else { "monitor" };
+            let _ = writeln!(
+                out,
+                "{}: policy {}: {} ({mode})",
+                policy.file,
+                policy.name,
+                policy.state().name()
+            );
+            if let Some(why) = &policy.refused {
+                let _ = writeln!(out, "  refused: {why}");
+            }
+            for hook in &policy.hooks {
+                let _ = match &hook.status {
+                    HookStatus::Loaded { via, guarantee, .. } => {
+                        writeln!(out, "  {}: attached via {via}; {guarantee}", hook.name)
+                    }
+                    HookStatus::Refused(why) => writeln!(out, "  {}: refused: {why}", hook.name),
+                    HookStatus::Ready(_) => writeln!(out, "  {}: not loaded", hook.name),
+                };
+            }
+        }
+        out
+    }
+
+    /// No policy is in the error state.
+    pub fn all_served(&self) -> bool {
+        self.policies
+            .iter()
+            .all(|p| p.state() != PolicyState::Error)
     }
 
     /// One line per hook (status, mechanism, guarantee) and one per policy (state).

@@ -1,5 +1,9 @@
 //! The policies shipped in `policies/` (what `scripts/run.sh` loads) load and post.
-use std::{path::Path, process::Command, time::Duration};
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+    time::Duration,
+};
 
 use crate::{
     harness::{of_kind, str_at, Agent, TestResult},
@@ -8,9 +12,12 @@ use crate::{
 
 pub fn default_policies_load_and_post() -> TestResult {
     require_agent!();
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies");
+    // The VM guests carry them at $VIGIL_DEFAULT_POLICIES.
+    let dir = std::env::var_os("VIGIL_DEFAULT_POLICIES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies"));
     if !dir.is_dir() {
-        skip!("the repository's policies/ folder is not here (VM guest)");
+        skip!("the repository's policies are not at {}", dir.display());
     }
     let dir = dir.to_str().expect("utf-8 path").to_owned();
     let agent = Agent::start(&["--tracing-policy-dir", &dir]);

@@ -2,6 +2,7 @@
 //! programs, and assertions on the events the agent exported. A small harness
 //! of our own (not libtest) so that a test can report itself skipped with a
 //! reason, and so that this binary doubles as the tester programs it runs.
+mod compat;
 mod defaults;
 mod harness;
 mod policy;
@@ -86,6 +87,14 @@ const TESTS: &[(&str, TestFn)] = &[
     (
         "policy::lsm_override_blocks_open",
         policy::lsm_override_blocks_open,
+    ),
+    (
+        "compat::tetragon_examples_served_or_refused_precisely",
+        compat::tetragon_examples_served_or_refused_precisely,
+    ),
+    (
+        "compat::tetragon_lsm_file_open_reports_cat",
+        compat::tetragon_lsm_file_open_reports_cat,
     ),
     (
         "defaults::default_policies_load_and_post",

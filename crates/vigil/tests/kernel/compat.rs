@@ -1,0 +1,177 @@
+//! Tetragon's example policies, unchanged, on this kernel: each one is served
+//! or refused with a precise reason, and the ones this kernel can serve do
+//! what Tetragon's do (the event appears, the operation is blocked).
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+    time::Duration,
+};
+
+use serde_json::Value;
+
+use crate::{
+    harness::{of_kind, str_at, vigil_bin, Agent, TestResult},
+    policy::probed,
+    require_agent, skip,
+};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// `$VIGIL_TETRAGON_POLICIES` (the VM guests), else the shared fixtures beside the repository.
+fn policies_dir() -> PathBuf {
+    std::env::var_os("VIGIL_TETRAGON_POLICIES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/tetragon-policies")
+        })
+}
+
+/// What `vigil policy check --kernel` said about one file.
+struct Verdict {
+    file: String,
+    state: String,
+    attached: Vec<String>,
+    refusals: Vec<String>,
+}
+
+fn check(file: &Path) -> Verdict {
+    let out = Command::new(vigil_bin())
+        .args(["policy", "check", "--kernel"])
+        .arg(file)
+        .output()
+        .expect("vigil policy check --kernel");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut verdict = Verdict {
+        file: file.display().to_string(),
+        state: String::new(),
+        attached: Vec::new(),
+        refusals: Vec::new(),
+    };
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix(&format!("{}: policy ", verdict.file)) {
+            let state = rest.split(": ").nth(1).unwrap_or("");
+            verdict.state = state.split_whitespace().next().unwrap_or("").to_owned();
+        } else if let Some(hook) = line.strip_prefix("  ") {
+            if hook.contains(": attached via ") {
+                verdict.attached.push(hook.to_owned());
+            } else if let Some((_, why)) = hook.split_once("refused: ") {
+                verdict.refusals.push(why.to_owned());
+            }
+        } else if line.contains(": error: ") || line.starts_with("  ") {
+            verdict.refusals.push(line.to_owned());
+        }
+    }
+    // Offline validation errors: one line per error, after the file name.
+    if verdict.state.is_empty() && !out.status.success() {
+        verdict.state = "invalid".into();
+        verdict.refusals.extend(
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .map(str::to_owned),
+        );
+    }
+    eprintln!(
+        "compat: {}: {} | attached: {:?} | refused: {:?}",
+        verdict.file, verdict.state, verdict.attached, verdict.refusals
+    );
+    verdict
+}
+
+/// A refusal that names what is missing (a kernel feature, a vigil feature,
+/// a value), as opposed to a load that failed by surprise.
+fn is_precise(why: &str) -> bool {
+    [
+        "kernel has no",
+        "not implemented in vigil yet",
+        "is not supported",
+        "not supported on",
+        "cannot scope",
+        "not found",
+        "is not an IP address or CIDR",
+    ]
+    .iter()
+    .any(|known| why.contains(known))
+}
+
+pub fn tetragon_examples_served_or_refused_precisely() -> TestResult {
+    require_agent!();
+    let dir = policies_dir();
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        skip!("Tetragon's example policies are not at {}", dir.display());
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 12, "Tetragon's examples: {files:?}");
+    let lsm = probed("lsm").is_ok();
+    for file in &files {
+        let verdict = check(file);
+        assert!(
+            ["enabled", "partially_enabled", "error", "invalid"].contains(&verdict.state.as_str()),
+            "{}: no verdict",
+            verdict.file
+        );
+        for why in &verdict.refusals {
+            assert!(
+                is_precise(why),
+                "{}: refusal does not say what is missing: {why}",
+                verdict.file
+            );
+        }
+        let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if name == "lsm-file-open.yaml" && lsm {
+            assert_eq!(verdict.state, "enabled", "{}", verdict.file);
+        }
+        if name == "network-egress-cluster-enforce.yaml" {
+            assert_eq!(
+                verdict.state, "invalid",
+                "placeholders ${{PODCIDR}} are not CIDRs"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// lsm-file-open.yaml: `cat` opening /etc/passwd is reported by the BPF-LSM
+/// file_open hook, with the file's path, and the open itself goes through.
+pub fn tetragon_lsm_file_open_reports_cat() -> TestResult {
+    require_agent!();
+    if let Err(why) = probed("lsm") {
+        skip!("kernel has no BPF-LSM ({why})");
+    }
+    let policy = policies_dir().join("lsm-file-open.yaml");
+    if !policy.is_file() || !Path::new("/usr/bin/cat").is_file() {
+        skip!("needs {} and /usr/bin/cat", policy.display());
+    }
+    let policy = policy.to_str().expect("utf-8 path").to_owned();
+    let agent = Agent::start(&["--tracing-policy", &policy]);
+    let out = Command::new("/usr/bin/cat")
+        .arg("/etc/passwd")
+        .output()
+        .expect("run cat");
+    assert!(out.status.success(), "cat /etc/passwd: {out:?}");
+    let found = |evs: &[Value]| {
+        of_kind(evs, "process_lsm").into_iter().any(|b| {
+            str_at(b, "/policy_name") == "lsm-file-open"
+                && str_at(b, "/process/binary") == "/usr/bin/cat"
+                && str_at(b, "/args/0/file_arg/path") == "/etc/passwd"
+        })
+    };
+    agent.wait_for(WAIT, "process_lsm of cat opening /etc/passwd", found);
+    let evs = agent.stop();
+    let ev = of_kind(&evs, "process_lsm")
+        .into_iter()
+        .find(|b| str_at(b, "/policy_name") == "lsm-file-open")
+        .expect("event");
+    assert_eq!(str_at(ev, "/function_name"), "file_open");
+    assert!(
+        of_kind(&evs, "process_lsm")
+            .iter()
+            .all(|b| str_at(b, "/process/binary") == "/usr/bin/cat"),
+        "matchBinaries lets only /usr/bin/cat through"
+    );
+    Ok(())
+}
