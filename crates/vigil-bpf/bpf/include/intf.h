@@ -177,6 +177,42 @@ enum vigil_generic_limits {
 	VIGIL_MATCH_STRING_MAX = 248,
 	/* Bytes kept of one string, path or buffer argument. */
 	VIGIL_ARG_DATA_MAX = 4096,
+	/* matchNamespaces entries per selector, and inode numbers per entry (Tetragon: 4). */
+	VIGIL_MATCH_NS_MAX = 4,
+	VIGIL_MATCH_NS_VALUES_MAX = 4,
+	/* matchCapabilities entries per selector (one per capability set). */
+	VIGIL_MATCH_CAPS_MAX = 3,
+	/* Bytes of each argument that tell rate-limited events apart (Tetragon: 40). */
+	VIGIL_RATE_KEY_ARG_BYTES = 40,
+};
+
+/* vigil_match_ns.ns: the fields of struct vigil_namespaces, in order. */
+enum vigil_ns_kind {
+	VIGIL_NS_UTS = 0,
+	VIGIL_NS_IPC = 1,
+	VIGIL_NS_MNT = 2,
+	VIGIL_NS_PID = 3,
+	VIGIL_NS_PID_FOR_CHILDREN = 4,
+	VIGIL_NS_NET = 5,
+	VIGIL_NS_TIME = 6,
+	VIGIL_NS_TIME_FOR_CHILDREN = 7,
+	VIGIL_NS_CGROUP = 8,
+	VIGIL_NS_USER = 9,
+	VIGIL_NS_KINDS = 10,
+};
+
+/* vigil_match_caps.set */
+enum vigil_cap_set {
+	VIGIL_CAP_EFFECTIVE = 0,
+	VIGIL_CAP_INHERITABLE = 1,
+	VIGIL_CAP_PERMITTED = 2,
+};
+
+/* vigil_selector_config.rate_scope */
+enum vigil_rate_scope {
+	VIGIL_RATE_THREAD = 0,
+	VIGIL_RATE_PROCESS = 1,
+	VIGIL_RATE_GLOBAL = 2,
 };
 
 enum vigil_arg_type {
@@ -263,7 +299,9 @@ enum vigil_hook_stat {
 	VIGIL_HOOK_STAT_POSTED = 0,
 	VIGIL_HOOK_STAT_ENFORCED = 1,
 	VIGIL_HOOK_STAT_MONITORED = 2,
-	VIGIL_HOOK_STAT_MAX = 3,
+	/* Events a Post rateLimit held back. */
+	VIGIL_HOOK_STAT_RATE_LIMITED = 3,
+	VIGIL_HOOK_STAT_MAX = 4,
 };
 
 struct vigil_arg_config {
@@ -291,6 +329,26 @@ struct vigil_match_arg {
 	__u64 values[VIGIL_MATCH_VALUES_MAX];
 };
 
+/* matchNamespaces entry: the caller's namespace `ns` is (not) one of `values`. */
+struct vigil_match_ns {
+	__u8 ns;
+	__u8 not_in;
+	__u8 nvalues;
+	__u8 _pad;
+	__u32 values[VIGIL_MATCH_NS_VALUES_MAX];
+};
+
+/* matchCapabilities entry: the caller's capability set `set` holds (In) any,
+ * or (NotIn) none, of `mask`. With ns_cap, only callers outside the host's
+ * user namespace match (isNamespaceCapability). */
+struct vigil_match_caps {
+	__u8 set;
+	__u8 not_in;
+	__u8 ns_cap;
+	__u8 _pad[5];
+	__u64 mask;
+};
+
 struct vigil_selector_config {
 	__u8 nmatch_args;
 	__u8 binary_op;
@@ -303,7 +361,15 @@ struct vigil_selector_config {
 	struct vigil_match_arg match_args[VIGIL_MATCH_ARGS_MAX];
 	/* VIGIL_ACTION_OVERRIDE: the negative errno the operation fails with. */
 	__s32 override_error;
-	__u32 _pad;
+	__u8 nmatch_ns;
+	__u8 nmatch_caps;
+	/* Post's rateLimitScope (enum vigil_rate_scope). */
+	__u8 rate_scope;
+	__u8 _pad;
+	/* Post's rateLimit: at most one event per key in this many ns; 0 = unlimited. */
+	__u64 rate_limit_ns;
+	struct vigil_match_ns match_ns[VIGIL_MATCH_NS_MAX];
+	struct vigil_match_caps match_caps[VIGIL_MATCH_CAPS_MAX];
 };
 
 struct vigil_hook_config {

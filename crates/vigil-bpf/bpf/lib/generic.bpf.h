@@ -17,6 +17,7 @@
 #include "common.bpf.h"
 #include "path.bpf.h"
 #include "process_table.bpf.h"
+#include "task.bpf.h"
 
 #define ARG_MASK (VIGIL_ARG_DATA_MAX - 1)
 /* Every argument but the last starts below this offset (4 x 4095 bytes). */
@@ -41,6 +42,24 @@ struct arg_key {
 	__u8 slack[FILTER_LEN_MASK + 1 - VIGIL_MATCH_STRING_MAX];
 };
 
+/* Post rateLimit: the hook, selector, scope (thread, process or nothing)
+ * and the first bytes of each argument; the value is the last post's time. */
+struct rate_key {
+	__u32 hook;
+	__u32 selector;
+	__u64 scope;
+	/* VIGIL_RATE_KEY_ARG_BYTES per argument (one dimension: the skeleton's
+	 * generated Rust types cannot default nested arrays). */
+	__u8 args[VIGIL_HOOK_ARGS_MAX * VIGIL_RATE_KEY_ARG_BYTES];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 8192);
+	__type(key, struct rate_key);
+	__type(value, __u64);
+} rate_limits SEC(".maps");
+
 /* Per-CPU state of the hook being evaluated: too large for the stack, and
  * shared with the bpf_loop callbacks. */
 struct generic_state {
@@ -59,6 +78,7 @@ struct generic_state {
 	/* The start of each string argument (selector keys) and its reversed end. */
 	struct arg_key fwd[VIGIL_HOOK_ARGS_MAX];
 	struct vigil_string_key rev[VIGIL_HOOK_ARGS_MAX];
+	struct rate_key rate;
 };
 
 struct {
@@ -406,6 +426,74 @@ static __always_inline int match_arg_matches(struct generic_state *s, struct vig
 	return string_matches(m->op, m->match_id, s->arg_len[i], &s->fwd[i].key, &s->rev[i]);
 }
 
+/* The caller's namespace of one kind (enum vigil_ns_kind). */
+static __always_inline __u32 current_ns(__u8 kind)
+{
+	struct task_struct *task = (void *)bpf_get_current_task();
+	struct nsproxy *nsp = BPF_CORE_READ(task, nsproxy);
+
+	switch (kind) {
+	case VIGIL_NS_UTS:
+		return BPF_CORE_READ(nsp, uts_ns, ns.inum);
+	case VIGIL_NS_IPC:
+		return BPF_CORE_READ(nsp, ipc_ns, ns.inum);
+	case VIGIL_NS_MNT:
+		return BPF_CORE_READ(nsp, mnt_ns, ns.inum);
+	case VIGIL_NS_PID:
+		return active_pid_ns(task);
+	case VIGIL_NS_PID_FOR_CHILDREN:
+		return BPF_CORE_READ(nsp, pid_ns_for_children, ns.inum);
+	case VIGIL_NS_NET:
+		return BPF_CORE_READ(nsp, net_ns, ns.inum);
+	case VIGIL_NS_TIME:
+		return bpf_core_field_exists(nsp->time_ns) ? BPF_CORE_READ(nsp, time_ns, ns.inum) : 0;
+	case VIGIL_NS_TIME_FOR_CHILDREN:
+		return bpf_core_field_exists(nsp->time_ns_for_children) ?
+			       BPF_CORE_READ(nsp, time_ns_for_children, ns.inum) : 0;
+	case VIGIL_NS_CGROUP:
+		return BPF_CORE_READ(nsp, cgroup_ns, ns.inum);
+	case VIGIL_NS_USER:
+		return BPF_CORE_READ(task, cred, user_ns, ns.inum);
+	}
+	return 0;
+}
+
+static __always_inline int ns_matches(struct vigil_match_ns *m)
+{
+	__u32 inum = current_ns(m->ns);
+	int hit = 0;
+
+	for (int k = 0; k < VIGIL_MATCH_NS_VALUES_MAX; k++)
+		if (k < m->nvalues && m->values[k] == inum)
+			hit = 1;
+	return hit != m->not_in;
+}
+
+/* user space sets this to the host's user namespace (isNamespaceCapability). */
+const volatile __u32 host_user_ns = 0;
+
+static __always_inline int caps_match(struct vigil_match_caps *m)
+{
+	struct task_struct *task = (void *)bpf_get_current_task();
+	const struct cred *cred = BPF_CORE_READ(task, cred);
+	__u64 caps;
+
+	if (m->ns_cap && BPF_CORE_READ(cred, user_ns, ns.inum) == host_user_ns)
+		return 0;
+	switch (m->set) {
+	case VIGIL_CAP_INHERITABLE:
+		caps = read_caps(&cred->cap_inheritable);
+		break;
+	case VIGIL_CAP_PERMITTED:
+		caps = read_caps(&cred->cap_permitted);
+		break;
+	default:
+		caps = read_caps(&cred->cap_effective);
+		break;
+	}
+	return !!(caps & m->mask) != m->not_in;
+}
+
 static __always_inline int selector_matches(struct generic_state *s, struct vigil_selector_config *sel)
 {
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
@@ -417,6 +505,18 @@ static __always_inline int selector_matches(struct generic_state *s, struct vigi
 			if (k < sel->npids && sel->pids[k] == tgid)
 				hit = 1;
 		if (hit != (sel->pid_op == VIGIL_OP_PID_IN))
+			return 0;
+	}
+	for (int k = 0; k < VIGIL_MATCH_NS_MAX; k++) {
+		if (k >= sel->nmatch_ns)
+			break;
+		if (!ns_matches(&sel->match_ns[k]))
+			return 0;
+	}
+	for (int k = 0; k < VIGIL_MATCH_CAPS_MAX; k++) {
+		if (k >= sel->nmatch_caps)
+			break;
+		if (!caps_match(&sel->match_caps[k]))
 			return 0;
 	}
 	/* A process missing from the table has no known binary: no binary selector matches it. */
@@ -469,6 +569,40 @@ static __always_inline void load_binary(struct generic_state *s, __u32 flags)
 	__builtin_memcpy(s->bin.data, e->binary, sizeof(s->bin.data));
 	if (flags & VIGIL_HOOK_NEED_BINARY_REVERSED)
 		reverse_into(&s->bin_rev, e->binary, len, PROC_BINARY_MAX - 1);
+}
+
+/* Post rateLimit: whether this event is the first of its key within the
+ * selector's interval (and if so, starts a new interval). */
+static __always_inline int rate_allows(struct generic_state *s, struct vigil_selector_config *sel,
+				       __u32 nargs)
+{
+	struct rate_key *k = &s->rate;
+	__u64 now = bpf_ktime_get_ns(), *last;
+	__u32 off = 0, len;
+
+	__builtin_memset(k, 0, sizeof(*k));
+	k->hook = s->hook;
+	k->selector = s->matched;
+	if (sel->rate_scope == VIGIL_RATE_THREAD)
+		k->scope = bpf_get_current_pid_tgid();
+	else if (sel->rate_scope == VIGIL_RATE_PROCESS)
+		k->scope = bpf_get_current_pid_tgid() >> 32;
+	for (int i = 0; i < VIGIL_HOOK_ARGS_MAX; i++) {
+		if (i >= nargs)
+			break;
+		len = s->ev.msg.args[i].len;
+		if (len > VIGIL_RATE_KEY_ARG_BYTES)
+			len = VIGIL_RATE_KEY_ARG_BYTES;
+		if (len)
+			bpf_probe_read_kernel(&k->args[i * VIGIL_RATE_KEY_ARG_BYTES], len,
+					      &s->ev.data[off & OFF_MASK]);
+		off += s->ev.msg.args[i].len;
+	}
+	last = bpf_map_lookup_elem(&rate_limits, k);
+	if (last && now - *last < sel->rate_limit_ns)
+		return 0;
+	bpf_map_update_elem(&rate_limits, k, &now, BPF_ANY);
+	return 1;
 }
 
 /* Reads every argument of the current hook into a fresh event. */
@@ -542,6 +676,17 @@ __noinline int run_hook(__u32 hook)
 
 	if (filter_first)
 		read_event_args(s, cfg);
+	if (cfg->nselectors) {
+		matched = s->matched;
+		if (matched < VIGIL_SELECTORS_MAX) {
+			barrier_var(matched);
+			if (cfg->selectors[matched].rate_limit_ns &&
+			    !rate_allows(s, &cfg->selectors[matched], cfg->nargs)) {
+				hook_stat_inc(hook, VIGIL_HOOK_STAT_RATE_LIMITED);
+				return error;
+			}
+		}
+	}
 	m = &s->ev.msg;
 	m->action = actions;
 	m->signal = signal;

@@ -3,20 +3,25 @@
 //! kprobe on a kernel function), or the exact reason it cannot be served. Nothing is dropped silently: a hook with any part vigil
 //! cannot honour (an argument type, a selector, an action) is refused whole.
 use vigil_bpf::wire::{
-    vigil_arg_config, vigil_hook_config, vigil_match_arg, vigil_selector_config,
-    VIGIL_ACTION_OVERRIDE, VIGIL_ACTION_POST, VIGIL_ACTION_SIGNAL, VIGIL_ARG_CHAR_BUF,
-    VIGIL_ARG_FD, VIGIL_ARG_FILE, VIGIL_ARG_INT, VIGIL_ARG_LONG, VIGIL_ARG_NEED_REVERSED,
-    VIGIL_ARG_SIZE, VIGIL_ARG_STRING, VIGIL_ARG_UINT, VIGIL_ARG_ULONG, VIGIL_HOOK_ENFORCE,
+    vigil_arg_config, vigil_hook_config, vigil_match_arg, vigil_match_caps, vigil_match_ns,
+    vigil_selector_config, VIGIL_ACTION_OVERRIDE, VIGIL_ACTION_POST, VIGIL_ACTION_SIGNAL,
+    VIGIL_ARG_CHAR_BUF, VIGIL_ARG_FD, VIGIL_ARG_FILE, VIGIL_ARG_INT, VIGIL_ARG_LONG,
+    VIGIL_ARG_NEED_REVERSED, VIGIL_ARG_SIZE, VIGIL_ARG_STRING, VIGIL_ARG_UINT, VIGIL_ARG_ULONG,
+    VIGIL_CAP_EFFECTIVE, VIGIL_CAP_INHERITABLE, VIGIL_CAP_PERMITTED, VIGIL_HOOK_ENFORCE,
     VIGIL_HOOK_FILTER_FIRST, VIGIL_HOOK_NEED_BINARY, VIGIL_HOOK_NEED_BINARY_REVERSED,
-    VIGIL_HOOK_RETURN, VIGIL_MATCH_STRING_MAX, VIGIL_MATCH_VALUES_MAX, VIGIL_OP_INT_EQ,
-    VIGIL_OP_INT_GT, VIGIL_OP_INT_IN_RANGE, VIGIL_OP_INT_LT, VIGIL_OP_INT_MASK, VIGIL_OP_INT_NEQ,
+    VIGIL_HOOK_RETURN, VIGIL_MATCH_CAPS_MAX, VIGIL_MATCH_NS_MAX, VIGIL_MATCH_NS_VALUES_MAX,
+    VIGIL_MATCH_STRING_MAX, VIGIL_MATCH_VALUES_MAX, VIGIL_NS_CGROUP, VIGIL_NS_IPC, VIGIL_NS_MNT,
+    VIGIL_NS_NET, VIGIL_NS_PID, VIGIL_NS_PID_FOR_CHILDREN, VIGIL_NS_TIME,
+    VIGIL_NS_TIME_FOR_CHILDREN, VIGIL_NS_USER, VIGIL_NS_UTS, VIGIL_OP_INT_EQ, VIGIL_OP_INT_GT,
+    VIGIL_OP_INT_IN_RANGE, VIGIL_OP_INT_LT, VIGIL_OP_INT_MASK, VIGIL_OP_INT_NEQ,
     VIGIL_OP_INT_NOT_IN_RANGE, VIGIL_OP_PID_IN, VIGIL_OP_PID_NOT_IN, VIGIL_OP_STR_EQ,
     VIGIL_OP_STR_NEQ, VIGIL_OP_STR_NOT_POSTFIX, VIGIL_OP_STR_NOT_PREFIX, VIGIL_OP_STR_POSTFIX,
-    VIGIL_OP_STR_PREFIX,
+    VIGIL_OP_STR_PREFIX, VIGIL_RATE_GLOBAL, VIGIL_RATE_PROCESS, VIGIL_RATE_THREAD,
 };
 use vigil_policy::{
-    Action, ActionKind, Arg, ArgSelector, ArgType, BinaryOperator, KProbeSpec, LsmHookSpec,
-    Operator, Policy, Selector, SetOperator,
+    Action, ActionKind, Arg, ArgSelector, ArgType, BinaryOperator, CapabilitiesSelector,
+    CapabilitySet, KProbeSpec, LsmHookSpec, Namespace, NamespaceSelector, Operator, Policy,
+    RateLimitScope, Selector, SetOperator,
 };
 
 use std::path::Path;
@@ -647,12 +652,10 @@ fn selector_config(
             "matchParentBinaries",
             !selector.match_parent_binaries.is_empty(),
         ),
-        ("matchNamespaces", !selector.match_namespaces.is_empty()),
         (
             "matchNamespaceChanges",
             !selector.match_namespace_changes.is_empty(),
         ),
-        ("matchCapabilities", !selector.match_capabilities.is_empty()),
         (
             "matchCapabilityChanges",
             !selector.match_capability_changes.is_empty(),
@@ -688,6 +691,25 @@ fn selector_config(
         for (slot, pid) in sel.pids.iter_mut().zip(&pids.values) {
             *slot = *pid;
         }
+    }
+
+    if selector.match_namespaces.len() > VIGIL_MATCH_NS_MAX as usize {
+        return Err(format!(
+            "{path}.matchNamespaces: at most {VIGIL_MATCH_NS_MAX} entries per selector"
+        ));
+    }
+    sel.nmatch_ns = selector.match_namespaces.len() as u8;
+    for (n, ns) in selector.match_namespaces.iter().enumerate() {
+        sel.match_ns[n] = ns_match(ns, &format!("{path}.matchNamespaces[{n}]"))?;
+    }
+    if selector.match_capabilities.len() > VIGIL_MATCH_CAPS_MAX as usize {
+        return Err(format!(
+            "{path}.matchCapabilities: at most {VIGIL_MATCH_CAPS_MAX} entries per selector"
+        ));
+    }
+    sel.nmatch_caps = selector.match_capabilities.len() as u8;
+    for (c, caps) in selector.match_capabilities.iter().enumerate() {
+        sel.match_caps[c] = caps_match(caps);
     }
 
     if let Some(bins) = selector.match_binaries.first() {
@@ -767,7 +789,124 @@ fn selector_config(
     sel.actions = actions;
     sel.signal = signal;
     sel.override_error = error;
+    if let Some((limit_ns, scope)) = rate_limit_of(&selector.match_actions, path)? {
+        sel.rate_limit_ns = limit_ns;
+        sel.rate_scope = scope;
+    }
     Ok((sel, name))
+}
+
+/// The namespace inode numbers of the host (`host_ns`), read once.
+fn host_namespace(ns: Namespace) -> u32 {
+    static HOST: std::sync::OnceLock<vigil_bpf::wire::vigil_namespaces> =
+        std::sync::OnceLock::new();
+    let host = HOST.get_or_init(crate::events::host_namespaces);
+    match ns {
+        Namespace::Uts => host.uts,
+        Namespace::Ipc => host.ipc,
+        Namespace::Mnt => host.mnt,
+        Namespace::Pid => host.pid,
+        Namespace::PidForChildren => host.pid_for_children,
+        Namespace::Net => host.net,
+        Namespace::Time => host.time,
+        Namespace::TimeForChildren => host.time_for_children,
+        Namespace::Cgroup => host.cgroup,
+        Namespace::User => host.user,
+    }
+}
+
+fn ns_match(m: &NamespaceSelector, path: &str) -> Result<vigil_match_ns, String> {
+    if m.values.len() > VIGIL_MATCH_NS_VALUES_MAX as usize {
+        return Err(format!(
+            "{path}.values: at most {VIGIL_MATCH_NS_VALUES_MAX} namespaces per entry"
+        ));
+    }
+    let mut out = vigil_match_ns {
+        ns: match m.namespace {
+            Namespace::Uts => VIGIL_NS_UTS,
+            Namespace::Ipc => VIGIL_NS_IPC,
+            Namespace::Mnt => VIGIL_NS_MNT,
+            Namespace::Pid => VIGIL_NS_PID,
+            Namespace::PidForChildren => VIGIL_NS_PID_FOR_CHILDREN,
+            Namespace::Net => VIGIL_NS_NET,
+            Namespace::Time => VIGIL_NS_TIME,
+            Namespace::TimeForChildren => VIGIL_NS_TIME_FOR_CHILDREN,
+            Namespace::Cgroup => VIGIL_NS_CGROUP,
+            Namespace::User => VIGIL_NS_USER,
+        } as u8,
+        not_in: u8::from(m.operator == SetOperator::NotIn),
+        nvalues: m.values.len() as u8,
+        ..Default::default()
+    };
+    for (v, value) in m.values.iter().enumerate() {
+        out.values[v] = if value == "host_ns" {
+            match host_namespace(m.namespace) {
+                0 => {
+                    return Err(format!(
+                        "{path}.values[{v}]: host_ns: the host's {} namespace cannot be read from /proc",
+                        m.namespace
+                    ))
+                }
+                inum => inum,
+            }
+        } else {
+            value.trim().parse().map_err(|_| {
+                format!(
+                    "{path}.values[{v}]: \"{value}\" is not a namespace inode number or host_ns"
+                )
+            })?
+        };
+    }
+    Ok(out)
+}
+
+fn caps_match(m: &CapabilitiesSelector) -> vigil_match_caps {
+    vigil_match_caps {
+        set: match m.set {
+            CapabilitySet::Effective => VIGIL_CAP_EFFECTIVE,
+            CapabilitySet::Inheritable => VIGIL_CAP_INHERITABLE,
+            CapabilitySet::Permitted => VIGIL_CAP_PERMITTED,
+        } as u8,
+        not_in: u8::from(m.operator == SetOperator::NotIn),
+        ns_cap: u8::from(m.is_namespace_capability),
+        mask: m
+            .values
+            .iter()
+            .fold(0u64, |mask, cap| mask | 1u64 << cap.number()),
+        ..Default::default()
+    }
+}
+
+/// Post's `rateLimit` (nanoseconds) and `rateLimitScope`, if set.
+fn rate_limit_of(actions: &[Action], path: &str) -> Result<Option<(u64, u8)>, String> {
+    let Some((a, action)) = actions
+        .iter()
+        .enumerate()
+        .find(|(_, a)| a.action == ActionKind::Post && a.rate_limit.is_some())
+    else {
+        return Ok(None);
+    };
+    let text = action.rate_limit.as_deref().unwrap_or_default();
+    let (digits, unit) = match text.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => (&text[..i], c.to_ascii_lowercase()),
+        _ => (text, 's'),
+    };
+    let seconds_per_unit = match unit {
+        's' => 1,
+        'm' => 60,
+        _ => 3600,
+    };
+    let ns = digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(seconds_per_unit * 1_000_000_000))
+        .ok_or_else(|| format!("{path}.matchActions[{a}].rateLimit: \"{text}\" is out of range"))?;
+    let scope = match action.rate_limit_scope {
+        None | Some(RateLimitScope::Thread) => VIGIL_RATE_THREAD,
+        Some(RateLimitScope::Process) => VIGIL_RATE_PROCESS,
+        Some(RateLimitScope::Global) => VIGIL_RATE_GLOBAL,
+    };
+    Ok(Some((ns, scope as u8)))
 }
 
 fn push_strings(
@@ -861,7 +1000,6 @@ fn actions_of(
         match action.action {
             ActionKind::Post => {
                 let extras = [
-                    ("rateLimit", action.rate_limit.is_some()),
                     ("kernelStackTrace", action.kernel_stack_trace),
                     ("userStackTrace", action.user_stack_trace),
                     ("imaHash", action.ima_hash),

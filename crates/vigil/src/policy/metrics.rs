@@ -6,7 +6,7 @@ use prometheus_client::{
 };
 use vigil_bpf::wire::{
     VIGIL_HOOK_STAT_ENFORCED, VIGIL_HOOK_STAT_MAX, VIGIL_HOOK_STAT_MONITORED,
-    VIGIL_HOOK_STAT_POSTED,
+    VIGIL_HOOK_STAT_POSTED, VIGIL_HOOK_STAT_RATE_LIMITED,
 };
 
 use super::state::{HookTable, PolicySet};
@@ -33,6 +33,7 @@ pub struct ActionLabels {
 pub struct PolicyMetrics {
     state: Family<StateLabels, Gauge>,
     events: Family<PolicyLabels, Counter>,
+    rate_limited: Family<PolicyLabels, Counter>,
     actions: Family<ActionLabels, Counter>,
 }
 
@@ -47,6 +48,11 @@ impl PolicyMetrics {
             "policy_events",
             "Events posted by each policy's hooks",
             self.events.clone(),
+        );
+        r.register(
+            "policy_events_rate_limited",
+            "Events a Post rateLimit held back, per policy",
+            self.rate_limited.clone(),
         );
         r.register(
             "policy_actions",
@@ -82,6 +88,11 @@ impl PolicyMetrics {
                 policy: policy.name.clone(),
             })
             .inc_by(delta[VIGIL_HOOK_STAT_POSTED as usize]);
+        self.rate_limited
+            .get_or_create(&PolicyLabels {
+                policy: policy.name.clone(),
+            })
+            .inc_by(delta[VIGIL_HOOK_STAT_RATE_LIMITED as usize]);
         for (stat, outcome) in [
             (VIGIL_HOOK_STAT_ENFORCED, "enforced"),
             (VIGIL_HOOK_STAT_MONITORED, "monitored"),

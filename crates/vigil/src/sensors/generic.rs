@@ -183,6 +183,7 @@ fn load_function<'obj>(
     }
     if let Some(rodata) = open.maps.rodata_data.as_deref_mut() {
         rodata.agent_tgid = std::process::id();
+        rodata.host_user_ns = crate::events::host_namespaces().user;
         rodata.vigil_config.wakeup_bytes = wakeup_bytes;
         rodata.func_hooks.count = hooked.ids.len() as u32;
         for (slot, id) in rodata.func_hooks.hooks.iter_mut().zip(&hooked.ids) {
@@ -242,6 +243,7 @@ impl<'obj> GenericSensor<'obj> {
             .context("sharing the kernel counters")?;
         if let Some(rodata) = open.maps.rodata_data.as_deref_mut() {
             rodata.agent_tgid = std::process::id();
+            rodata.host_user_ns = crate::events::host_namespaces().user;
             rodata.vigil_config.wakeup_bytes = wakeup_bytes;
         }
         let skel = load_logged(|| open.load())?;

@@ -7,6 +7,7 @@ mod defaults;
 mod harness;
 mod policy;
 mod process;
+mod selectors;
 mod tester;
 
 use std::{panic, process::ExitCode, time::Instant};
@@ -95,6 +96,18 @@ const TESTS: &[(&str, TestFn)] = &[
     (
         "compat::tetragon_lsm_file_open_reports_cat",
         compat::tetragon_lsm_file_open_reports_cat,
+    ),
+    (
+        "selectors::namespaces_tell_host_from_new_mount_ns",
+        selectors::namespaces_tell_host_from_new_mount_ns,
+    ),
+    (
+        "selectors::capabilities_select_effective_set",
+        selectors::capabilities_select_effective_set,
+    ),
+    (
+        "selectors::rate_limit_posts_once_per_key_and_interval",
+        selectors::rate_limit_posts_once_per_key_and_interval,
     ),
     (
         "defaults::default_policies_load_and_post",

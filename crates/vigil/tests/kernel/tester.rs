@@ -13,6 +13,8 @@ pub fn run(mode: &str) -> ExitCode {
     match mode {
         "threads" => threads(),
         "memfd" => memfd_exec(),
+        "open" => open_repeatedly(),
+        "open-without-caps" => open_without_caps(),
         _ => {
             eprintln!("unknown tester mode {mode}");
             ExitCode::from(100)
@@ -49,4 +51,57 @@ fn memfd_exec() -> ExitCode {
         libc::fexecve(fd, argv.as_ptr(), envp.as_ptr());
     }
     ExitCode::from(103)
+}
+
+/// Opens the file named by the first argument as many times as the second says.
+fn open_repeatedly() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (Some(path), Some(times)) = (args.first(), args.get(1).and_then(|n| n.parse().ok())) else {
+        return ExitCode::from(102);
+    };
+    for _ in 0..times {
+        if std::fs::File::open(path).is_err() {
+            return ExitCode::from(103);
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+/// Empties its effective capability set (keeping the permitted one), then
+/// opens the file named by the first argument.
+fn open_without_caps() -> ExitCode {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy, Default)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    const VERSION_3: u32 = 0x2008_0522;
+    let mut header = Header {
+        version: VERSION_3,
+        pid: 0,
+    };
+    let mut data = [Data::default(); 2];
+    // SAFETY: capget/capset with a v3 header and two data words, as the ABI requires.
+    unsafe {
+        if libc::syscall(libc::SYS_capget, &mut header, data.as_mut_ptr()) != 0 {
+            return ExitCode::from(104);
+        }
+        for d in &mut data {
+            d.effective = 0;
+        }
+        if libc::syscall(libc::SYS_capset, &header, data.as_ptr()) != 0 {
+            return ExitCode::from(105);
+        }
+    }
+    match std::env::args().nth(1).map(std::fs::File::open) {
+        Some(Ok(_)) => ExitCode::SUCCESS,
+        _ => ExitCode::from(106),
+    }
 }
