@@ -35,6 +35,7 @@ ulimit -l unlimited
 # Policies name binaries by their Debian paths: hard links keep the path
 # (a symlink would make the binary /bin/busybox).
 for tool in cat head; do ln /bin/busybox /usr/bin/$tool; done
+echo 'root:x:0:0:root:/root:/bin/sh' > /etc/passwd
 export VIGIL_BIN=/bin/vigil VIGIL_IN_VM=1
 export VIGIL_DEFAULT_POLICIES=/policies/default VIGIL_TETRAGON_POLICIES=/policies/tetragon
 read up idle < /proc/uptime
