@@ -3,14 +3,14 @@
 //! what Tetragon's do (the event appears, the operation is blocked).
 use std::{
     path::{Path, PathBuf},
-    process::Command,
+    process::{Command, Stdio},
     time::Duration,
 };
 
 use serde_json::Value;
 
 use crate::{
-    harness::{of_kind, str_at, vigil_bin, Agent, TestResult},
+    harness::{of_kind, str_at, vigil_bin, which, Agent, TestResult},
     policy::probed,
     require_agent, skip,
 };
@@ -173,5 +173,62 @@ pub fn tetragon_lsm_file_open_reports_cat() -> TestResult {
             .all(|b| str_at(b, "/process/binary") == "/usr/bin/cat"),
         "matchBinaries lets only /usr/bin/cat through"
     );
+    Ok(())
+}
+
+/// fd-install-caps.yaml: fd_install by a process holding CAP_CHOWN or
+/// CAP_NET_RAW in a user namespace other than the host's is reported (file
+/// path included); the same open in the host's user namespace is not.
+pub fn tetragon_fd_install_caps_sees_namespaced_root() -> TestResult {
+    require_agent!();
+    if probed("fentry").is_err() && probed("kprobe").is_err() {
+        skip!("kernel has neither fentry nor kprobes for fd_install");
+    }
+    let policy = policies_dir().join("fd-install-caps.yaml");
+    let (Some(unshare), true) = (which("unshare"), Path::new("/usr/bin/cat").is_file()) else {
+        skip!("needs unshare and /usr/bin/cat");
+    };
+    if !policy.is_file() {
+        skip!("no {}", policy.display());
+    }
+    let policy = policy.to_str().expect("utf-8 path").to_owned();
+    let agent = Agent::start(&["--tracing-policy", &policy]);
+    let host = Command::new("/usr/bin/cat")
+        .arg("/etc/passwd")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("cat");
+    let host_pid = host.id();
+    assert!(host.wait_with_output().expect("cat").status.success());
+    // unshare -U -r maps root into a new user namespace and execs cat there.
+    let inner = Command::new(unshare)
+        .args(["-U", "-r", "/usr/bin/cat", "/etc/passwd"])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("unshare -U -r cat");
+    let inner_pid = inner.id();
+    let out = inner.wait_with_output().expect("unshare");
+    assert!(out.status.success(), "unshare -U -r cat: {out:?}");
+    let by = |evs: &[Value], pid: u32| -> Vec<Value> {
+        of_kind(evs, "process_kprobe")
+            .into_iter()
+            .filter(|b| str_at(b, "/policy_name") == "fd-install" && b["process"]["pid"] == pid)
+            .cloned()
+            .collect()
+    };
+    let evs = agent.wait_for(WAIT, "fd_install of cat in a user namespace", |evs| {
+        by(evs, inner_pid)
+            .iter()
+            .any(|b| str_at(b, "/args/1/file_arg/path") == "/etc/passwd")
+    });
+    assert!(
+        by(&evs, host_pid).is_empty(),
+        "isNamespaceCapability: the host's root must not match"
+    );
+    let ev = by(&evs, inner_pid)
+        .into_iter()
+        .find(|b| str_at(b, "/args/1/file_arg/path") == "/etc/passwd")
+        .expect("event");
+    assert_eq!(str_at(&ev, "/function_name"), "fd_install");
     Ok(())
 }

@@ -98,6 +98,10 @@ const TESTS: &[(&str, TestFn)] = &[
         compat::tetragon_lsm_file_open_reports_cat,
     ),
     (
+        "compat::tetragon_fd_install_caps_sees_namespaced_root",
+        compat::tetragon_fd_install_caps_sees_namespaced_root,
+    ),
+    (
         "selectors::namespaces_tell_host_from_new_mount_ns",
         selectors::namespaces_tell_host_from_new_mount_ns,
     ),
