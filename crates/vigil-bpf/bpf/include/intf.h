@@ -184,6 +184,8 @@ enum vigil_generic_limits {
 	VIGIL_MATCH_CAPS_MAX = 3,
 	/* Bytes of each argument that tell rate-limited events apart (Tetragon: 40). */
 	VIGIL_RATE_KEY_ARG_BYTES = 40,
+	/* Ancestors a matchPIDs followForks looks through. */
+	VIGIL_ANCESTORS_WALK = 16,
 };
 
 /* vigil_match_ns.ns: the fields of struct vigil_namespaces, in order. */
@@ -283,6 +285,9 @@ enum vigil_hook_flags {
 	 * on short reads (vigil_arg_config.filter_len), and read the arguments
 	 * in full only for an event that is posted. */
 	VIGIL_HOOK_FILTER_FIRST = 1 << 4,
+	/* Some selector matches the parent's binary (matchParentBinaries). */
+	VIGIL_HOOK_NEED_PARENT_BINARY = 1 << 5,
+	VIGIL_HOOK_NEED_PARENT_BINARY_REVERSED = 1 << 6,
 };
 
 /* vigil_msg_kprobe.flags */
@@ -370,6 +375,24 @@ struct vigil_selector_config {
 	__u64 rate_limit_ns;
 	struct vigil_match_ns match_ns[VIGIL_MATCH_NS_MAX];
 	struct vigil_match_caps match_caps[VIGIL_MATCH_CAPS_MAX];
+	/* matchParentBinaries: like binary_op, on the parent process's binary. */
+	__u32 parent_binary_match_id;
+	__u8 parent_binary_op;
+	/* matchPIDs: isNamespacePID (the pid as the caller's pid namespace sees
+	 * it) and followForks (the pid or any ancestor's, up to VIGIL_ANCESTORS_WALK). */
+	__u8 pid_in_ns;
+	__u8 pid_follow_forks;
+	/* matchNamespaceChanges: In (0) / NotIn (1). */
+	__u8 ns_change_not_in;
+	/* matchNamespaceChanges: 1 << enum vigil_ns_kind for each namespace to
+	 * compare with the one the process had at exec; 0 = no such filter. */
+	__u16 ns_change_mask;
+	/* matchCapabilityChanges: 1 when caps_change applies. */
+	__u8 caps_change_on;
+	__u8 _pad2;
+	/* matchCapabilityChanges: the capabilities of caps_change.set that differ
+	 * from those at exec include (In) any / (NotIn) none of caps_change.mask. */
+	struct vigil_match_caps caps_change;
 };
 
 struct vigil_hook_config {

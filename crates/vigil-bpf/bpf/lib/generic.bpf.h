@@ -75,6 +75,9 @@ struct generic_state {
 	__u32 bin_len;
 	struct vigil_string_key bin;
 	struct vigil_string_key bin_rev;
+	__u32 parent_bin_len;
+	struct vigil_string_key parent_bin;
+	struct vigil_string_key parent_bin_rev;
 	/* The start of each string argument (selector keys) and its reversed end. */
 	struct arg_key fwd[VIGIL_HOOK_ARGS_MAX];
 	struct vigil_string_key rev[VIGIL_HOOK_ARGS_MAX];
@@ -494,19 +497,134 @@ static __always_inline int caps_match(struct vigil_match_caps *m)
 	return !!(caps & m->mask) != m->not_in;
 }
 
-static __always_inline int selector_matches(struct generic_state *s, struct vigil_selector_config *sel)
+/* The caller's process id as its own pid namespace numbers it. */
+static __always_inline __u32 pid_in_own_ns(void)
+{
+	struct task_struct *task = (void *)bpf_get_current_task();
+	struct pid *pid = BPF_CORE_READ(task, group_leader, thread_pid);
+	unsigned int level = BPF_CORE_READ(pid, level);
+	struct upid *upid = (void *)pid + bpf_core_field_offset(struct pid, numbers) +
+			    (level & 31) * bpf_core_type_size(struct upid);
+
+	return BPF_CORE_READ(upid, nr);
+}
+
+static __always_inline int pid_listed(struct vigil_selector_config *sel, __u32 pid)
+{
+	int hit = 0;
+
+	for (int k = 0; k < VIGIL_MATCH_PIDS_MAX; k++)
+		if (k < sel->npids && sel->pids[k] == pid)
+			hit = 1;
+	return hit;
+}
+
+/* matchPIDs: the caller's pid is listed, or with followForks one of its
+ * ancestors' (walked through the process table, whose parent keys are
+ * host pids). */
+static __always_inline int pids_match(struct vigil_selector_config *sel)
+{
+	__u32 pid = bpf_get_current_pid_tgid() >> 32;
+	struct proc_entry *e;
+	int hit;
+
+	hit = pid_listed(sel, sel->pid_in_ns ? pid_in_own_ns() : pid);
+	if (!hit && sel->pid_follow_forks && !sel->pid_in_ns) {
+		for (int depth = 0; depth < VIGIL_ANCESTORS_WALK; depth++) {
+			e = bpf_map_lookup_elem(&procs, &pid);
+			if (!e || !e->parent.pid || e->parent.pid == pid)
+				break;
+			pid = e->parent.pid;
+			if (pid_listed(sel, pid)) {
+				hit = 1;
+				break;
+			}
+		}
+	}
+	return hit == (sel->pid_op == VIGIL_OP_PID_IN);
+}
+
+static __always_inline __u32 ns_of(struct vigil_namespaces *ns, __u32 kind)
+{
+	switch (kind) {
+	case VIGIL_NS_UTS:
+		return ns->uts;
+	case VIGIL_NS_IPC:
+		return ns->ipc;
+	case VIGIL_NS_MNT:
+		return ns->mnt;
+	case VIGIL_NS_PID:
+		return ns->pid;
+	case VIGIL_NS_PID_FOR_CHILDREN:
+		return ns->pid_for_children;
+	case VIGIL_NS_NET:
+		return ns->net;
+	case VIGIL_NS_TIME:
+		return ns->time;
+	case VIGIL_NS_TIME_FOR_CHILDREN:
+		return ns->time_for_children;
+	case VIGIL_NS_CGROUP:
+		return ns->cgroup;
+	case VIGIL_NS_USER:
+		return ns->user;
+	}
+	return 0;
+}
+
+/* matchNamespaceChanges / matchCapabilityChanges: compare the caller with
+ * what the process table recorded at its exec. A process the table does not
+ * know has no baseline: these filters do not match it. */
+static __always_inline int changes_match(struct vigil_selector_config *sel)
 {
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct proc_entry *e = bpf_map_lookup_elem(&procs, &tgid);
 
-	if (sel->pid_op) {
-		int hit = 0;
+	if (!e)
+		return 0;
+	if (sel->ns_change_mask) {
+		int changed = 0;
 
-		for (int k = 0; k < VIGIL_MATCH_PIDS_MAX; k++)
-			if (k < sel->npids && sel->pids[k] == tgid)
-				hit = 1;
-		if (hit != (sel->pid_op == VIGIL_OP_PID_IN))
+		for (__u32 kind = 0; kind < VIGIL_NS_KINDS; kind++)
+			if ((sel->ns_change_mask & (1 << kind)) &&
+			    current_ns(kind) != ns_of(&e->ns, kind))
+				changed = 1;
+		if (changed == sel->ns_change_not_in)
 			return 0;
 	}
+	if (sel->caps_change_on) {
+		struct task_struct *task = (void *)bpf_get_current_task();
+		const struct cred *cred = BPF_CORE_READ(task, cred);
+		struct vigil_match_caps *m = &sel->caps_change;
+		__u64 now, then;
+
+		if (m->ns_cap && BPF_CORE_READ(cred, user_ns, ns.inum) == host_user_ns)
+			return 0;
+		switch (m->set) {
+		case VIGIL_CAP_INHERITABLE:
+			now = read_caps(&cred->cap_inheritable);
+			then = e->cap_inheritable;
+			break;
+		case VIGIL_CAP_PERMITTED:
+			now = read_caps(&cred->cap_permitted);
+			then = e->cap_permitted;
+			break;
+		default:
+			now = read_caps(&cred->cap_effective);
+			then = e->cap_effective;
+			break;
+		}
+		if (!!((now ^ then) & m->mask) == m->not_in)
+			return 0;
+	}
+	return 1;
+}
+
+static __always_inline int selector_matches(struct generic_state *s, struct vigil_selector_config *sel)
+{
+	if (sel->pid_op && !pids_match(sel))
+		return 0;
+	if ((sel->ns_change_mask || sel->caps_change_on) && !changes_match(sel))
+		return 0;
 	for (int k = 0; k < VIGIL_MATCH_NS_MAX; k++) {
 		if (k >= sel->nmatch_ns)
 			break;
@@ -522,6 +640,11 @@ static __always_inline int selector_matches(struct generic_state *s, struct vigi
 	/* A process missing from the table has no known binary: no binary selector matches it. */
 	if (sel->binary_op && (!s->bin_len || !string_matches(sel->binary_op, sel->binary_match_id,
 							      s->bin_len, &s->bin, &s->bin_rev)))
+		return 0;
+	if (sel->parent_binary_op &&
+	    (!s->parent_bin_len ||
+	     !string_matches(sel->parent_binary_op, sel->parent_binary_match_id, s->parent_bin_len,
+			     &s->parent_bin, &s->parent_bin_rev)))
 		return 0;
 	for (int k = 0; k < VIGIL_MATCH_ARGS_MAX; k++) {
 		if (k >= sel->nmatch_args)
@@ -553,22 +676,41 @@ static long check_selector(__u64 i, void *unused)
 	return 0;
 }
 
+/* The selector keys of a process table entry's binary; returns its length. */
+static __always_inline __u32 binary_keys(struct proc_entry *e, struct vigil_string_key *fwd,
+					 struct vigil_string_key *rev, int reversed)
+{
+	__u32 len = e->binary_len;
+
+	if (len > PROC_BINARY_MAX)
+		len = PROC_BINARY_MAX;
+	__builtin_memcpy(fwd->data, e->binary, sizeof(fwd->data));
+	if (reversed)
+		reverse_into(rev, e->binary, len, PROC_BINARY_MAX - 1);
+	return len;
+}
+
 static __always_inline void load_binary(struct generic_state *s, __u32 flags)
 {
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	struct proc_entry *e = bpf_map_lookup_elem(&procs, &tgid);
-	__u32 len;
+	struct proc_entry *parent;
 
 	s->bin_len = 0;
+	s->parent_bin_len = 0;
 	if (!e)
 		return;
-	len = e->binary_len;
-	if (len > PROC_BINARY_MAX)
-		len = PROC_BINARY_MAX;
-	s->bin_len = len;
-	__builtin_memcpy(s->bin.data, e->binary, sizeof(s->bin.data));
-	if (flags & VIGIL_HOOK_NEED_BINARY_REVERSED)
-		reverse_into(&s->bin_rev, e->binary, len, PROC_BINARY_MAX - 1);
+	if (flags & VIGIL_HOOK_NEED_BINARY)
+		s->bin_len = binary_keys(e, &s->bin, &s->bin_rev,
+					 flags & VIGIL_HOOK_NEED_BINARY_REVERSED);
+	if (!(flags & VIGIL_HOOK_NEED_PARENT_BINARY))
+		return;
+	tgid = e->parent.pid;
+	parent = bpf_map_lookup_elem(&procs, &tgid);
+	/* The parent's pid may have been reused by a later process: check its start. */
+	if (parent && parent->key.ktime == e->parent.ktime)
+		s->parent_bin_len = binary_keys(parent, &s->parent_bin, &s->parent_bin_rev,
+						flags & VIGIL_HOOK_NEED_PARENT_BINARY_REVERSED);
 }
 
 /* Post rateLimit: whether this event is the first of its key within the
@@ -642,7 +784,7 @@ __noinline int run_hook(__u32 hook)
 	actions = VIGIL_ACTION_POST;
 	if (cfg->nselectors) {
 		s->matched = VIGIL_SELECTORS_MAX;
-		if (cfg->flags & VIGIL_HOOK_NEED_BINARY)
+		if (cfg->flags & (VIGIL_HOOK_NEED_BINARY | VIGIL_HOOK_NEED_PARENT_BINARY))
 			load_binary(s, cfg->flags);
 		bpf_loop(cfg->nselectors, check_selector, NULL, 0);
 		matched = s->matched;

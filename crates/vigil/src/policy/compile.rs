@@ -9,19 +9,20 @@ use vigil_bpf::wire::{
     VIGIL_ARG_NEED_REVERSED, VIGIL_ARG_SIZE, VIGIL_ARG_STRING, VIGIL_ARG_UINT, VIGIL_ARG_ULONG,
     VIGIL_CAP_EFFECTIVE, VIGIL_CAP_INHERITABLE, VIGIL_CAP_PERMITTED, VIGIL_HOOK_ENFORCE,
     VIGIL_HOOK_FILTER_FIRST, VIGIL_HOOK_NEED_BINARY, VIGIL_HOOK_NEED_BINARY_REVERSED,
-    VIGIL_HOOK_RETURN, VIGIL_MATCH_CAPS_MAX, VIGIL_MATCH_NS_MAX, VIGIL_MATCH_NS_VALUES_MAX,
-    VIGIL_MATCH_STRING_MAX, VIGIL_MATCH_VALUES_MAX, VIGIL_NS_CGROUP, VIGIL_NS_IPC, VIGIL_NS_MNT,
-    VIGIL_NS_NET, VIGIL_NS_PID, VIGIL_NS_PID_FOR_CHILDREN, VIGIL_NS_TIME,
-    VIGIL_NS_TIME_FOR_CHILDREN, VIGIL_NS_USER, VIGIL_NS_UTS, VIGIL_OP_INT_EQ, VIGIL_OP_INT_GT,
-    VIGIL_OP_INT_IN_RANGE, VIGIL_OP_INT_LT, VIGIL_OP_INT_MASK, VIGIL_OP_INT_NEQ,
-    VIGIL_OP_INT_NOT_IN_RANGE, VIGIL_OP_PID_IN, VIGIL_OP_PID_NOT_IN, VIGIL_OP_STR_EQ,
-    VIGIL_OP_STR_NEQ, VIGIL_OP_STR_NOT_POSTFIX, VIGIL_OP_STR_NOT_PREFIX, VIGIL_OP_STR_POSTFIX,
-    VIGIL_OP_STR_PREFIX, VIGIL_RATE_GLOBAL, VIGIL_RATE_PROCESS, VIGIL_RATE_THREAD,
+    VIGIL_HOOK_NEED_PARENT_BINARY, VIGIL_HOOK_NEED_PARENT_BINARY_REVERSED, VIGIL_HOOK_RETURN,
+    VIGIL_MATCH_CAPS_MAX, VIGIL_MATCH_NS_MAX, VIGIL_MATCH_NS_VALUES_MAX, VIGIL_MATCH_STRING_MAX,
+    VIGIL_MATCH_VALUES_MAX, VIGIL_NS_CGROUP, VIGIL_NS_IPC, VIGIL_NS_MNT, VIGIL_NS_NET,
+    VIGIL_NS_PID, VIGIL_NS_PID_FOR_CHILDREN, VIGIL_NS_TIME, VIGIL_NS_TIME_FOR_CHILDREN,
+    VIGIL_NS_USER, VIGIL_NS_UTS, VIGIL_OP_INT_EQ, VIGIL_OP_INT_GT, VIGIL_OP_INT_IN_RANGE,
+    VIGIL_OP_INT_LT, VIGIL_OP_INT_MASK, VIGIL_OP_INT_NEQ, VIGIL_OP_INT_NOT_IN_RANGE,
+    VIGIL_OP_PID_IN, VIGIL_OP_PID_NOT_IN, VIGIL_OP_STR_EQ, VIGIL_OP_STR_NEQ,
+    VIGIL_OP_STR_NOT_POSTFIX, VIGIL_OP_STR_NOT_PREFIX, VIGIL_OP_STR_POSTFIX, VIGIL_OP_STR_PREFIX,
+    VIGIL_RATE_GLOBAL, VIGIL_RATE_PROCESS, VIGIL_RATE_THREAD,
 };
 use vigil_policy::{
-    Action, ActionKind, Arg, ArgSelector, ArgType, BinaryOperator, CapabilitiesSelector,
-    CapabilitySet, KProbeSpec, LsmHookSpec, Namespace, NamespaceSelector, Operator, Policy,
-    RateLimitScope, Selector, SetOperator,
+    Action, ActionKind, Arg, ArgSelector, ArgType, BinaryOperator, BinarySelector,
+    CapabilitiesSelector, CapabilitySet, KProbeSpec, LsmHookSpec, Namespace, NamespaceSelector,
+    Operator, Policy, RateLimitScope, Selector, SetOperator,
 };
 
 use std::path::Path;
@@ -36,6 +37,8 @@ const TRACEFS_SYSCALLS: &str = "/sys/kernel/tracing/events/syscalls";
 const MATCH_SLOTS_PER_SELECTOR: u32 = 8;
 /// Slot of a selector's matchBinaries, after its matchArgs slots.
 const BINARY_SLOT: u32 = 7;
+/// Slot of a selector's matchParentBinaries.
+const PARENT_BINARY_SLOT: u32 = 6;
 pub const MATCH_SLOTS_PER_HOOK: u32 = 64;
 
 /// What an enforcement action on a syscall tracepoint really guarantees.
@@ -130,6 +133,7 @@ impl HookPlan {
         for (s, sel) in self.config.selectors.iter_mut().enumerate() {
             let base = s as u32 * MATCH_SLOTS_PER_SELECTOR;
             sel.binary_match_id = Self::match_id(hook, base + BINARY_SLOT);
+            sel.parent_binary_match_id = Self::match_id(hook, base + PARENT_BINARY_SLOT);
             for (m, ma) in sel.match_args.iter_mut().enumerate() {
                 ma.match_id = Self::match_id(hook, base + m as u32);
             }
@@ -648,18 +652,6 @@ fn selector_config(
         ("macros", !selector.macros.is_empty()),
         ("matchData", !selector.match_data.is_empty()),
         ("matchReturnArgs", !selector.match_return_args.is_empty()),
-        (
-            "matchParentBinaries",
-            !selector.match_parent_binaries.is_empty(),
-        ),
-        (
-            "matchNamespaceChanges",
-            !selector.match_namespace_changes.is_empty(),
-        ),
-        (
-            "matchCapabilityChanges",
-            !selector.match_capability_changes.is_empty(),
-        ),
         ("matchWorkloads", !selector.match_workloads.is_empty()),
         (
             "matchReturnActions",
@@ -678,11 +670,13 @@ fn selector_config(
         ));
     }
     if let Some(pids) = selector.match_pids.first() {
-        if pids.is_namespace_pid || pids.follow_forks {
+        if pids.is_namespace_pid && pids.follow_forks {
             return Err(format!(
-                "{path}.matchPIDs: isNamespacePID and followForks are not implemented in vigil yet"
+                "{path}.matchPIDs[0]: followForks with isNamespacePID is not implemented in vigil yet"
             ));
         }
+        sel.pid_in_ns = u8::from(pids.is_namespace_pid);
+        sel.pid_follow_forks = u8::from(pids.follow_forks);
         sel.pid_op = match pids.operator {
             SetOperator::In => VIGIL_OP_PID_IN,
             SetOperator::NotIn => VIGIL_OP_PID_NOT_IN,
@@ -713,25 +707,12 @@ fn selector_config(
     }
 
     if let Some(bins) = selector.match_binaries.first() {
-        if bins.follow_children {
-            return Err(format!(
-                "{path}.matchBinaries[0].followChildren: not implemented in vigil yet"
-            ));
-        }
-        let op = match bins.operator {
-            BinaryOperator::In => VIGIL_OP_STR_EQ,
-            BinaryOperator::NotIn => VIGIL_OP_STR_NEQ,
-            BinaryOperator::Prefix => VIGIL_OP_STR_PREFIX,
-            BinaryOperator::NotPrefix => VIGIL_OP_STR_NOT_PREFIX,
-            BinaryOperator::Postfix => VIGIL_OP_STR_POSTFIX,
-            BinaryOperator::NotPostfix => VIGIL_OP_STR_NOT_POSTFIX,
-        };
-        let reversed = matches!(op, VIGIL_OP_STR_POSTFIX | VIGIL_OP_STR_NOT_POSTFIX);
+        let (op, reversed) = binary_op(bins, &format!("{path}.matchBinaries[0]"))?;
         hook.flags |= VIGIL_HOOK_NEED_BINARY;
         if reversed {
             hook.flags |= VIGIL_HOOK_NEED_BINARY_REVERSED;
         }
-        sel.binary_op = op as u8;
+        sel.binary_op = op;
         push_strings(
             strings,
             base + BINARY_SLOT,
@@ -739,6 +720,43 @@ fn selector_config(
             reversed,
             &format!("{path}.matchBinaries[0]"),
         )?;
+    }
+    if let Some(bins) = selector.match_parent_binaries.first() {
+        let bpath = format!("{path}.matchParentBinaries[0]");
+        let (op, reversed) = binary_op(bins, &bpath)?;
+        hook.flags |= VIGIL_HOOK_NEED_PARENT_BINARY;
+        if reversed {
+            hook.flags |= VIGIL_HOOK_NEED_PARENT_BINARY_REVERSED;
+        }
+        sel.parent_binary_op = op;
+        push_strings(
+            strings,
+            base + PARENT_BINARY_SLOT,
+            &bins.values,
+            reversed,
+            &bpath,
+        )?;
+    }
+    for (c, change) in selector.match_namespace_changes.iter().enumerate() {
+        if c > 0 {
+            return Err(format!(
+                "{path}.matchNamespaceChanges[{c}]: one entry per selector (list the namespaces in its values)"
+            ));
+        }
+        sel.ns_change_not_in = u8::from(change.operator == SetOperator::NotIn);
+        sel.ns_change_mask = change
+            .values
+            .iter()
+            .fold(0u16, |mask, ns| mask | 1 << ns_kind(*ns));
+    }
+    for (c, change) in selector.match_capability_changes.iter().enumerate() {
+        if c > 0 {
+            return Err(format!(
+                "{path}.matchCapabilityChanges[{c}]: one entry per selector"
+            ));
+        }
+        sel.caps_change_on = 1;
+        sel.caps_change = caps_match(change);
     }
 
     sel.nmatch_args = selector.match_args.len() as u8;
@@ -815,6 +833,41 @@ fn host_namespace(ns: Namespace) -> u32 {
     }
 }
 
+fn ns_kind(ns: Namespace) -> u8 {
+    (match ns {
+        Namespace::Uts => VIGIL_NS_UTS,
+        Namespace::Ipc => VIGIL_NS_IPC,
+        Namespace::Mnt => VIGIL_NS_MNT,
+        Namespace::Pid => VIGIL_NS_PID,
+        Namespace::PidForChildren => VIGIL_NS_PID_FOR_CHILDREN,
+        Namespace::Net => VIGIL_NS_NET,
+        Namespace::Time => VIGIL_NS_TIME,
+        Namespace::TimeForChildren => VIGIL_NS_TIME_FOR_CHILDREN,
+        Namespace::Cgroup => VIGIL_NS_CGROUP,
+        Namespace::User => VIGIL_NS_USER,
+    }) as u8
+}
+
+/// The string operator of a matchBinaries / matchParentBinaries entry, and
+/// whether its keys are reversed (Postfix).
+fn binary_op(bins: &BinarySelector, path: &str) -> Result<(u8, bool), String> {
+    if bins.follow_children {
+        return Err(format!(
+            "{path}.followChildren: not implemented in vigil yet"
+        ));
+    }
+    let op = match bins.operator {
+        BinaryOperator::In => VIGIL_OP_STR_EQ,
+        BinaryOperator::NotIn => VIGIL_OP_STR_NEQ,
+        BinaryOperator::Prefix => VIGIL_OP_STR_PREFIX,
+        BinaryOperator::NotPrefix => VIGIL_OP_STR_NOT_PREFIX,
+        BinaryOperator::Postfix => VIGIL_OP_STR_POSTFIX,
+        BinaryOperator::NotPostfix => VIGIL_OP_STR_NOT_POSTFIX,
+    };
+    let reversed = matches!(op, VIGIL_OP_STR_POSTFIX | VIGIL_OP_STR_NOT_POSTFIX);
+    Ok((op as u8, reversed))
+}
+
 fn ns_match(m: &NamespaceSelector, path: &str) -> Result<vigil_match_ns, String> {
     if m.values.len() > VIGIL_MATCH_NS_VALUES_MAX as usize {
         return Err(format!(
@@ -822,18 +875,7 @@ fn ns_match(m: &NamespaceSelector, path: &str) -> Result<vigil_match_ns, String>
         ));
     }
     let mut out = vigil_match_ns {
-        ns: match m.namespace {
-            Namespace::Uts => VIGIL_NS_UTS,
-            Namespace::Ipc => VIGIL_NS_IPC,
-            Namespace::Mnt => VIGIL_NS_MNT,
-            Namespace::Pid => VIGIL_NS_PID,
-            Namespace::PidForChildren => VIGIL_NS_PID_FOR_CHILDREN,
-            Namespace::Net => VIGIL_NS_NET,
-            Namespace::Time => VIGIL_NS_TIME,
-            Namespace::TimeForChildren => VIGIL_NS_TIME_FOR_CHILDREN,
-            Namespace::Cgroup => VIGIL_NS_CGROUP,
-            Namespace::User => VIGIL_NS_USER,
-        } as u8,
+        ns: ns_kind(m.namespace),
         not_in: u8::from(m.operator == SetOperator::NotIn),
         nvalues: m.values.len() as u8,
         ..Default::default()

@@ -114,6 +114,22 @@ const TESTS: &[(&str, TestFn)] = &[
         selectors::rate_limit_posts_once_per_key_and_interval,
     ),
     (
+        "selectors::parent_binaries_select_the_parent",
+        selectors::parent_binaries_select_the_parent,
+    ),
+    (
+        "selectors::namespace_changes_after_exec",
+        selectors::namespace_changes_after_exec,
+    ),
+    (
+        "selectors::capability_changes_after_exec",
+        selectors::capability_changes_after_exec,
+    ),
+    (
+        "selectors::pids_follow_forks_and_namespace_pids",
+        selectors::pids_follow_forks_and_namespace_pids,
+    ),
+    (
         "defaults::default_policies_load_and_post",
         defaults::default_policies_load_and_post,
     ),

@@ -215,3 +215,205 @@ pub fn rate_limit_posts_once_per_key_and_interval() -> TestResult {
     );
     Ok(())
 }
+
+pub fn parent_binaries_select_the_parent() -> TestResult {
+    require_agent!();
+    let (Some(sh), Some(cat)) = (which("sh"), which("cat")) else {
+        skip!("needs sh and cat in PATH");
+    };
+    // sh is often a symlink: accept the path as run and as resolved.
+    let sh_paths = [
+        sh.display().to_string(),
+        fs::canonicalize(&sh)
+            .expect("resolve sh")
+            .display()
+            .to_string(),
+    ];
+    let s = setup();
+    let policy = policy(
+        &s,
+        "opened-under-sh",
+        &format!(
+            "      matchParentBinaries:
+      - operator: In
+        values:
+        - {}
+        - {}
+",
+            sh_paths[0], sh_paths[1]
+        ),
+    );
+    let agent = Agent::start(&["--tracing-policy", &policy]);
+    let file = s.file.to_str().expect("utf-8");
+    let direct = Command::new(&cat).arg(file).output().expect("cat");
+    assert!(direct.status.success());
+    // `; true` keeps sh from exec'ing cat in its own place.
+    let mut under_sh = Command::new(&sh)
+        .args(["-c", &format!("{} {file}; true", cat.display())])
+        .spawn()
+        .expect("sh -c cat");
+    let sh_pid = under_sh.id();
+    assert!(under_sh.wait().expect("wait").success());
+    let by_child_of_sh = |evs: &[Value]| -> Vec<Value> {
+        of_kind(evs, "process_kprobe")
+            .into_iter()
+            .filter(|k| {
+                str_at(k, "/policy_name") == "opened-under-sh"
+                    && k["parent"]["pid"] == sh_pid
+                    && str_at(k, "/args/1/string_arg") == file
+            })
+            .cloned()
+            .collect()
+    };
+    let evs = agent.wait_for(WAIT, "cat's open under sh", |evs| {
+        !by_child_of_sh(evs).is_empty()
+    });
+    let all: Vec<&Value> = of_kind(&evs, "process_kprobe")
+        .into_iter()
+        .filter(|k| str_at(k, "/policy_name") == "opened-under-sh")
+        .collect();
+    assert!(
+        all.iter()
+            .all(|k| sh_paths.iter().any(|p| p == str_at(k, "/parent/binary"))),
+        "only processes whose parent is sh match: {all:?}"
+    );
+    Ok(())
+}
+
+pub fn namespace_changes_after_exec() -> TestResult {
+    require_agent!();
+    let Some(unshare) = which("unshare") else {
+        skip!("no unshare in PATH");
+    };
+    let s = setup();
+    let policy = policy(
+        &s,
+        "mnt-changed",
+        "      matchNamespaceChanges:
+      - operator: In
+        values:
+        - Mnt
+",
+    );
+    let agent = Agent::start(&["--tracing-policy", &policy]);
+    let file = s.file.to_str().expect("utf-8");
+    // Exec'd inside the new namespace: nothing changed since its exec.
+    let mut born_inside = Command::new(unshare)
+        .arg("-m")
+        .arg(std::env::current_exe().expect("own path"))
+        .args([file, "1"])
+        .env(tester::MODE_VAR, "open")
+        .spawn()
+        .expect("unshare -m");
+    let born_inside_pid = born_inside.id();
+    assert!(born_inside.wait().expect("wait").success());
+    let moved = tester_run("unshare-open", &[file]);
+    let evs = agent.wait_for(WAIT, "the open after moving namespace", |evs| {
+        !opens_by(evs, "mnt-changed", moved).is_empty()
+    });
+    assert!(
+        opens_by(&evs, "mnt-changed", born_inside_pid).is_empty(),
+        "a process started in its namespace did not change it"
+    );
+    Ok(())
+}
+
+pub fn capability_changes_after_exec() -> TestResult {
+    require_agent!();
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        skip!("needs root's capabilities");
+    }
+    let s = setup();
+    let policy = policy(
+        &s,
+        "sys-admin-changed",
+        "      matchCapabilityChanges:
+      - type: Effective
+        operator: In
+        values:
+        - CAP_SYS_ADMIN
+",
+    );
+    let agent = Agent::start(&["--tracing-policy", &policy]);
+    let file = s.file.to_str().expect("utf-8");
+    let unchanged = tester_run("open", &[file, "1"]);
+    let dropped = tester_run("open-without-caps", &[file]);
+    let evs = agent.wait_for(WAIT, "the open after dropping CAP_SYS_ADMIN", |evs| {
+        !opens_by(evs, "sys-admin-changed", dropped).is_empty()
+    });
+    assert!(
+        opens_by(&evs, "sys-admin-changed", unchanged).is_empty(),
+        "capabilities unchanged since exec matched"
+    );
+    Ok(())
+}
+
+pub fn pids_follow_forks_and_namespace_pids() -> TestResult {
+    require_agent!();
+    let (Some(sh), Some(cat), Some(unshare)) = (which("sh"), which("cat"), which("unshare")) else {
+        skip!("needs sh, cat and unshare in PATH");
+    };
+    let s = setup();
+    let file = s.file.to_str().expect("utf-8").to_owned();
+    // A shell that waits for a line on stdin, then runs cat as its child.
+    let mut shell = Command::new(&sh)
+        .args(["-c", &format!("read go; {} {file}; true", cat.display())])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("sh");
+    let shell_pid = shell.id();
+    let forks = policy(
+        &s,
+        "under-shell",
+        &format!(
+            "      matchPIDs:
+      - operator: In
+        followForks: true
+        values:
+        - {shell_pid}
+"
+        ),
+    );
+    let ns_one = policy(
+        &s,
+        "pid-one-of-its-ns",
+        "      matchPIDs:
+      - operator: In
+        isNamespacePID: true
+        values:
+        - 1
+",
+    );
+    let agent = Agent::start(&["--tracing-policy", &forks, "--tracing-policy", &ns_one]);
+    {
+        use std::io::Write;
+        let mut stdin = shell.stdin.take().expect("stdin");
+        writeln!(stdin, "go").expect("release the shell");
+    }
+    assert!(shell.wait().expect("wait").success());
+    let outsider = tester_run("open", &[&file, "1"]);
+    let mut in_new_pid_ns = Command::new(unshare)
+        .args(["-p", "-f"])
+        .arg(std::env::current_exe().expect("own path"))
+        .args([&file, "1"])
+        .env(tester::MODE_VAR, "open")
+        .spawn()
+        .expect("unshare -p -f");
+    assert!(in_new_pid_ns.wait().expect("wait").success());
+    let evs = agent.wait_for(WAIT, "cat under the shell and pid 1 of a new ns", |evs| {
+        let kprobes = of_kind(evs, "process_kprobe");
+        kprobes
+            .iter()
+            .any(|k| str_at(k, "/policy_name") == "under-shell" && k["parent"]["pid"] == shell_pid)
+            && kprobes
+                .iter()
+                .any(|k| str_at(k, "/policy_name") == "pid-one-of-its-ns")
+    });
+    assert!(
+        opens_by(&evs, "under-shell", outsider).is_empty()
+            && opens_by(&evs, "pid-one-of-its-ns", outsider).is_empty(),
+        "a process outside the shell's tree, with its own pid, matched"
+    );
+    Ok(())
+}

@@ -15,6 +15,7 @@ pub fn run(mode: &str) -> ExitCode {
         "memfd" => memfd_exec(),
         "open" => open_repeatedly(),
         "open-without-caps" => open_without_caps(),
+        "unshare-open" => unshare_then_open(),
         _ => {
             eprintln!("unknown tester mode {mode}");
             ExitCode::from(100)
@@ -99,6 +100,19 @@ fn open_without_caps() -> ExitCode {
         if libc::syscall(libc::SYS_capset, &header, data.as_ptr()) != 0 {
             return ExitCode::from(105);
         }
+    }
+    match std::env::args().nth(1).map(std::fs::File::open) {
+        Some(Ok(_)) => ExitCode::SUCCESS,
+        _ => ExitCode::from(106),
+    }
+}
+
+/// Moves to a new mount namespace after its exec, then opens the file named
+/// by the first argument.
+fn unshare_then_open() -> ExitCode {
+    // SAFETY: unshare affects only this process.
+    if unsafe { libc::unshare(libc::CLONE_NEWNS) } != 0 {
+        return ExitCode::from(107);
     }
     match std::env::args().nth(1).map(std::fs::File::open) {
         Some(Ok(_)) => ExitCode::SUCCESS,
