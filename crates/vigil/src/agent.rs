@@ -24,6 +24,7 @@ use vigil_events::{Event, EventBody, LostEvents};
 
 use crate::{
     config::AgentArgs,
+    debug::StatsSwitch,
     decode::{self, ExecRecord, KprobeRecord, Record},
     events::{host_namespaces, EventBuilder, EventOptions},
     metrics::{self, LossLabels, Metrics, TypeLabel},
@@ -176,6 +177,14 @@ pub fn run(args: AgentArgs, stop: Arc<AtomicBool>) -> Result<()> {
         metrics::serve(addr, registry)?;
         info!(%addr, "serving metrics");
     }
+
+    let _bpf_stats = if args.enable_bpf_stats {
+        let on = StatsSwitch::on()?;
+        info!(via = on.how.describe(), "BPF run-time statistics on");
+        Some(on)
+    } else {
+        None
+    };
 
     let cfg = ProcessSensorConfig {
         ring_buffer_bytes: args.rb_size,

@@ -70,6 +70,12 @@ pub struct AgentArgs {
     #[arg(long, value_name = "ADDR")]
     pub metrics_server: Option<String>,
 
+    /// Keep the kernel's BPF run-time statistics on while the agent runs, so that
+    /// the metrics vigil_bpf_prog_runs and vigil_bpf_prog_run_time_seconds count
+    /// (costs a few tens of ns per program run).
+    #[arg(long)]
+    pub enable_bpf_stats: bool,
+
     /// Load this TracingPolicy file (repeatable).
     #[arg(long, value_name = "FILE")]
     pub tracing_policy: Vec<PathBuf>,

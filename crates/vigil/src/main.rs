@@ -1,5 +1,6 @@
 //! vigil: eBPF security observability and runtime enforcement.
 mod agent;
+mod bpf_usage;
 mod config;
 mod debug;
 mod decode;

@@ -88,6 +88,7 @@ impl Metrics {
             "Kernel events for a process missing from the kernel table",
             self.process_table_misses.clone(),
         );
+        r.register_collector(Box::new(crate::bpf_usage::BpfUsage));
         r
     }
 }

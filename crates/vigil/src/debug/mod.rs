@@ -131,7 +131,7 @@ fn per_run(time_ns: u64, runs: u64) -> String {
 }
 
 #[derive(Debug, Clone, Copy)]
-enum StatsHow {
+pub enum StatsHow {
     /// A BPF_ENABLE_STATS fd: on while held, off when closed, even if we crash.
     EnableStatsFd,
     /// The sysctl was already 1: someone else keeps statistics on.
@@ -141,7 +141,7 @@ enum StatsHow {
 }
 
 impl StatsHow {
-    fn describe(self) -> &'static str {
+    pub fn describe(self) -> &'static str {
         match self {
             StatsHow::EnableStatsFd => "BPF_ENABLE_STATS",
             StatsHow::AlreadyOn => "kernel.bpf_stats_enabled, already on",
@@ -150,13 +150,13 @@ impl StatsHow {
     }
 }
 
-struct StatsSwitch {
-    how: StatsHow,
+pub struct StatsSwitch {
+    pub how: StatsHow,
     _fd: Option<OwnedFd>,
 }
 
 impl StatsSwitch {
-    fn on() -> Result<Self> {
+    pub fn on() -> Result<Self> {
         // SAFETY: a plain syscall wrapper; a non-negative result is a new fd we own.
         let fd = unsafe { libbpf_sys::bpf_enable_stats(libbpf_sys::BPF_STATS_RUN_TIME) };
         if fd >= 0 {

@@ -5,6 +5,7 @@
 mod compat;
 mod defaults;
 mod harness;
+mod metrics;
 mod policy;
 mod process;
 mod selectors;
@@ -128,6 +129,10 @@ const TESTS: &[(&str, TestFn)] = &[
     (
         "selectors::pids_follow_forks_and_namespace_pids",
         selectors::pids_follow_forks_and_namespace_pids,
+    ),
+    (
+        "metrics::bpf_map_memory_and_program_runs_exported",
+        metrics::bpf_map_memory_and_program_runs_exported,
     ),
     (
         "defaults::default_policies_load_and_post",

@@ -186,7 +186,7 @@ pub fn rate_limit_posts_once_per_key_and_interval() -> TestResult {
     let first = tester_run("open", &[file, "5"]);
     let second = tester_run("open", &[file, "5"]);
     let third = tester_run("open", &[other, "3"]);
-    let evs = agent.wait_for(WAIT, "one event per process and path", |evs| {
+    agent.wait_for(WAIT, "one event per process and path", |evs| {
         [first, second, third]
             .iter()
             .all(|pid| !opens_by(evs, "limited-per-thread", *pid).is_empty())
