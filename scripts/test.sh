@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole test suite: unit tests, kernel integration tests on this kernel,
+# The whole test suite: lint, unit tests, kernel integration tests on this kernel,
 # and the same kernel tests in VMs on Debian's stock kernels (scripts/vm-test).
 # Prints one summary line per suite and a final "N passed, N failed, N skipped".
 set -uo pipefail
@@ -10,6 +10,11 @@ set -e
 
 log=$(mktemp -d)
 trap 'rm -rf "$log"' EXIT
+
+echo "== lint (rustfmt, clippy; the kernel suite is not an --all-targets test)"
+cargo fmt --all --check
+cargo clippy --release --workspace --all-targets -- -D warnings
+cargo clippy --release -p vigil --test kernel -- -D warnings
 
 echo "== build"
 cargo build --release --workspace --all-targets
