@@ -52,13 +52,13 @@ fn prefix_selector(prefix: &Path) -> String {
     )
 }
 
-struct Setup {
-    dir: tempfile::TempDir,
-    file: PathBuf,
+pub struct Setup {
+    pub dir: tempfile::TempDir,
+    pub file: PathBuf,
 }
 
 /// A temp dir holding `file` and the policies written for the test.
-fn setup() -> Setup {
+pub fn setup() -> Setup {
     let dir = tempfile::tempdir().expect("temp dir");
     let file = dir.path().join("watched").join("file");
     fs::create_dir(file.parent().expect("parent")).expect("mkdir");

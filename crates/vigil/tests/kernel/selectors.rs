@@ -1,32 +1,20 @@
 //! Selectors on who calls rather than what is called: matchNamespaces,
 //! matchCapabilities, and Post's rateLimit, evaluated in BPF on a system call
 //! hook (served on every kernel of the matrix).
-use std::{fs, path::PathBuf, process::Command, time::Duration};
+use std::{fs, path::Path, process::Command, time::Duration};
 
 use serde_json::Value;
 
 use crate::{
     harness::{of_kind, pid_of, str_at, which, Agent, TestResult},
+    policy::{setup, Setup},
     require_agent, skip, tester,
 };
 
 const WAIT: Duration = Duration::from_secs(20);
 
-/// A watched file in a temp dir, and a policy on openat of that dir's files
-/// with the given extra selector fields (YAML, indented as selector fields).
-struct Setup {
-    dir: tempfile::TempDir,
-    file: PathBuf,
-}
-
-fn setup() -> Setup {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let file = dir.path().join("watched").join("file");
-    fs::create_dir(file.parent().expect("parent")).expect("mkdir");
-    fs::write(&file, "x").expect("write file");
-    Setup { dir, file }
-}
-
+/// A policy on openat of the watched dir's files with the given extra
+/// selector fields (YAML, indented as selector fields).
 fn policy(s: &Setup, name: &str, extra: &str) -> String {
     let text = format!(
         "apiVersion: cilium.io/v1alpha1
@@ -82,6 +70,52 @@ fn ns_link(pid: &str, ns: &str) -> String {
         .unwrap_or_default()
 }
 
+/// Starts the agent with policy `name` (the watched-dir selector plus
+/// `extra`), runs `unmatched` then `matched` (each opens the watched file and
+/// returns its pid), and checks that only `matched` was reported.
+fn only_matched_reported(
+    name: &str,
+    extra: &str,
+    unmatched: impl FnOnce(&str) -> u32,
+    matched: impl FnOnce(&str) -> u32,
+    why: &str,
+) {
+    let s = setup();
+    let policy = policy(&s, name, extra);
+    let agent = Agent::start(&["--tracing-policy", &policy]);
+    let file = s.file.to_str().expect("utf-8");
+    let other = unmatched(file);
+    let pid = matched(file);
+    let evs = agent.wait_for(WAIT, &format!("the open of {name}"), |evs| {
+        !opens_by(evs, name, pid).is_empty()
+    });
+    assert!(opens_by(&evs, name, other).is_empty(), "{why}");
+    assert_eq!(
+        str_at(opens_by(&evs, name, pid)[0], "/args/1/string_arg"),
+        file
+    );
+}
+
+/// `unshare -m` running the tester's open in a new mount namespace (its exec
+/// happens there: same pid).
+fn open_in_new_mount_ns(unshare: &Path, file: &str) -> u32 {
+    let mut child = Command::new(unshare)
+        .arg("-m")
+        .arg(std::env::current_exe().expect("own path"))
+        .args([file, "1"])
+        .env(tester::MODE_VAR, "open")
+        .spawn()
+        .expect("unshare -m");
+    let pid = child.id();
+    assert!(child.wait().expect("wait").success(), "unshare -m tester");
+    pid
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
 pub fn namespaces_tell_host_from_new_mount_ns() -> TestResult {
     require_agent!();
     let Some(unshare) = which("unshare") else {
@@ -90,9 +124,7 @@ pub fn namespaces_tell_host_from_new_mount_ns() -> TestResult {
     if ns_link("self", "mnt") != ns_link("2", "mnt") {
         skip!("the tests do not run in the host's mount namespace");
     }
-    let s = setup();
-    let policy = policy(
-        &s,
+    only_matched_reported(
         "outside-host-mnt",
         "      matchNamespaces:
       - namespace: Mnt
@@ -100,40 +132,19 @@ pub fn namespaces_tell_host_from_new_mount_ns() -> TestResult {
         values:
         - host_ns
 ",
-    );
-    let agent = Agent::start(&["--tracing-policy", &policy]);
-    let file = s.file.to_str().expect("utf-8");
-    let exe = std::env::current_exe().expect("own path");
-    let host_pid = tester_run("open", &[file, "1"]);
-    let mut child = Command::new(unshare)
-        .arg("-m")
-        .arg(&exe)
-        .args([file, "1"])
-        .env(tester::MODE_VAR, "open")
-        .spawn()
-        .expect("unshare -m");
-    // unshare execs the tester in place: same pid.
-    let inner_pid = child.id();
-    assert!(child.wait().expect("wait").success(), "unshare -m tester");
-    let evs = agent.wait_for(WAIT, "the open from a new mount namespace", |evs| {
-        !opens_by(evs, "outside-host-mnt", inner_pid).is_empty()
-    });
-    assert!(
-        opens_by(&evs, "outside-host-mnt", host_pid).is_empty(),
-        "an open in the host mount namespace matched Mnt NotIn host_ns"
+        |file| tester_run("open", &[file, "1"]),
+        |file| open_in_new_mount_ns(&unshare, file),
+        "an open in the host mount namespace matched Mnt NotIn host_ns",
     );
     Ok(())
 }
 
 pub fn capabilities_select_effective_set() -> TestResult {
     require_agent!();
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
+    if !is_root() {
         skip!("needs root's capabilities");
     }
-    let s = setup();
-    let policy = policy(
-        &s,
+    only_matched_reported(
         "without-sys-admin",
         "      matchCapabilities:
       - type: Effective
@@ -141,20 +152,10 @@ pub fn capabilities_select_effective_set() -> TestResult {
         values:
         - CAP_SYS_ADMIN
 ",
+        |file| tester_run("open", &[file, "1"]),
+        |file| tester_run("open-without-caps", &[file]),
+        "an open with CAP_SYS_ADMIN effective matched NotIn CAP_SYS_ADMIN",
     );
-    let agent = Agent::start(&["--tracing-policy", &policy]);
-    let file = s.file.to_str().expect("utf-8");
-    let privileged = tester_run("open", &[file, "1"]);
-    let unprivileged = tester_run("open-without-caps", &[file]);
-    let evs = agent.wait_for(WAIT, "the open without CAP_SYS_ADMIN", |evs| {
-        !opens_by(evs, "without-sys-admin", unprivileged).is_empty()
-    });
-    assert!(
-        opens_by(&evs, "without-sys-admin", privileged).is_empty(),
-        "an open with CAP_SYS_ADMIN effective matched NotIn CAP_SYS_ADMIN"
-    );
-    let ev = opens_by(&evs, "without-sys-admin", unprivileged)[0];
-    assert_eq!(str_at(ev, "/args/1/string_arg"), file);
     Ok(())
 }
 
@@ -285,48 +286,27 @@ pub fn namespace_changes_after_exec() -> TestResult {
     let Some(unshare) = which("unshare") else {
         skip!("no unshare in PATH");
     };
-    let s = setup();
-    let policy = policy(
-        &s,
+    only_matched_reported(
         "mnt-changed",
         "      matchNamespaceChanges:
       - operator: In
         values:
         - Mnt
 ",
-    );
-    let agent = Agent::start(&["--tracing-policy", &policy]);
-    let file = s.file.to_str().expect("utf-8");
-    // Exec'd inside the new namespace: nothing changed since its exec.
-    let mut born_inside = Command::new(unshare)
-        .arg("-m")
-        .arg(std::env::current_exe().expect("own path"))
-        .args([file, "1"])
-        .env(tester::MODE_VAR, "open")
-        .spawn()
-        .expect("unshare -m");
-    let born_inside_pid = born_inside.id();
-    assert!(born_inside.wait().expect("wait").success());
-    let moved = tester_run("unshare-open", &[file]);
-    let evs = agent.wait_for(WAIT, "the open after moving namespace", |evs| {
-        !opens_by(evs, "mnt-changed", moved).is_empty()
-    });
-    assert!(
-        opens_by(&evs, "mnt-changed", born_inside_pid).is_empty(),
-        "a process started in its namespace did not change it"
+        // Exec'd inside the new namespace: nothing changed since its exec.
+        |file| open_in_new_mount_ns(&unshare, file),
+        |file| tester_run("unshare-open", &[file]),
+        "a process started in its namespace did not change it",
     );
     Ok(())
 }
 
 pub fn capability_changes_after_exec() -> TestResult {
     require_agent!();
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
+    if !is_root() {
         skip!("needs root's capabilities");
     }
-    let s = setup();
-    let policy = policy(
-        &s,
+    only_matched_reported(
         "sys-admin-changed",
         "      matchCapabilityChanges:
       - type: Effective
@@ -334,17 +314,9 @@ pub fn capability_changes_after_exec() -> TestResult {
         values:
         - CAP_SYS_ADMIN
 ",
-    );
-    let agent = Agent::start(&["--tracing-policy", &policy]);
-    let file = s.file.to_str().expect("utf-8");
-    let unchanged = tester_run("open", &[file, "1"]);
-    let dropped = tester_run("open-without-caps", &[file]);
-    let evs = agent.wait_for(WAIT, "the open after dropping CAP_SYS_ADMIN", |evs| {
-        !opens_by(evs, "sys-admin-changed", dropped).is_empty()
-    });
-    assert!(
-        opens_by(&evs, "sys-admin-changed", unchanged).is_empty(),
-        "capabilities unchanged since exec matched"
+        |file| tester_run("open", &[file, "1"]),
+        |file| tester_run("open-without-caps", &[file]),
+        "capabilities unchanged since exec matched",
     );
     Ok(())
 }
