@@ -140,6 +140,20 @@ pub enum ArgValue {
     /// base64 of the bytes.
     BytesArg(String),
     FileArg(KprobeFile),
+    PathArg(KprobeFile),
+    LinuxBinprmArg(KprobeFile),
+    CapabilityArg(KprobeCapability),
+    /// Capability names, space separated.
+    KernelCapTArg(String),
+    UserNsArg(UserNamespace),
+    ProcessCredentialsArg(ProcessCredentials),
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct KprobeCapability {
+    pub value: i32,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub name: String,
 }
 
 impl ArgValue {
@@ -254,8 +268,16 @@ pub struct ProcessCredentials {
     pub user_ns: Option<UserNamespace>,
 }
 
+/// A user namespace: its nesting level and owner are known for kernel
+/// objects (`user_ns_arg`), not for processes' credentials.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct UserNamespace {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub level: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uid: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gid: Option<u32>,
     pub ns: Namespace,
 }
 

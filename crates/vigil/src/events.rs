@@ -220,6 +220,7 @@ impl EventBuilder {
                 caps: Some(capabilities),
                 user_ns: Some(UserNamespace {
                     ns: self.namespace(rec.ns.user, self.host_ns.user),
+                    ..Default::default()
                 }),
             }),
             binary_properties: binary_properties(rec),

@@ -232,6 +232,36 @@ enum vigil_arg_type {
 	VIGIL_ARG_CHAR_BUF = 8,
 	/* A struct file * (kernel functions), reported as the file's absolute path. */
 	VIGIL_ARG_FILE = 9,
+	/* Kernel objects (kernel functions), numbered apart from the types above
+	 * so that each family of types can grow. A struct path *, as its full path. */
+	VIGIL_ARG_PATH = 32,
+	/* A struct dentry *: its path within its own file system. */
+	VIGIL_ARG_DENTRY = 33,
+	/* A struct linux_binprm *: the full path of the file being executed. */
+	VIGIL_ARG_LINUX_BINPRM = 34,
+	/* An int capability number (8 bytes, as integers). */
+	VIGIL_ARG_CAPABILITY = 35,
+	/* A kernel_cap_t *: the capability bits (8 bytes). */
+	VIGIL_ARG_KERNEL_CAP = 36,
+	/* A struct user_namespace *: struct vigil_arg_user_ns. */
+	VIGIL_ARG_USER_NS = 37,
+	/* A struct cred *: struct vigil_arg_cred. */
+	VIGIL_ARG_CRED = 38,
+};
+
+/* VIGIL_ARG_USER_NS bytes. */
+struct vigil_arg_user_ns {
+	__s32 level;
+	/* The namespace's owner and group. */
+	__u32 uid;
+	__u32 gid;
+	__u32 inum;
+};
+
+/* VIGIL_ARG_CRED bytes. */
+struct vigil_arg_cred {
+	struct vigil_creds creds;
+	struct vigil_arg_user_ns user_ns;
 };
 
 /* vigil_arg_desc.flags */

@@ -200,6 +200,54 @@ static __always_inline int read_file_path(char *dst, struct file *file, __u8 *fl
 	return read_path(dst, &path, flags);
 }
 
+static __always_inline int read_dentry_path(char *dst, struct dentry *dentry, __u8 *flags)
+{
+	struct path_buf *pb = path_buffer();
+	struct path_result res;
+
+	if (!pb || !dentry) {
+		*flags |= VIGIL_ARG_ERROR;
+		return 0;
+	}
+	res = path_resolve_dentry(pb, dentry);
+	if (res.truncated)
+		*flags |= VIGIL_ARG_TRUNCATED;
+	return path_copy(dst, pb, res);
+}
+
+static __always_inline void read_user_ns(struct vigil_arg_user_ns *out, struct user_namespace *ns)
+{
+	out->level = BPF_CORE_READ(ns, level);
+	out->uid = BPF_CORE_READ(ns, owner.val);
+	out->gid = BPF_CORE_READ(ns, group.val);
+	out->inum = BPF_CORE_READ(ns, ns.inum);
+}
+
+/* Kernel objects copied whole into the event; returns the bytes written. */
+static __always_inline __u32 read_kernel_object(char *dst, __u8 type, __u64 raw, __u8 *flags)
+{
+	union {
+		struct vigil_arg_user_ns user_ns;
+		struct vigil_arg_cred cred;
+	} obj = {};
+	__u32 size;
+
+	if (!raw) {
+		*flags |= VIGIL_ARG_ERROR;
+		return 0;
+	}
+	if (type == VIGIL_ARG_USER_NS) {
+		read_user_ns(&obj.user_ns, (struct user_namespace *)raw);
+		size = sizeof(obj.user_ns);
+	} else {
+		read_creds(&obj.cred.creds, (struct cred *)raw);
+		read_user_ns(&obj.cred.user_ns, BPF_CORE_READ((struct cred *)raw, user_ns));
+		size = sizeof(obj.cred);
+	}
+	bpf_probe_read_kernel(dst, size, &obj);
+	return size;
+}
+
 static __always_inline int read_fd_path(char *dst, __u64 fd, __u8 *flags)
 {
 	struct task_struct *task = (void *)bpf_get_current_task();
@@ -276,6 +324,32 @@ integer:
 	case VIGIL_ARG_FILE:
 		len = read_file_path(dst, (struct file *)raw, &d->flags) & ARG_MASK;
 		break;
+	case VIGIL_ARG_PATH: {
+		struct path p;
+
+		if (!raw || bpf_probe_read_kernel(&p, sizeof(p), (void *)raw))
+			d->flags |= VIGIL_ARG_ERROR;
+		else
+			len = read_path(dst, &p, &d->flags) & ARG_MASK;
+		break;
+	}
+	case VIGIL_ARG_DENTRY:
+		len = read_dentry_path(dst, (struct dentry *)raw, &d->flags) & ARG_MASK;
+		break;
+	case VIGIL_ARG_LINUX_BINPRM:
+		len = read_file_path(dst, BPF_CORE_READ((struct linux_binprm *)raw, file), &d->flags) &
+		      ARG_MASK;
+		break;
+	case VIGIL_ARG_CAPABILITY:
+		v = (__u32)raw;
+		goto integer;
+	case VIGIL_ARG_KERNEL_CAP:
+		v = raw ? read_caps((kernel_cap_t *)raw) : 0;
+		goto integer;
+	case VIGIL_ARG_USER_NS:
+	case VIGIL_ARG_CRED:
+		len = read_kernel_object(dst, a->type, raw, &d->flags);
+		break;
 	case VIGIL_ARG_CHAR_BUF:
 		v = a->size_index ? s->regs[(a->size_index - 1) & 7] : 0;
 		if (v > ARG_MASK) {
@@ -337,6 +411,12 @@ static long filter_arg(__u64 i, void *unused)
 	case VIGIL_ARG_ULONG:
 	case VIGIL_ARG_SIZE:
 		s->arg_val[i] = raw;
+		break;
+	case VIGIL_ARG_CAPABILITY:
+		s->arg_val[i] = (__u32)raw;
+		break;
+	case VIGIL_ARG_KERNEL_CAP:
+		s->arg_val[i] = raw ? read_caps((kernel_cap_t *)raw) : 0;
 		break;
 	case VIGIL_ARG_STRING:
 		size = a->filter_len & FILTER_LEN_MASK;

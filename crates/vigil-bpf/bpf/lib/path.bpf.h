@@ -122,6 +122,31 @@ static __always_inline struct path_result path_resolve(struct path_buf *buf, str
 	return res;
 }
 
+/* The path of `dentry` from the root of its own file system (a dentry alone
+ * does not say which mount it was reached through). */
+static __always_inline struct path_result path_resolve_dentry(struct path_buf *buf,
+							       struct dentry *dentry)
+{
+	struct path_walk w = {
+		.dentry = dentry,
+		.mnt = NULL,
+		.mnt_root = BPF_CORE_READ(dentry, d_sb, s_root),
+	};
+	struct path_result res;
+
+	buf->off = VIGIL_PATH_MAX;
+	buf->truncated = 0;
+	if (bpf_loop(PATH_MAX_COMPONENTS, path_walk_step, &w, 0) >= PATH_MAX_COMPONENTS)
+		buf->truncated = 1;
+	res.off = buf->off;
+	res.truncated = buf->truncated;
+	if (res.off >= VIGIL_PATH_MAX || res.off == 0) {
+		res.off = VIGIL_PATH_MAX - 1;
+		buf->data[res.off & PATH_MASK] = '/';
+	}
+	return res;
+}
+
 /* Copies a resolved path to dst (at most VIGIL_PATH_MAX bytes); returns its length. */
 static __always_inline __u32 path_copy(void *dst, struct path_buf *buf, struct path_result res)
 {

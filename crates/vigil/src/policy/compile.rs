@@ -5,19 +5,21 @@
 use vigil_bpf::wire::{
     vigil_arg_config, vigil_hook_config, vigil_match_arg, vigil_match_caps, vigil_match_ns,
     vigil_selector_config, VIGIL_ACTION_OVERRIDE, VIGIL_ACTION_POST, VIGIL_ACTION_SIGNAL,
-    VIGIL_ARG_CHAR_BUF, VIGIL_ARG_FD, VIGIL_ARG_FILE, VIGIL_ARG_INT, VIGIL_ARG_LONG,
-    VIGIL_ARG_NEED_REVERSED, VIGIL_ARG_SIZE, VIGIL_ARG_STRING, VIGIL_ARG_UINT, VIGIL_ARG_ULONG,
-    VIGIL_CAP_EFFECTIVE, VIGIL_CAP_INHERITABLE, VIGIL_CAP_PERMITTED, VIGIL_HOOK_ENFORCE,
-    VIGIL_HOOK_FILTER_FIRST, VIGIL_HOOK_NEED_BINARY, VIGIL_HOOK_NEED_BINARY_REVERSED,
-    VIGIL_HOOK_NEED_PARENT_BINARY, VIGIL_HOOK_NEED_PARENT_BINARY_REVERSED, VIGIL_HOOK_RETURN,
-    VIGIL_MATCH_CAPS_MAX, VIGIL_MATCH_NS_MAX, VIGIL_MATCH_NS_VALUES_MAX, VIGIL_MATCH_STRING_MAX,
-    VIGIL_MATCH_VALUES_MAX, VIGIL_NS_CGROUP, VIGIL_NS_IPC, VIGIL_NS_MNT, VIGIL_NS_NET,
-    VIGIL_NS_PID, VIGIL_NS_PID_FOR_CHILDREN, VIGIL_NS_TIME, VIGIL_NS_TIME_FOR_CHILDREN,
-    VIGIL_NS_USER, VIGIL_NS_UTS, VIGIL_OP_INT_EQ, VIGIL_OP_INT_GT, VIGIL_OP_INT_IN_RANGE,
-    VIGIL_OP_INT_LT, VIGIL_OP_INT_MASK, VIGIL_OP_INT_NEQ, VIGIL_OP_INT_NOT_IN_RANGE,
-    VIGIL_OP_PID_IN, VIGIL_OP_PID_NOT_IN, VIGIL_OP_STR_EQ, VIGIL_OP_STR_NEQ,
-    VIGIL_OP_STR_NOT_POSTFIX, VIGIL_OP_STR_NOT_PREFIX, VIGIL_OP_STR_POSTFIX, VIGIL_OP_STR_PREFIX,
-    VIGIL_RATE_GLOBAL, VIGIL_RATE_PROCESS, VIGIL_RATE_THREAD,
+    VIGIL_ARG_CAPABILITY, VIGIL_ARG_CHAR_BUF, VIGIL_ARG_CRED, VIGIL_ARG_DENTRY, VIGIL_ARG_FD,
+    VIGIL_ARG_FILE, VIGIL_ARG_INT, VIGIL_ARG_KERNEL_CAP, VIGIL_ARG_LINUX_BINPRM, VIGIL_ARG_LONG,
+    VIGIL_ARG_NEED_REVERSED, VIGIL_ARG_PATH, VIGIL_ARG_SIZE, VIGIL_ARG_STRING, VIGIL_ARG_UINT,
+    VIGIL_ARG_ULONG, VIGIL_ARG_USER_NS, VIGIL_CAP_EFFECTIVE, VIGIL_CAP_INHERITABLE,
+    VIGIL_CAP_PERMITTED, VIGIL_HOOK_ENFORCE, VIGIL_HOOK_FILTER_FIRST, VIGIL_HOOK_NEED_BINARY,
+    VIGIL_HOOK_NEED_BINARY_REVERSED, VIGIL_HOOK_NEED_PARENT_BINARY,
+    VIGIL_HOOK_NEED_PARENT_BINARY_REVERSED, VIGIL_HOOK_RETURN, VIGIL_MATCH_CAPS_MAX,
+    VIGIL_MATCH_NS_MAX, VIGIL_MATCH_NS_VALUES_MAX, VIGIL_MATCH_STRING_MAX, VIGIL_MATCH_VALUES_MAX,
+    VIGIL_NS_CGROUP, VIGIL_NS_IPC, VIGIL_NS_MNT, VIGIL_NS_NET, VIGIL_NS_PID,
+    VIGIL_NS_PID_FOR_CHILDREN, VIGIL_NS_TIME, VIGIL_NS_TIME_FOR_CHILDREN, VIGIL_NS_USER,
+    VIGIL_NS_UTS, VIGIL_OP_INT_EQ, VIGIL_OP_INT_GT, VIGIL_OP_INT_IN_RANGE, VIGIL_OP_INT_LT,
+    VIGIL_OP_INT_MASK, VIGIL_OP_INT_NEQ, VIGIL_OP_INT_NOT_IN_RANGE, VIGIL_OP_PID_IN,
+    VIGIL_OP_PID_NOT_IN, VIGIL_OP_STR_EQ, VIGIL_OP_STR_NEQ, VIGIL_OP_STR_NOT_POSTFIX,
+    VIGIL_OP_STR_NOT_PREFIX, VIGIL_OP_STR_POSTFIX, VIGIL_OP_STR_PREFIX, VIGIL_RATE_GLOBAL,
+    VIGIL_RATE_PROCESS, VIGIL_RATE_THREAD,
 };
 use vigil_policy::{
     Action, ActionKind, Arg, ArgSelector, ArgType, BinaryOperator, BinarySelector,
@@ -566,8 +568,29 @@ fn plan_filter_reads(config: &mut vigil_hook_config, kprobe: &KProbeSpec) {
 fn int_kind_of(kind: u8) -> bool {
     matches!(
         u32::from(kind),
-        VIGIL_ARG_INT | VIGIL_ARG_UINT | VIGIL_ARG_LONG | VIGIL_ARG_ULONG | VIGIL_ARG_SIZE
+        VIGIL_ARG_INT
+            | VIGIL_ARG_UINT
+            | VIGIL_ARG_LONG
+            | VIGIL_ARG_ULONG
+            | VIGIL_ARG_SIZE
+            | VIGIL_ARG_CAPABILITY
+            | VIGIL_ARG_KERNEL_CAP
     )
+}
+
+/// Argument types that are kernel objects, read by kernel function hooks.
+fn kernel_object_kind(t: ArgType) -> Option<u32> {
+    Some(match t {
+        ArgType::File => VIGIL_ARG_FILE,
+        ArgType::Path => VIGIL_ARG_PATH,
+        ArgType::Dentry => VIGIL_ARG_DENTRY,
+        ArgType::LinuxBinprm => VIGIL_ARG_LINUX_BINPRM,
+        ArgType::Capability => VIGIL_ARG_CAPABILITY,
+        ArgType::KernelCapT => VIGIL_ARG_KERNEL_CAP,
+        ArgType::UserNamespace => VIGIL_ARG_USER_NS,
+        ArgType::Cred => VIGIL_ARG_CRED,
+        _ => return None,
+    })
 }
 
 fn int_kind(t: ArgType) -> Option<u8> {
@@ -599,10 +622,11 @@ fn arg_config(arg: &Arg, syscall: bool, path: &str) -> Result<vigil_arg_config, 
     }
     let kind = match arg.arg_type {
         ArgType::Fd => VIGIL_ARG_FD,
-        ArgType::File if !syscall => VIGIL_ARG_FILE,
-        t if !syscall => int_kind(t).ok_or_else(|| {
-            format!("{path}.type: {t} is not supported on kernel function hooks yet (supported: integer types, fd, file)")
-        })? as u32,
+        t if !syscall => kernel_object_kind(t)
+            .or_else(|| int_kind(t).map(u32::from))
+            .ok_or_else(|| {
+                format!("{path}.type: {t} is not supported on kernel function hooks yet (supported: integer types, fd, file, path, dentry, linux_binprm, capability, kernel_cap_t, user_namespace, cred)")
+            })?,
         ArgType::String | ArgType::Filename => VIGIL_ARG_STRING,
         ArgType::CharBuf => {
             if arg.size_arg_index == 0 {
@@ -768,9 +792,21 @@ fn selector_config(
             arg: position as u8,
             ..Default::default()
         };
+        if matches!(kind, VIGIL_ARG_USER_NS | VIGIL_ARG_CRED) {
+            return Err(format!(
+                "{mpath}: matching a {} argument is not implemented in vigil yet",
+                args[position].arg_type
+            ));
+        }
         if matches!(
             kind,
-            VIGIL_ARG_STRING | VIGIL_ARG_FD | VIGIL_ARG_FILE | VIGIL_ARG_CHAR_BUF
+            VIGIL_ARG_STRING
+                | VIGIL_ARG_FD
+                | VIGIL_ARG_FILE
+                | VIGIL_ARG_CHAR_BUF
+                | VIGIL_ARG_PATH
+                | VIGIL_ARG_DENTRY
+                | VIGIL_ARG_LINUX_BINPRM
         ) {
             let op = match match_arg.operator {
                 Operator::Equal => VIGIL_OP_STR_EQ,

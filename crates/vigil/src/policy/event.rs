@@ -1,15 +1,21 @@
 //! `process_kprobe` events from kernel records of policy hooks.
+use std::sync::OnceLock;
+
 use vigil_bpf::wire::{
-    VIGIL_ARG_CHAR_BUF, VIGIL_ARG_FD, VIGIL_ARG_FILE, VIGIL_ARG_INT, VIGIL_ARG_LONG,
-    VIGIL_ARG_SIZE, VIGIL_ARG_STRING, VIGIL_ARG_UINT, VIGIL_ARG_ULONG, VIGIL_KPROBE_MONITORED,
+    vigil_arg_cred, vigil_arg_user_ns, VIGIL_ARG_CAPABILITY, VIGIL_ARG_CHAR_BUF, VIGIL_ARG_CRED,
+    VIGIL_ARG_DENTRY, VIGIL_ARG_FD, VIGIL_ARG_FILE, VIGIL_ARG_INT, VIGIL_ARG_KERNEL_CAP,
+    VIGIL_ARG_LINUX_BINPRM, VIGIL_ARG_LONG, VIGIL_ARG_PATH, VIGIL_ARG_SIZE, VIGIL_ARG_STRING,
+    VIGIL_ARG_UINT, VIGIL_ARG_ULONG, VIGIL_ARG_USER_NS, VIGIL_KPROBE_MONITORED,
     VIGIL_KPROBE_SIGNAL_FAILED,
 };
 use vigil_events::{
-    ArgValue, EventBody, KprobeArgument, KprobeFile, ProcessKprobe, ProcessLsm, ProcessRef,
+    caps, securebits_names, ArgValue, Capabilities, EventBody, KprobeArgument, KprobeCapability,
+    KprobeFile, Namespace, ProcessCredentials, ProcessKprobe, ProcessLsm, ProcessRef,
+    UserNamespace,
 };
 
 use super::compile::{ArgMeta, HookMeta};
-use crate::decode::KprobeRecord;
+use crate::decode::{read, KprobeRecord};
 
 /// The event of a policy hook: `process_lsm` for LSM hooks, else `process_kprobe`.
 pub fn hook_event(
@@ -93,12 +99,58 @@ fn argument(kind: u8, bytes: &[u8], label: &str) -> Option<KprobeArgument> {
         VIGIL_ARG_STRING => ArgValue::StringArg(text()),
         VIGIL_ARG_FD | VIGIL_ARG_FILE => ArgValue::FileArg(KprobeFile { path: text() }),
         VIGIL_ARG_CHAR_BUF => ArgValue::bytes(bytes),
+        VIGIL_ARG_PATH | VIGIL_ARG_DENTRY => ArgValue::PathArg(KprobeFile { path: text() }),
+        VIGIL_ARG_LINUX_BINPRM => ArgValue::LinuxBinprmArg(KprobeFile { path: text() }),
+        VIGIL_ARG_CAPABILITY => {
+            let value = integer(bytes) as u32;
+            ArgValue::CapabilityArg(KprobeCapability {
+                value: value as i32,
+                name: caps::name(value).unwrap_or_default().to_owned(),
+            })
+        }
+        VIGIL_ARG_KERNEL_CAP => ArgValue::KernelCapTArg(caps::names(integer(bytes)).join(" ")),
+        VIGIL_ARG_USER_NS => ArgValue::UserNsArg(user_ns(read(bytes).ok()?)),
+        VIGIL_ARG_CRED => {
+            let cred: vigil_arg_cred = read(bytes).ok()?;
+            let c = cred.creds;
+            ArgValue::ProcessCredentialsArg(ProcessCredentials {
+                uid: c.uid,
+                gid: c.gid,
+                euid: c.euid,
+                egid: c.egid,
+                suid: c.suid,
+                sgid: c.sgid,
+                fsuid: c.fsuid,
+                fsgid: c.fsgid,
+                securebits: securebits_names(c.securebits),
+                caps: Some(Capabilities {
+                    permitted: caps::names(c.cap_permitted),
+                    effective: caps::names(c.cap_effective),
+                    inheritable: caps::names(c.cap_inheritable),
+                }),
+                user_ns: Some(user_ns(cred.user_ns)),
+            })
+        }
         _ => return None,
     };
     Some(KprobeArgument {
         value,
         label: label.to_owned(),
     })
+}
+
+fn user_ns(ns: vigil_arg_user_ns) -> UserNamespace {
+    static HOST_USER_NS: OnceLock<u32> = OnceLock::new();
+    let host = *HOST_USER_NS.get_or_init(|| crate::events::host_namespaces().user);
+    UserNamespace {
+        level: Some(ns.level),
+        uid: Some(ns.uid),
+        gid: Some(ns.gid),
+        ns: Namespace {
+            inum: ns.inum,
+            is_host: ns.inum != 0 && ns.inum == host,
+        },
+    }
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 mod compat;
 mod defaults;
 mod harness;
+mod kernel_args;
 mod metrics;
 mod policy;
 mod process;
@@ -129,6 +130,10 @@ const TESTS: &[(&str, TestFn)] = &[
     (
         "selectors::pids_follow_forks_and_namespace_pids",
         selectors::pids_follow_forks_and_namespace_pids,
+    ),
+    (
+        "kernel_args::kernel_objects_as_arguments",
+        kernel_args::kernel_objects_as_arguments,
     ),
     (
         "metrics::bpf_map_memory_and_program_runs_exported",
