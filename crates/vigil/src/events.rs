@@ -1,6 +1,6 @@
 //! Turns decoded kernel records into public events, with process and parent
 //! context from the process cache.
-use std::{num::NonZeroUsize, sync::Arc};
+use std::num::NonZeroUsize;
 
 use vigil_bpf::wire::{
     vigil_namespaces, VIGIL_PRIV_FILE_CAPS, VIGIL_PRIV_SETGID, VIGIL_PRIV_SETUID, VIGIL_PROC_CLONE,
@@ -93,11 +93,11 @@ impl EventBuilder {
         let process = match self.cache.get(&key) {
             // Shared as is unless another thread than the cached one acted.
             Some(p) if p.tid == tid => p,
-            Some(p) => Arc::new(Process {
+            Some(p) => ProcessRef::new(Process {
                 tid,
                 ..(*p).clone()
             }),
-            None => Arc::new(Process {
+            None => ProcessRef::new(Process {
                 exec_id: exec_id(&self.opts.node_name, key.ktime, key.pid),
                 pid: key.pid,
                 tid,
@@ -120,7 +120,7 @@ impl EventBuilder {
     }
 
     fn exec(&mut self, rec: ExecRecord) -> Event {
-        let process = Arc::new(self.process_of(&rec));
+        let process = ProcessRef::new(self.process_of(&rec));
         self.cache
             .insert(rec.key, process.clone(), Some(rec.parent));
         let parent = self.cache.get(&rec.parent);
@@ -149,7 +149,7 @@ impl EventBuilder {
         process.flags = flag_words(rec.flags | VIGIL_PROC_CLONE);
         process.binary_properties = None;
         self.cache
-            .insert(rec.key, Arc::new(process), Some(rec.parent));
+            .insert(rec.key, ProcessRef::new(process), Some(rec.parent));
     }
 
     fn exit(&mut self, rec: ExitRecord) -> Event {
