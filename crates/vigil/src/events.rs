@@ -1,6 +1,6 @@
 //! Turns decoded kernel records into public events, with process and parent
 //! context from the process cache.
-use std::num::NonZeroUsize;
+use std::{cell::RefCell, num::NonZeroUsize};
 
 use vigil_bpf::wire::{
     vigil_namespaces, VIGIL_PRIV_FILE_CAPS, VIGIL_PRIV_SETGID, VIGIL_PRIV_SETUID, VIGIL_PROC_CLONE,
@@ -34,6 +34,7 @@ pub struct EventBuilder {
     opts: EventOptions,
     cache: ProcessCache,
     clock: Clock,
+    timestamps: RefCell<timestamp::TimestampFormatter>,
     host_ns: vigil_namespaces,
 }
 
@@ -43,6 +44,7 @@ impl EventBuilder {
         EventBuilder {
             cache: ProcessCache::new(cap),
             clock: Clock::now(),
+            timestamps: RefCell::default(),
             host_ns,
             opts,
         }
@@ -58,7 +60,9 @@ impl EventBuilder {
 
     /// The wall-clock time of a kernel monotonic timestamp, in proto3 JSON form.
     pub fn wall_time(&self, ktime: u64) -> String {
-        timestamp::format_unix_nanos(self.clock.wall_nanos(ktime))
+        self.timestamps
+            .borrow_mut()
+            .format(self.clock.wall_nanos(ktime))
     }
 
     /// Feeds one record; returns the event it produces, if any (forks produce none).
