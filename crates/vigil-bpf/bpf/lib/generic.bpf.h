@@ -505,7 +505,7 @@ __noinline int run_hook(__u32 hook)
 	struct vigil_hook_config *cfg = bpf_map_lookup_elem(&hook_configs, &hook);
 	struct vigil_msg_kprobe *m;
 	struct task_struct *task;
-	__u32 matched, actions, signal = 0, flags = 0;
+	__u32 matched, actions, size, signal = 0, flags = 0;
 	int derived, filter_first, error = 0;
 
 	if (!s || !cfg)
@@ -573,7 +573,8 @@ __noinline int run_hook(__u32 hook)
 			stat_inc(VIGIL_STAT_LOST_KPROBE);
 		return error;
 	}
-	if (bpf_ringbuf_output(&events, &s->ev, event_size(s->off), ring_flags()))
+	size = event_size(s->off);
+	if (bpf_ringbuf_output(&events, &s->ev, size, ring_flags(size)))
 		stat_inc(VIGIL_STAT_LOST_KPROBE);
 	else
 		hook_stat_inc(hook, VIGIL_HOOK_STAT_POSTED);
@@ -595,6 +596,7 @@ static __always_inline void post_pending(struct vigil_syscall_hooks *hooks, __s6
 {
 	struct pending_key pk = { .pid_tgid = bpf_get_current_pid_tgid() };
 	struct generic_event *ev;
+	__u32 size;
 
 	for (int i = 0; i < VIGIL_HOOKS_PER_SYSCALL; i++) {
 		if (i >= hooks->count)
@@ -605,8 +607,8 @@ static __always_inline void post_pending(struct vigil_syscall_hooks *hooks, __s6
 			continue;
 		ev->msg.ret = ret;
 		ev->msg.flags |= VIGIL_KPROBE_HAS_RETURN;
-		if (bpf_ringbuf_output(&events, ev, event_size(ev->msg.hdr.size - sizeof(ev->msg)),
-				       ring_flags()))
+		size = event_size(ev->msg.hdr.size - sizeof(ev->msg));
+		if (bpf_ringbuf_output(&events, ev, size, ring_flags(size)))
 			stat_inc(VIGIL_STAT_LOST_KPROBE);
 		else
 			hook_stat_inc(pk.hook, VIGIL_HOOK_STAT_POSTED);
