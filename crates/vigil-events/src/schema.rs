@@ -2,13 +2,84 @@
 //! proto field names). Field order and names follow Tetragon's protos; zero
 //! values and empty fields are omitted, wrapper types (`UInt32Value`) are
 //! written whenever set, and 64-bit integers are strings.
-use std::sync::Arc;
+use std::{
+    fmt,
+    ops::Deref,
+    sync::{
+        atomic::{AtomicU32, Ordering},
+        Arc, OnceLock,
+    },
+};
 
-use serde::Serialize;
+use serde::{Serialize, Serializer};
+use serde_json::value::RawValue;
 
-/// Processes are shared between the process cache and the events that name
-/// them: an event clones a pointer, not the process.
-pub type ProcessRef = Arc<Process>;
+/// A process shared between the process cache and the events that name it:
+/// an event clones a pointer, not the process. Immutable once shared, so its
+/// JSON is kept from the second event that names it on and copied verbatim
+/// afterwards (a busy process is named by every event it causes; most
+/// processes only by their exec and exit, which is not worth the memory).
+/// The cached form is JSON text: events serialize only to JSON.
+#[derive(Clone)]
+pub struct ProcessRef(Arc<SharedProcess>);
+
+struct SharedProcess {
+    process: Process,
+    serialized: AtomicU32,
+    json: OnceLock<Box<RawValue>>,
+}
+
+impl ProcessRef {
+    pub fn new(process: Process) -> Self {
+        ProcessRef(Arc::new(SharedProcess {
+            process,
+            serialized: AtomicU32::new(0),
+            json: OnceLock::new(),
+        }))
+    }
+}
+
+impl From<Process> for ProcessRef {
+    fn from(process: Process) -> Self {
+        ProcessRef::new(process)
+    }
+}
+
+impl Default for ProcessRef {
+    fn default() -> Self {
+        ProcessRef::new(Process::default())
+    }
+}
+
+impl Deref for ProcessRef {
+    type Target = Process;
+
+    fn deref(&self) -> &Process {
+        &self.0.process
+    }
+}
+
+impl fmt::Debug for ProcessRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.process.fmt(f)
+    }
+}
+
+impl Serialize for ProcessRef {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let shared = &*self.0;
+        if let Some(json) = shared.json.get() {
+            return json.serialize(s);
+        }
+        if shared.serialized.fetch_add(1, Ordering::Relaxed) == 0 {
+            return shared.process.serialize(s);
+        }
+        match serde_json::value::to_raw_value(&shared.process) {
+            Ok(json) => shared.json.get_or_init(|| json).serialize(s),
+            Err(_) => shared.process.serialize(s),
+        }
+    }
+}
 
 fn is_zero(v: &u32) -> bool {
     *v == 0
@@ -348,7 +419,7 @@ mod tests {
     fn omits_empty_fields_like_proto3_json() {
         let ev = Event {
             body: EventBody::ProcessExit(ProcessExit {
-                process: std::sync::Arc::new(Process {
+                process: ProcessRef::new(Process {
                     exec_id: "eA==".into(),
                     pid: 7,
                     uid: 0,
@@ -408,6 +479,36 @@ mod tests {
         );
         assert_eq!(v["return"], json!({"int_arg": -2}));
         assert_eq!(v["action"], "KPROBE_ACTION_POST");
+    }
+
+    #[test]
+    fn a_shared_process_serializes_the_same_every_time() {
+        let process = ProcessRef::new(Process {
+            exec_id: "eA==".into(),
+            pid: 7,
+            binary: "/bin/\"q\"".into(),
+            arguments: "a\tb".into(),
+            start_time: "t0".into(),
+            auid: Some(0),
+            tid: 7,
+            ..Default::default()
+        });
+        let direct = serde_json::to_string(&*process).unwrap();
+        for _ in 0..3 {
+            assert_eq!(serde_json::to_string(&process).unwrap(), direct);
+        }
+        assert!(process.0.json.get().is_some());
+        assert_eq!(
+            serde_json::to_value(&process).unwrap(),
+            serde_json::to_value(&*process).unwrap()
+        );
+        let other_thread = ProcessRef::new(Process {
+            tid: 8,
+            ..(*process).clone()
+        });
+        assert!(serde_json::to_string(&other_thread)
+            .unwrap()
+            .contains("\"tid\":8"));
     }
 
     #[test]

@@ -15,6 +15,7 @@ use std::{
 
 use anyhow::{Context, Result};
 use libbpf_rs::RingBufferBuilder;
+use prometheus_client::metrics::counter::Counter;
 use tracing::{info, warn};
 use vigil_bpf::wire::{
     VIGIL_HOOK_STAT_MAX, VIGIL_STAT_LOST_CLONE, VIGIL_STAT_LOST_EXEC, VIGIL_STAT_LOST_EXIT,
@@ -52,6 +53,8 @@ struct Pipeline {
     builder: EventBuilder,
     outputs: Outputs,
     metrics: Arc<Metrics>,
+    /// `vigil_events_total` by event kind, looked up once per kind rather than per event.
+    event_counters: Vec<(&'static str, Counter)>,
     kernel_counters: [u64; VIGIL_STAT_MAX as usize],
     decode_errors: u64,
     write_errors: u64,
@@ -97,12 +100,23 @@ impl Pipeline {
     }
 
     fn emit(&mut self, ev: &Event) {
-        self.metrics
-            .events
-            .get_or_create(&TypeLabel {
-                r#type: ev.body.kind().into(),
-            })
-            .inc();
+        let kind = ev.body.kind();
+        match self.event_counters.iter().find(|(k, _)| *k == kind) {
+            Some((_, counter)) => {
+                counter.inc();
+            }
+            None => {
+                let counter = self
+                    .metrics
+                    .events
+                    .get_or_create(&TypeLabel {
+                        r#type: kind.into(),
+                    })
+                    .clone();
+                counter.inc();
+                self.event_counters.push((kind, counter));
+            }
+        }
         if let Err(e) = self.outputs.write(ev) {
             self.write_errors += 1;
             if self.write_errors.is_power_of_two() {
@@ -216,6 +230,7 @@ pub fn run(args: AgentArgs, stop: Arc<AtomicBool>) -> Result<()> {
         builder: EventBuilder::new(opts, host_namespaces()),
         outputs: Outputs::new(sinks(&args)?),
         metrics: metrics.clone(),
+        event_counters: Vec::new(),
         kernel_counters: [0; VIGIL_STAT_MAX as usize],
         decode_errors: 0,
         write_errors: 0,

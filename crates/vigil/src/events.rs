@@ -1,6 +1,6 @@
 //! Turns decoded kernel records into public events, with process and parent
 //! context from the process cache.
-use std::{num::NonZeroUsize, sync::Arc};
+use std::{cell::RefCell, num::NonZeroUsize};
 
 use vigil_bpf::wire::{
     vigil_namespaces, VIGIL_PRIV_FILE_CAPS, VIGIL_PRIV_SETGID, VIGIL_PRIV_SETUID, VIGIL_PROC_CLONE,
@@ -34,6 +34,7 @@ pub struct EventBuilder {
     opts: EventOptions,
     cache: ProcessCache,
     clock: Clock,
+    timestamps: RefCell<timestamp::TimestampFormatter>,
     host_ns: vigil_namespaces,
 }
 
@@ -43,6 +44,7 @@ impl EventBuilder {
         EventBuilder {
             cache: ProcessCache::new(cap),
             clock: Clock::now(),
+            timestamps: RefCell::default(),
             host_ns,
             opts,
         }
@@ -58,7 +60,9 @@ impl EventBuilder {
 
     /// The wall-clock time of a kernel monotonic timestamp, in proto3 JSON form.
     pub fn wall_time(&self, ktime: u64) -> String {
-        timestamp::format_unix_nanos(self.clock.wall_nanos(ktime))
+        self.timestamps
+            .borrow_mut()
+            .format(self.clock.wall_nanos(ktime))
     }
 
     /// Feeds one record; returns the event it produces, if any (forks produce none).
@@ -93,11 +97,11 @@ impl EventBuilder {
         let process = match self.cache.get(&key) {
             // Shared as is unless another thread than the cached one acted.
             Some(p) if p.tid == tid => p,
-            Some(p) => Arc::new(Process {
+            Some(p) => ProcessRef::new(Process {
                 tid,
                 ..(*p).clone()
             }),
-            None => Arc::new(Process {
+            None => ProcessRef::new(Process {
                 exec_id: exec_id(&self.opts.node_name, key.ktime, key.pid),
                 pid: key.pid,
                 tid,
@@ -120,7 +124,7 @@ impl EventBuilder {
     }
 
     fn exec(&mut self, rec: ExecRecord) -> Event {
-        let process = Arc::new(self.process_of(&rec));
+        let process = ProcessRef::new(self.process_of(&rec));
         self.cache
             .insert(rec.key, process.clone(), Some(rec.parent));
         let parent = self.cache.get(&rec.parent);
@@ -149,7 +153,7 @@ impl EventBuilder {
         process.flags = flag_words(rec.flags | VIGIL_PROC_CLONE);
         process.binary_properties = None;
         self.cache
-            .insert(rec.key, Arc::new(process), Some(rec.parent));
+            .insert(rec.key, ProcessRef::new(process), Some(rec.parent));
     }
 
     fn exit(&mut self, rec: ExitRecord) -> Event {

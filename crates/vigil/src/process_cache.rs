@@ -3,16 +3,16 @@
 //! context. Bounded: an entry lives while its process runs or while a child
 //! entry still refers to it as parent; beyond the configured capacity the
 //! least recently used entry is evicted, and evictions and misses are counted.
-use std::{collections::HashMap, num::NonZeroUsize, sync::Arc};
+use std::{collections::HashMap, num::NonZeroUsize};
 
 use lru::LruCache;
-use vigil_events::{Process, ProcessRef};
+use vigil_events::ProcessRef;
 
 use crate::decode::ProcKey;
 
 #[derive(Debug)]
 struct Entry {
-    process: Arc<Process>,
+    process: ProcessRef,
     parent: Option<ProcKey>,
     /// One for the running process, one per child entry naming it as parent.
     refs: u32,
@@ -84,7 +84,7 @@ impl ProcessCache {
     }
 
     /// The process image with this key; a miss is counted.
-    pub fn get(&mut self, key: &ProcKey) -> Option<Arc<Process>> {
+    pub fn get(&mut self, key: &ProcKey) -> Option<ProcessRef> {
         match self.entries.get(key) {
             Some(e) => Some(e.process.clone()),
             None => {
@@ -100,7 +100,7 @@ impl ProcessCache {
     }
 
     /// Up to `limit` ancestors beyond the parent of `key`, nearest first.
-    pub fn ancestors(&self, key: &ProcKey, limit: usize) -> Vec<Arc<Process>> {
+    pub fn ancestors(&self, key: &ProcKey, limit: usize) -> Vec<ProcessRef> {
         let mut out = Vec::new();
         let mut next = self.parent_of(key).and_then(|p| self.parent_of(&p));
         while let Some(k) = next {
@@ -162,13 +162,14 @@ impl ProcessCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use vigil_events::Process;
 
     fn key(pid: u32, ktime: u64) -> ProcKey {
         ProcKey { pid, ktime }
     }
 
     fn proc(binary: &str) -> ProcessRef {
-        Arc::new(Process {
+        ProcessRef::new(Process {
             binary: binary.into(),
             ..Default::default()
         })

@@ -36,11 +36,16 @@ static __always_inline void stat_inc(__u32 idx)
 
 /*
  * A wakeup per event costs about as much as the rest of the program, so the
- * reader polls on a short timer and is woken early only when a backlog builds.
+ * reader polls on a short timer and is woken early only by the record that
+ * takes the backlog past wakeup_bytes. Not by every record past it: each
+ * wakeup is an interrupt (in a VM, an exit to the hypervisor), and a reader
+ * that is already awake does not need another.
  */
-static __always_inline __u64 ring_flags(void)
+static __always_inline __u64 ring_flags(__u64 size)
 {
-	if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= vigil_config.wakeup_bytes)
+	__u64 backlog = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
+
+	if (backlog < vigil_config.wakeup_bytes && backlog + size >= vigil_config.wakeup_bytes)
 		return BPF_RB_FORCE_WAKEUP;
 	return BPF_RB_NO_WAKEUP;
 }
@@ -48,7 +53,7 @@ static __always_inline __u64 ring_flags(void)
 /* Sends `size` bytes of `msg`; a full ring is counted under `lost_stat`. */
 static __always_inline void emit(void *msg, __u64 size, __u32 lost_stat)
 {
-	if (bpf_ringbuf_output(&events, msg, size, ring_flags()))
+	if (bpf_ringbuf_output(&events, msg, size, ring_flags(size)))
 		stat_inc(lost_stat);
 }
 

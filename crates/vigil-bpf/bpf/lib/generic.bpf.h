@@ -379,58 +379,55 @@ integer:
 	return 0;
 }
 
-/* What the selectors need of argument i, without touching the event: the
- * value of an integer, the first filter_len bytes of a string. A bpf_loop
- * callback, for hooks with VIGIL_HOOK_FILTER_FIRST. */
-static long filter_arg(__u64 i, void *unused)
+/* What the selectors need of the arguments, without touching the event: the
+ * value of an integer, the first filter_len bytes of a string. For hooks
+ * with VIGIL_HOOK_FILTER_FIRST. A plain bounded loop, not bpf_loop: it runs
+ * on every call of a hooked function, and each bpf_loop callback would look
+ * the state and the configuration up again. */
+static __always_inline void filter_args(struct generic_state *s, struct vigil_hook_config *cfg)
 {
-	struct generic_state *s = state();
-	struct vigil_hook_config *cfg;
 	struct vigil_arg_config *a;
 	__u32 size;
 	__u64 raw;
 	long n;
 
-	if (!s)
-		return 1;
-	cfg = bpf_map_lookup_elem(&hook_configs, &s->hook);
-	if (!cfg || i >= VIGIL_HOOK_ARGS_MAX)
-		return 1;
-	barrier_var(i);
-	a = &cfg->args[i];
-	raw = s->regs[a->index & 7];
-
-	switch (a->type) {
-	case VIGIL_ARG_INT:
-		s->arg_val[i] = (__s64)(__s32)raw;
-		break;
-	case VIGIL_ARG_UINT:
-		s->arg_val[i] = (__u32)raw;
-		break;
-	case VIGIL_ARG_LONG:
-	case VIGIL_ARG_ULONG:
-	case VIGIL_ARG_SIZE:
-		s->arg_val[i] = raw;
-		break;
-	case VIGIL_ARG_CAPABILITY:
-		s->arg_val[i] = (__u32)raw;
-		break;
-	case VIGIL_ARG_KERNEL_CAP:
-		s->arg_val[i] = raw ? read_caps((kernel_cap_t *)raw) : 0;
-		break;
-	case VIGIL_ARG_STRING:
-		size = a->filter_len & FILTER_LEN_MASK;
-		if (!size)
+	for (int i = 0; i < VIGIL_HOOK_ARGS_MAX; i++) {
+		if (i >= cfg->nargs)
 			break;
-		barrier_var(size);
-		n = bpf_probe_read_user_str(s->fwd[i].key.data, size & FILTER_LEN_MASK, (void *)raw);
-		/* An unreadable string is the empty string, as in the full read. */
-		s->arg_len[i] = n > 0 ? n - 1 : 0;
-		break;
-	default:
-		break;
+		a = &cfg->args[i];
+		raw = s->regs[a->index & 7];
+		switch (a->type) {
+		case VIGIL_ARG_INT:
+			s->arg_val[i] = (__s64)(__s32)raw;
+			break;
+		case VIGIL_ARG_UINT:
+			s->arg_val[i] = (__u32)raw;
+			break;
+		case VIGIL_ARG_LONG:
+		case VIGIL_ARG_ULONG:
+		case VIGIL_ARG_SIZE:
+			s->arg_val[i] = raw;
+			break;
+		case VIGIL_ARG_CAPABILITY:
+			s->arg_val[i] = (__u32)raw;
+			break;
+		case VIGIL_ARG_KERNEL_CAP:
+			s->arg_val[i] = raw ? read_caps((kernel_cap_t *)raw) : 0;
+			break;
+		case VIGIL_ARG_STRING:
+			size = a->filter_len & FILTER_LEN_MASK;
+			if (!size)
+				break;
+			barrier_var(size);
+			n = bpf_probe_read_user_str(s->fwd[i].key.data, size & FILTER_LEN_MASK,
+						    (void *)raw);
+			/* An unreadable string is the empty string, as in the full read. */
+			s->arg_len[i] = n > 0 ? n - 1 : 0;
+			break;
+		default:
+			break;
+		}
 	}
-	return 0;
 }
 
 /* Looks key's string up under match_id; NULL when no stored string is a prefix of it. */
@@ -735,25 +732,41 @@ static __always_inline int selector_matches(struct generic_state *s, struct vigi
 	return 1;
 }
 
-/* Evaluates selector i of the current hook; stops at the first match. A bpf_loop callback. */
-static long check_selector(__u64 i, void *unused)
+/* Evaluates selector i + 1 of the current hook; stops at the first match. A
+ * bpf_loop callback over the selectors after the first (find_selector). */
+static long check_later_selector(__u64 i, void *unused)
 {
 	struct generic_state *s = state();
 	struct vigil_hook_config *cfg;
+	__u64 sel = i + 1;
 
 	if (!s)
 		return 1;
 	cfg = bpf_map_lookup_elem(&hook_configs, &s->hook);
 	/* Checked right before use, then pinned: the compiler would otherwise
 	 * reload an unchecked spilled copy, whose bounds 6.1 does not know. */
-	if (!cfg || i >= VIGIL_SELECTORS_MAX)
+	if (!cfg || sel >= VIGIL_SELECTORS_MAX)
 		return 1;
-	barrier_var(i);
-	if (selector_matches(s, &cfg->selectors[i])) {
-		s->matched = i;
+	barrier_var(sel);
+	if (selector_matches(s, &cfg->selectors[sel])) {
+		s->matched = sel;
 		return 1;
 	}
 	return 0;
+}
+
+/* The first matching selector of the current hook into s->matched
+ * (VIGIL_SELECTORS_MAX: none). The first selector, often the only one, is
+ * checked in line: a bpf_loop costs as much as the rest of a quiet call. */
+static __always_inline void find_selector(struct generic_state *s, struct vigil_hook_config *cfg)
+{
+	if (selector_matches(s, &cfg->selectors[0])) {
+		s->matched = 0;
+		return;
+	}
+	s->matched = VIGIL_SELECTORS_MAX;
+	if (cfg->nselectors > 1)
+		bpf_loop(cfg->nselectors - 1, check_later_selector, NULL, 0);
 }
 
 /* The selector keys of a process table entry's binary; returns its length. */
@@ -848,7 +861,7 @@ __noinline int run_hook(__u32 hook)
 	struct vigil_hook_config *cfg = bpf_map_lookup_elem(&hook_configs, &hook);
 	struct vigil_msg_kprobe *m;
 	struct task_struct *task;
-	__u32 matched, actions, signal = 0, flags = 0;
+	__u32 matched, actions, size, signal = 0, flags = 0;
 	int derived, filter_first, error = 0;
 
 	if (!s || !cfg)
@@ -856,17 +869,16 @@ __noinline int run_hook(__u32 hook)
 	s->hook = hook;
 	filter_first = cfg->flags & VIGIL_HOOK_FILTER_FIRST;
 	if (filter_first)
-		bpf_loop(cfg->nargs, filter_arg, NULL, 0);
+		filter_args(s, cfg);
 	else
 		read_event_args(s, cfg);
 
 	s->matched = 0;
 	actions = VIGIL_ACTION_POST;
 	if (cfg->nselectors) {
-		s->matched = VIGIL_SELECTORS_MAX;
 		if (cfg->flags & (VIGIL_HOOK_NEED_BINARY | VIGIL_HOOK_NEED_PARENT_BINARY))
 			load_binary(s, cfg->flags);
-		bpf_loop(cfg->nselectors, check_selector, NULL, 0);
+		find_selector(s, cfg);
 		matched = s->matched;
 		if (matched >= VIGIL_SELECTORS_MAX)
 			return 0;
@@ -928,7 +940,8 @@ __noinline int run_hook(__u32 hook)
 			stat_inc(VIGIL_STAT_LOST_KPROBE);
 		return error;
 	}
-	if (bpf_ringbuf_output(&events, &s->ev, event_size(s->off), ring_flags()))
+	size = event_size(s->off);
+	if (bpf_ringbuf_output(&events, &s->ev, size, ring_flags(size)))
 		stat_inc(VIGIL_STAT_LOST_KPROBE);
 	else
 		hook_stat_inc(hook, VIGIL_HOOK_STAT_POSTED);
@@ -950,6 +963,7 @@ static __always_inline void post_pending(struct vigil_syscall_hooks *hooks, __s6
 {
 	struct pending_key pk = { .pid_tgid = bpf_get_current_pid_tgid() };
 	struct generic_event *ev;
+	__u32 size;
 
 	for (int i = 0; i < VIGIL_HOOKS_PER_SYSCALL; i++) {
 		if (i >= hooks->count)
@@ -960,8 +974,8 @@ static __always_inline void post_pending(struct vigil_syscall_hooks *hooks, __s6
 			continue;
 		ev->msg.ret = ret;
 		ev->msg.flags |= VIGIL_KPROBE_HAS_RETURN;
-		if (bpf_ringbuf_output(&events, ev, event_size(ev->msg.hdr.size - sizeof(ev->msg)),
-				       ring_flags()))
+		size = event_size(ev->msg.hdr.size - sizeof(ev->msg));
+		if (bpf_ringbuf_output(&events, ev, size, ring_flags(size)))
 			stat_inc(VIGIL_STAT_LOST_KPROBE);
 		else
 			hook_stat_inc(pk.hook, VIGIL_HOOK_STAT_POSTED);
