@@ -25,6 +25,12 @@ pub mod kprobe {
     include!(concat!(env!("OUT_DIR"), "/kprobe.skel.rs"));
 }
 
+/// The generic hook on user-space functions (uprobes), one object for all of them.
+#[allow(clippy::all, non_camel_case_types, non_upper_case_globals, dead_code)]
+pub mod uprobe {
+    include!(concat!(env!("OUT_DIR"), "/uprobe.skel.rs"));
+}
+
 /// `vigil probe`: one trivial program per hook kind, loaded one at a time.
 #[allow(clippy::all, non_camel_case_types, non_upper_case_globals, dead_code)]
 pub mod features {

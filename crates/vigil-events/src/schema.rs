@@ -34,6 +34,8 @@ pub enum EventBody {
     ProcessExit(ProcessExit),
     ProcessKprobe(ProcessKprobe),
     ProcessLsm(ProcessLsm),
+    ProcessUprobe(ProcessUprobe),
+    ProcessTracepoint(ProcessTracepoint),
     /// vigil's own: events lost before they reached this stream, counted where they were lost.
     LostEvents(LostEvents),
 }
@@ -46,6 +48,8 @@ impl EventBody {
             EventBody::ProcessExit(_) => "process_exit",
             EventBody::ProcessKprobe(_) => "process_kprobe",
             EventBody::ProcessLsm(_) => "process_lsm",
+            EventBody::ProcessUprobe(_) => "process_uprobe",
+            EventBody::ProcessTracepoint(_) => "process_tracepoint",
             EventBody::LostEvents(_) => "lost_events",
         }
     }
@@ -112,6 +116,54 @@ pub struct ProcessLsm {
     pub args: Vec<KprobeArgument>,
     /// `KprobeAction` name: `KPROBE_ACTION_POST`, `KPROBE_ACTION_OVERRIDE`, ...
     pub action: &'static str,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ancestors: Vec<ProcessRef>,
+}
+
+/// A uprobe of a policy fired (`ProcessUprobe`).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ProcessUprobe {
+    pub process: ProcessRef,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent: Option<ProcessRef>,
+    /// The probed binary or library.
+    pub path: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub symbol: String,
+    pub policy_name: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub message: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<KprobeArgument>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ancestors: Vec<ProcessRef>,
+    /// Probe offset in the file when the policy gave offsets, not symbols (uint64: a string).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offset: Option<String>,
+    pub action: &'static str,
+    /// The function's return value, with `return: true`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub r#return: Option<KprobeArgument>,
+}
+
+/// A tracepoint of a policy fired (`ProcessTracepoint`).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ProcessTracepoint {
+    pub process: ProcessRef,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent: Option<ProcessRef>,
+    pub subsys: String,
+    pub event: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<KprobeArgument>,
+    pub policy_name: String,
+    pub action: &'static str,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub message: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]

@@ -6,9 +6,10 @@ use vigil_bpf::wire::{
     vigil_arg_config, vigil_hook_config, vigil_match_arg, vigil_selector_config,
     VIGIL_ACTION_OVERRIDE, VIGIL_ACTION_POST, VIGIL_ACTION_SIGNAL, VIGIL_ARG_CHAR_BUF,
     VIGIL_ARG_FD, VIGIL_ARG_FILE, VIGIL_ARG_INT, VIGIL_ARG_LONG, VIGIL_ARG_NEED_REVERSED,
-    VIGIL_ARG_SIZE, VIGIL_ARG_STRING, VIGIL_ARG_UINT, VIGIL_ARG_ULONG, VIGIL_HOOK_ENFORCE,
-    VIGIL_HOOK_FILTER_FIRST, VIGIL_HOOK_NEED_BINARY, VIGIL_HOOK_NEED_BINARY_REVERSED,
-    VIGIL_HOOK_RETURN, VIGIL_MATCH_STRING_MAX, VIGIL_MATCH_VALUES_MAX, VIGIL_OP_INT_EQ,
+    VIGIL_ARG_SIZE, VIGIL_ARG_STRING, VIGIL_ARG_UINT, VIGIL_ARG_ULONG, VIGIL_HOOK_ARGS_MAX,
+    VIGIL_HOOK_ENFORCE, VIGIL_HOOK_FILTER_FIRST, VIGIL_HOOK_NEED_BINARY,
+    VIGIL_HOOK_NEED_BINARY_REVERSED, VIGIL_HOOK_RETURN, VIGIL_MATCH_ARGS_MAX,
+    VIGIL_MATCH_RETURN_ARG, VIGIL_MATCH_STRING_MAX, VIGIL_MATCH_VALUES_MAX, VIGIL_OP_INT_EQ,
     VIGIL_OP_INT_GT, VIGIL_OP_INT_IN_RANGE, VIGIL_OP_INT_LT, VIGIL_OP_INT_MASK, VIGIL_OP_INT_NEQ,
     VIGIL_OP_INT_NOT_IN_RANGE, VIGIL_OP_PID_IN, VIGIL_OP_PID_NOT_IN, VIGIL_OP_STR_EQ,
     VIGIL_OP_STR_NEQ, VIGIL_OP_STR_NOT_POSTFIX, VIGIL_OP_STR_NOT_PREFIX, VIGIL_OP_STR_POSTFIX,
@@ -16,7 +17,7 @@ use vigil_bpf::wire::{
 };
 use vigil_policy::{
     Action, ActionKind, Arg, ArgSelector, ArgType, BinaryOperator, KProbeSpec, LsmHookSpec,
-    Operator, Policy, Selector, SetOperator,
+    Operator, Policy, Selector, SetOperator, UProbeSpec,
 };
 
 use std::path::Path;
@@ -40,6 +41,11 @@ pub const KILL_GUARANTEE: &str = "killed after the call: the signal is sent at s
 /// What an enforcement action at a kernel function's entry really guarantees.
 const FUNCTION_KILL_GUARANTEE: &str = "killed at the call: the signal is sent when the function \
      is entered, the process dies before returning to user space, but the call itself completes";
+
+/// What an enforcement action at a uprobe really guarantees.
+const UPROBE_KILL_GUARANTEE: &str = "killed before the function runs: the signal is sent from \
+     the uprobe's breakpoint, and the process dies on its way back to user space, before the \
+     function's first instruction";
 
 /// A selector string for the `string_match` trie.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,8 +76,22 @@ pub struct HookMeta {
     pub ret: Option<ArgMeta>,
     /// Per selector: the Tetragon action name the event reports.
     pub selector_actions: Vec<&'static str>,
-    /// An LSM hook: its events are `process_lsm`.
-    pub lsm: bool,
+    pub event: EventKind,
+}
+
+/// Which event a hook's records become.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventKind {
+    /// `process_kprobe` (system calls and kernel functions).
+    Kprobe,
+    /// `process_lsm`.
+    Lsm,
+    /// `process_uprobe`: the probed file, and the symbol or the offset.
+    Uprobe {
+        path: String,
+        symbol: String,
+        offset: Option<u64>,
+    },
 }
 
 /// Where a hook attaches.
@@ -90,6 +110,13 @@ pub enum HookPoint {
     /// A BPF-LSM hook (`lsmhooks`, name without `security_`): its
     /// selectors can make the operation fail (Override).
     Lsm { hook: String },
+    /// A user-space function (`uprobes`): a symbol of `path`, or an offset
+    /// in it; a uretprobe too with `return: true`.
+    Uprobe {
+        path: String,
+        symbol: Option<String>,
+        offset: u64,
+    },
 }
 
 impl std::fmt::Display for HookPoint {
@@ -98,7 +125,30 @@ impl std::fmt::Display for HookPoint {
             HookPoint::Syscall { name, .. } => write!(f, "system call {name}"),
             HookPoint::Function { name, .. } => write!(f, "kernel function {name}"),
             HookPoint::Lsm { hook } => write!(f, "LSM hook {hook}"),
+            HookPoint::Uprobe {
+                path,
+                symbol: Some(symbol),
+                ..
+            } => write!(f, "uprobe {path}:{symbol}"),
+            HookPoint::Uprobe { path, offset, .. } => write!(f, "uprobe {path}+{offset:#x}"),
         }
+    }
+}
+
+impl HookPoint {
+    /// The kind of hook, for messages (`system call hooks`, ...).
+    fn kind_name(&self) -> &'static str {
+        match self {
+            HookPoint::Syscall { .. } => "system call",
+            HookPoint::Function { .. } => "kernel function",
+            HookPoint::Lsm { .. } => "LSM hook",
+            HookPoint::Uprobe { .. } => "uprobe",
+        }
+    }
+
+    /// Whether the hook's pointer arguments point to the calling process's memory.
+    fn user_args(&self) -> bool {
+        matches!(self, HookPoint::Syscall { .. } | HookPoint::Uprobe { .. })
     }
 }
 
@@ -175,9 +225,16 @@ pub fn compile(policy: &Policy, features: &KernelFeatures) -> CompiledPolicy {
         let plan = compile_lsm(policy, lsm, enforce, features);
         out.hooks.push(HookOutcome { name, plan });
     }
+    for (i, uprobe) in spec.uprobes.iter().enumerate() {
+        for (name, plan) in compile_uprobe(policy, uprobe, enforce, features) {
+            out.hooks.push(HookOutcome {
+                name: format!("spec.uprobes[{i}] {name}"),
+                plan,
+            });
+        }
+    }
     let unsupported = [
         ("tracepoints", spec.tracepoints.len()),
-        ("uprobes", spec.uprobes.len()),
         ("usdts", spec.usdts.len()),
         ("fentries", spec.fentries.len()),
         ("enforcers", spec.enforcers.len()),
@@ -300,6 +357,83 @@ fn compile_lsm(
     plan_hook(policy, &spec, point, enforce, features)
 }
 
+/// One hook per symbol (or offset) of a uprobe, named `PATH SYMBOL`.
+fn compile_uprobe(
+    policy: &Policy,
+    uprobe: &UProbeSpec,
+    enforce: bool,
+    features: &KernelFeatures,
+) -> Vec<(String, Result<HookPlan, String>)> {
+    let path = &uprobe.path;
+    let targets: Vec<(String, Option<String>, u64)> = if uprobe.offsets.is_empty() {
+        uprobe
+            .symbols
+            .iter()
+            .map(|sym| (format!("{path} {sym}"), Some(sym.clone()), 0))
+            .collect()
+    } else {
+        uprobe
+            .offsets
+            .iter()
+            .map(|off| (format!("{path}+{off:#x}"), None, *off))
+            .collect()
+    };
+    let refusal = uprobe_refusal(uprobe, features);
+    targets
+        .into_iter()
+        .map(|(name, symbol, offset)| {
+            let plan = match &refusal {
+                Some(why) => Err(why.clone()),
+                None => {
+                    let spec = KProbeSpec {
+                        call: symbol.clone().unwrap_or_else(|| format!("{offset:#x}")),
+                        syscall: false,
+                        r#return: uprobe.r#return,
+                        return_arg: uprobe.return_arg.clone(),
+                        return_arg_action: None,
+                        args: uprobe.args.clone(),
+                        data: uprobe.data.clone(),
+                        selectors: uprobe.selectors.clone(),
+                        message: uprobe.message.clone(),
+                        tags: uprobe.tags.clone(),
+                        ignore: None,
+                    };
+                    let point = HookPoint::Uprobe {
+                        path: path.clone(),
+                        symbol,
+                        offset,
+                    };
+                    plan_hook(policy, &spec, point, enforce, features)
+                }
+            };
+            (name, plan)
+        })
+        .collect()
+}
+
+/// Why a uprobe cannot be served here at all, if it cannot.
+fn uprobe_refusal(uprobe: &UProbeSpec, features: &KernelFeatures) -> Option<String> {
+    if !features.has(Feature::Uprobe) {
+        return Some(format!(
+            "kernel has no uprobes (vigil probe: uprobe: {})",
+            why_not(features, Feature::Uprobe)
+        ));
+    }
+    let unsupported = [
+        ("addrs", !uprobe.addrs.is_empty()),
+        ("refCtrOffsets", !uprobe.ref_ctr_offsets.is_empty()),
+        ("btfPath", uprobe.btf_path.is_some()),
+        ("binaryDigests", !uprobe.binary_digests.is_empty()),
+    ];
+    if let Some((field, _)) = unsupported.iter().find(|(_, set)| *set) {
+        return Some(format!("{field}: not implemented in vigil yet"));
+    }
+    if !Path::new(&uprobe.path).is_file() {
+        return Some(format!("call not found: no file {}", uprobe.path));
+    }
+    None
+}
+
 /// The configuration of a hook at `point`: arguments, selectors, actions,
 /// and the status line's mechanism and guarantee.
 fn plan_hook(
@@ -310,6 +444,7 @@ fn plan_hook(
     features: &KernelFeatures,
 ) -> Result<HookPlan, String> {
     let syscall = matches!(point, HookPoint::Syscall { .. });
+    let uprobe = matches!(point, HookPoint::Uprobe { .. });
     if !kprobe.data.is_empty() {
         return Err("data: not implemented in vigil yet".into());
     }
@@ -324,18 +459,31 @@ fn plan_hook(
             HookPoint::Syscall { name, .. } => format!("__x64_sys_{name}"),
             HookPoint::Function { name, .. } => name.clone(),
             HookPoint::Lsm { hook } => hook.clone(),
+            HookPoint::Uprobe { .. } => kprobe.call.clone(),
         },
         message: kprobe.message.clone(),
         tags: kprobe.tags.clone(),
         args: Vec::new(),
         ret: None,
         selector_actions: Vec::new(),
-        lsm: matches!(point, HookPoint::Lsm { .. }),
+        event: match &point {
+            HookPoint::Lsm { .. } => EventKind::Lsm,
+            HookPoint::Uprobe {
+                path,
+                symbol,
+                offset,
+            } => EventKind::Uprobe {
+                path: path.clone(),
+                symbol: symbol.clone().unwrap_or_default(),
+                offset: symbol.is_none().then_some(*offset),
+            },
+            _ => EventKind::Kprobe,
+        },
     };
     config.nargs = kprobe.args.len() as u8;
     for (i, arg) in kprobe.args.iter().enumerate() {
         let path = format!("args[{i}]");
-        config.args[i] = arg_config(arg, syscall, &path)?;
+        config.args[i] = arg_config(arg, &point, &path)?;
         meta.args.push(ArgMeta {
             kind: config.args[i].type_,
             label: arg.label.clone(),
@@ -346,12 +494,17 @@ fn plan_hook(
             .return_arg
             .as_ref()
             .ok_or("return: true needs returnArg")?;
-        let kind = int_kind(ret.arg_type).ok_or_else(|| {
-            format!(
-                "returnArg: type {} is not supported for system call return values (integer types only)",
-                ret.arg_type
-            )
-        })?;
+        let kind = match ret.arg_type {
+            // A char * return (readline): the string it points to.
+            ArgType::String if uprobe => VIGIL_ARG_STRING as u8,
+            t => int_kind(t).ok_or_else(|| {
+                format!(
+                    "returnArg: type {t} is not supported for {} return values (integer types{})",
+                    point.kind_name(),
+                    if uprobe { ", string" } else { " only" }
+                )
+            })?,
+        };
         config.flags |= VIGIL_HOOK_RETURN;
         config.ret_type = kind;
         meta.ret = Some(ArgMeta {
@@ -414,6 +567,12 @@ fn plan_hook(
             format!("{} {name}", if *fentry { "fentry" } else { "kprobe" })
         }
         HookPoint::Lsm { hook } => format!("lsm {hook}"),
+        HookPoint::Uprobe { .. } if kprobe.r#return => {
+            point
+                .to_string()
+                .replacen("uprobe", "uprobe + uretprobe", 1)
+        }
+        HookPoint::Uprobe { .. } => point.to_string(),
     };
     let guarantee = match (overrides, signals, enforce) {
         (Some(error), _, true) => format!(
@@ -425,6 +584,7 @@ fn plan_hook(
         }
         (None, false, _) => "observe only".to_owned(),
         (None, true, true) if syscall => KILL_GUARANTEE.to_owned(),
+        (None, true, true) if uprobe => UPROBE_KILL_GUARANTEE.to_owned(),
         (None, true, true) => format!("{}: {FUNCTION_KILL_GUARANTEE}", kprobe.call),
         (None, true, false) => "monitor mode: signals are counted, never sent".to_owned(),
     };
@@ -572,7 +732,9 @@ fn int_kind(t: ArgType) -> Option<u8> {
     } as u8)
 }
 
-fn arg_config(arg: &Arg, syscall: bool, path: &str) -> Result<vigil_arg_config, String> {
+fn arg_config(arg: &Arg, point: &HookPoint, path: &str) -> Result<vigil_arg_config, String> {
+    let user = point.user_args();
+    let hook = point.kind_name();
     if arg.index >= 6 {
         return Err(format!(
             "{path}.index: {} is out of range; vigil reads arguments 0 to 5",
@@ -590,9 +752,9 @@ fn arg_config(arg: &Arg, syscall: bool, path: &str) -> Result<vigil_arg_config, 
     }
     let kind = match arg.arg_type {
         ArgType::Fd => VIGIL_ARG_FD,
-        ArgType::File if !syscall => VIGIL_ARG_FILE,
-        t if !syscall => int_kind(t).ok_or_else(|| {
-            format!("{path}.type: {t} is not supported on kernel function hooks yet (supported: integer types, fd, file)")
+        ArgType::File if !user => VIGIL_ARG_FILE,
+        t if !user => int_kind(t).ok_or_else(|| {
+            format!("{path}.type: {t} is not supported on {hook} hooks yet (supported: integer types, fd, file)")
         })? as u32,
         ArgType::String | ArgType::Filename => VIGIL_ARG_STRING,
         ArgType::CharBuf => {
@@ -604,7 +766,7 @@ fn arg_config(arg: &Arg, syscall: bool, path: &str) -> Result<vigil_arg_config, 
             VIGIL_ARG_CHAR_BUF
         }
         t => int_kind(t).ok_or_else(|| {
-            format!("{path}.type: {t} is not supported on system call hooks yet (supported: integer types, string, filename, fd, char_buf)")
+            format!("{path}.type: {t} is not supported on {hook} hooks yet (supported: integer types, string, filename, fd, char_buf)")
         })? as u32,
     };
     Ok(vigil_arg_config {
@@ -642,7 +804,6 @@ fn selector_config(
     let unsupported = [
         ("macros", !selector.macros.is_empty()),
         ("matchData", !selector.match_data.is_empty()),
-        ("matchReturnArgs", !selector.match_return_args.is_empty()),
         (
             "matchParentBinaries",
             !selector.match_parent_binaries.is_empty(),
@@ -719,13 +880,46 @@ fn selector_config(
         )?;
     }
 
-    sel.nmatch_args = selector.match_args.len() as u8;
-    for (m, match_arg) in selector.match_args.iter().enumerate() {
-        let mpath = format!("{path}.matchArgs[{m}]");
-        let position = arg_position(match_arg, args, &mpath)?;
-        let kind = u32::from(hook.args[position].type_);
+    let nmatch = selector.match_args.len() + selector.match_return_args.len();
+    if nmatch > VIGIL_MATCH_ARGS_MAX as usize {
+        return Err(format!(
+            "{path}: vigil compares at most {VIGIL_MATCH_ARGS_MAX} arguments and return values per selector"
+        ));
+    }
+    sel.nmatch_args = nmatch as u8;
+    let args_matches = selector
+        .match_args
+        .iter()
+        .enumerate()
+        .map(|(m, match_arg)| {
+            let mpath = format!("{path}.matchArgs[{m}]");
+            let position = arg_position(match_arg, args, &mpath)?;
+            Ok((match_arg, mpath, position as u8, hook.args[position].type_))
+        });
+    // matchReturnArgs compare the return value (Tetragon's index 0 is returnArg).
+    let return_matches = selector
+        .match_return_args
+        .iter()
+        .enumerate()
+        .map(|(m, match_arg)| {
+            let mpath = format!("{path}.matchReturnArgs[{m}]");
+            if hook.flags & VIGIL_HOOK_RETURN == 0 {
+                return Err(format!("{mpath}: needs return: true"));
+            }
+            Ok((
+                match_arg,
+                mpath,
+                VIGIL_MATCH_RETURN_ARG as u8,
+                hook.ret_type,
+            ))
+        });
+    let matches: Vec<_> = args_matches
+        .chain(return_matches)
+        .collect::<Result<_, String>>()?;
+    for (m, (match_arg, mpath, arg, kind)) in matches.into_iter().enumerate() {
+        let kind = u32::from(kind);
         let mut ma = vigil_match_arg {
-            arg: position as u8,
+            arg,
             ..Default::default()
         };
         if matches!(
@@ -746,8 +940,8 @@ fn selector_config(
                 }
             };
             let reversed = matches!(op, VIGIL_OP_STR_POSTFIX | VIGIL_OP_STR_NOT_POSTFIX);
-            if reversed {
-                hook.args[position].flags |= VIGIL_ARG_NEED_REVERSED as u8;
+            if reversed && u32::from(arg) < VIGIL_HOOK_ARGS_MAX {
+                hook.args[usize::from(arg)].flags |= VIGIL_ARG_NEED_REVERSED as u8;
             }
             ma.op = op as u8;
             push_strings(
@@ -907,6 +1101,12 @@ fn actions_of(
                      not implemented in vigil yet"
                 ))
             }
+            ActionKind::Override if matches!(point, HookPoint::Uprobe { .. }) => {
+                return Err(format!(
+                    "{apath}: Override on a uprobe needs register writes from BPF (Linux 6.18 uprobe \
+                     override), not implemented in vigil yet"
+                ))
+            }
             ActionKind::Override => {
                 return Err(format!(
                     "{apath}: Override needs bpf_override_return, fmod_ret or BPF-LSM; \
@@ -1020,7 +1220,7 @@ mod tests {
                 );
                 assert_eq!(plan.config.selectors[0].override_error, -1);
                 assert_eq!(plan.meta.selector_actions, ["KPROBE_ACTION_OVERRIDE"]);
-                assert!(plan.meta.lsm);
+                assert_eq!(plan.meta.event, EventKind::Lsm);
             }
             Err(why) => assert!(
                 why.starts_with("call not found: no LSM hook named file_open"),
@@ -1047,6 +1247,36 @@ mod tests {
         let why = first_hook(&hook, &[Feature::Fentry]).expect_err("refused");
         assert!(
             why.contains("not supported on kernel function hooks yet"),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn uprobe_return_matches_follow_the_args() {
+        let hook = "  - path: /bin/sh\n    symbols: [main, other]\n    return: true\n    returnArg:\n      index: 0\n      type: string\n    args:\n    - index: 0\n      type: int\n    selectors:\n    - matchArgs:\n      - index: 0\n        operator: Equal\n        values: [\"1\"]\n      matchReturnArgs:\n      - index: 0\n        operator: Prefix\n        values: [sudo]\n";
+        let plan = first_of("uprobes", hook, &[Feature::Uprobe]).expect("served");
+        assert_eq!(plan.via, "uprobe + uretprobe /bin/sh:main");
+        let sel = &plan.config.selectors[0];
+        assert_eq!(sel.nmatch_args, 2);
+        assert_eq!(u32::from(sel.match_args[1].arg), VIGIL_MATCH_RETURN_ARG);
+        assert_eq!(u32::from(sel.match_args[1].op), VIGIL_OP_STR_PREFIX);
+        assert_eq!(u32::from(plan.config.ret_type), VIGIL_ARG_STRING);
+        assert_eq!(plan.strings[0].slot, 1);
+        assert!(matches!(&plan.meta.event, EventKind::Uprobe { symbol, .. } if symbol == "main"));
+    }
+
+    #[test]
+    fn uprobe_refusals_name_the_reason() {
+        let hook = "  - path: /no/such/binary\n    symbols: [main]\n";
+        let why = first_of("uprobes", hook, &[Feature::Uprobe]).expect_err("refused");
+        assert_eq!(why, "call not found: no file /no/such/binary");
+        let hook = "  - path: /bin/sh\n    symbols: [main]\n";
+        let why = first_of("uprobes", hook, &[]).expect_err("refused");
+        assert!(why.starts_with("kernel has no uprobes"), "{why}");
+        let string_return = "  - call: sys_read\n    return: true\n    returnArg:\n      index: 0\n      type: string\n";
+        let why = first_hook(string_return, &[Feature::Tracepoint]).expect_err("refused");
+        assert!(
+            why.contains("not supported for system call return values"),
             "{why}"
         );
     }

@@ -6,12 +6,14 @@ use vigil_bpf::wire::{
 };
 use vigil_events::{
     ArgValue, EventBody, KprobeArgument, KprobeFile, ProcessKprobe, ProcessLsm, ProcessRef,
+    ProcessUprobe,
 };
 
-use super::compile::{ArgMeta, HookMeta};
+use super::compile::{ArgMeta, EventKind, HookMeta};
 use crate::decode::KprobeRecord;
 
-/// The event of a policy hook: `process_lsm` for LSM hooks, else `process_kprobe`.
+/// The event of a policy hook: `process_lsm`, `process_uprobe` or
+/// `process_tracepoint` by the hook's kind, else `process_kprobe`.
 pub fn hook_event(
     rec: &KprobeRecord,
     meta: &HookMeta,
@@ -20,20 +22,38 @@ pub fn hook_event(
     ancestors: Vec<ProcessRef>,
 ) -> EventBody {
     let k = kprobe_event(rec, meta, process, parent, ancestors);
-    if !meta.lsm {
-        return EventBody::ProcessKprobe(k);
+    match &meta.event {
+        EventKind::Kprobe => EventBody::ProcessKprobe(k),
+        EventKind::Lsm => EventBody::ProcessLsm(ProcessLsm {
+            process: k.process,
+            parent: k.parent,
+            function_name: k.function_name,
+            policy_name: k.policy_name,
+            message: k.message,
+            args: k.args,
+            action: k.action,
+            tags: k.tags,
+            ancestors: k.ancestors,
+        }),
+        EventKind::Uprobe {
+            path,
+            symbol,
+            offset,
+        } => EventBody::ProcessUprobe(ProcessUprobe {
+            process: k.process,
+            parent: k.parent,
+            path: path.clone(),
+            symbol: symbol.clone(),
+            policy_name: k.policy_name,
+            message: k.message,
+            args: k.args,
+            tags: k.tags,
+            ancestors: k.ancestors,
+            offset: offset.map(|o| o.to_string()),
+            action: k.action,
+            r#return: k.r#return,
+        }),
     }
-    EventBody::ProcessLsm(ProcessLsm {
-        process: k.process,
-        parent: k.parent,
-        function_name: k.function_name,
-        policy_name: k.policy_name,
-        message: k.message,
-        args: k.args,
-        action: k.action,
-        tags: k.tags,
-        ancestors: k.ancestors,
-    })
 }
 
 fn kprobe_event(
@@ -50,6 +70,10 @@ fn kprobe_event(
         .filter_map(|(raw, m)| argument(raw.kind, &raw.bytes, &m.label))
         .collect();
     let r#return = match (&meta.ret, rec.ret) {
+        // A string return's bytes follow the arguments in the record.
+        (Some(ArgMeta { kind, label }), Some(_)) if u32::from(*kind) == VIGIL_ARG_STRING => {
+            argument(*kind, &rec.ret_data, label)
+        }
         (Some(ArgMeta { kind, label }), Some(ret)) => argument(*kind, &ret.to_le_bytes(), label),
         _ => None,
     };
@@ -131,7 +155,7 @@ mod tests {
                 label: String::new(),
             }),
             selector_actions: vec!["KPROBE_ACTION_SIGKILL"],
-            lsm: false,
+            event: EventKind::Kprobe,
         }
     }
 
@@ -149,6 +173,7 @@ mod tests {
             flags: 0,
             selector: 0,
             ret: Some(-9),
+            ret_data: Vec::new(),
             args: vec![
                 raw(VIGIL_ARG_FD, b"/tmp/x"),
                 raw(VIGIL_ARG_CHAR_BUF, b"hi"),

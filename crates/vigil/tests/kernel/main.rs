@@ -7,6 +7,7 @@ mod harness;
 mod policy;
 mod process;
 mod tester;
+mod uprobe;
 
 use std::{panic, process::ExitCode, time::Instant};
 
@@ -86,6 +87,26 @@ const TESTS: &[(&str, TestFn)] = &[
     (
         "policy::lsm_override_blocks_open",
         policy::lsm_override_blocks_open,
+    ),
+    (
+        "uprobe::args_and_return_value_with_selector",
+        uprobe::args_and_return_value_with_selector,
+    ),
+    (
+        "uprobe::string_return_filtered_by_match_return_args",
+        uprobe::string_return_filtered_by_match_return_args,
+    ),
+    (
+        "uprobe::sigkill_before_the_function_runs",
+        uprobe::sigkill_before_the_function_runs,
+    ),
+    (
+        "uprobe::tetragon_uprobe_policy_on_bash",
+        uprobe::tetragon_uprobe_policy_on_bash,
+    ),
+    (
+        "uprobe::tetragon_readline_return_prefix",
+        uprobe::tetragon_readline_return_prefix,
     ),
     (
         "defaults::default_policies_load_and_post",
