@@ -113,7 +113,7 @@ fn first_text(v: &ArgValue) -> Option<String> {
         ArgValue::IntArg(i) => i.to_string(),
         ArgValue::UintArg(u) => u.to_string(),
         ArgValue::LongArg(s) | ArgValue::SizeArg(s) => s.clone(),
-        ArgValue::BytesArg(_) => return None,
+        ArgValue::BytesArg(_) | ArgValue::SyscallId(_) => return None,
     })
 }
 

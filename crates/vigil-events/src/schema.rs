@@ -192,6 +192,15 @@ pub enum ArgValue {
     /// base64 of the bytes.
     BytesArg(String),
     FileArg(KprobeFile),
+    /// A `syscall64` argument: the system call number and its ABI.
+    SyscallId(SyscallId),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SyscallId {
+    pub id: u32,
+    /// `x64` (or `i386` for 32-bit calls).
+    pub abi: &'static str,
 }
 
 impl ArgValue {

@@ -16,8 +16,8 @@ use vigil_bpf::wire::{
     VIGIL_OP_STR_PREFIX,
 };
 use vigil_policy::{
-    Action, ActionKind, Arg, ArgSelector, ArgType, BinaryOperator, KProbeSpec, LsmHookSpec,
-    Operator, Policy, Selector, SetOperator, UProbeSpec,
+    Action, ActionKind, Arg, ArgSelector, ArgType, BinaryOperator, KProbeSpec, ListSpec, ListType,
+    LsmHookSpec, Operator, Policy, Selector, SetOperator, TracepointSpec, UProbeSpec,
 };
 
 use std::path::Path;
@@ -27,6 +27,8 @@ use crate::probe::{Feature, KernelFeatures};
 
 /// The per-syscall tracepoints in tracefs (mounted by `probe::detect` when missing).
 const TRACEFS_SYSCALLS: &str = "/sys/kernel/tracing/events/syscalls";
+/// Every tracepoint's description (`SUBSYSTEM/EVENT/format`).
+const TRACEFS_EVENTS: &str = "/sys/kernel/tracing/events";
 
 /// Selector slots per hook in the string trie's id space (see `HookPlan::match_id`).
 const MATCH_SLOTS_PER_SELECTOR: u32 = 8;
@@ -47,6 +49,15 @@ const UPROBE_KILL_GUARANTEE: &str = "killed before the function runs: the signal
      the uprobe's breakpoint, and the process dies on its way back to user space, before the \
      function's first instruction";
 
+/// What an enforcement action at a tracepoint other than a system call entry guarantees.
+const TRACEPOINT_KILL_GUARANTEE: &str = "killed at the tracepoint: the process dies before \
+     returning to user space, but what the tracepoint reports has already happened";
+
+/// What NotifyEnforcer gives without an enforcer program.
+const ENFORCER_GUARANTEE: &str = "vigil attaches no enforcer program (fmod_ret or \
+     bpf_override_return on the listed calls), so argError is not applied; argSig is sent from \
+     the notifying hook";
+
 /// A selector string for the `string_match` trie.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StringEntry {
@@ -62,6 +73,8 @@ pub struct StringEntry {
 pub struct ArgMeta {
     pub kind: u8,
     pub label: String,
+    /// A `syscall64` argument: reported as `syscall_id`.
+    pub syscall_id: bool,
 }
 
 /// What the events of a hook need to know that the kernel record does not carry.
@@ -92,6 +105,8 @@ pub enum EventKind {
         symbol: String,
         offset: Option<u64>,
     },
+    /// `process_tracepoint`.
+    Tracepoint { subsystem: String, event: String },
 }
 
 /// Where a hook attaches.
@@ -117,6 +132,22 @@ pub enum HookPoint {
         symbol: Option<String>,
         offset: u64,
     },
+    /// A tracepoint: classic (arguments are fields of its record, at
+    /// `fields`), or raw (arguments are its TP_PROTO arguments).
+    Tracepoint {
+        subsystem: String,
+        event: String,
+        raw: bool,
+        fields: Vec<TracepointArg>,
+    },
+}
+
+/// Where a classic tracepoint argument lies in the tracepoint's record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TracepointArg {
+    pub offset: u16,
+    pub size: u8,
+    pub signed: bool,
 }
 
 impl std::fmt::Display for HookPoint {
@@ -131,6 +162,12 @@ impl std::fmt::Display for HookPoint {
                 ..
             } => write!(f, "uprobe {path}:{symbol}"),
             HookPoint::Uprobe { path, offset, .. } => write!(f, "uprobe {path}+{offset:#x}"),
+            HookPoint::Tracepoint {
+                event, raw: true, ..
+            } => write!(f, "raw_tp {event}"),
+            HookPoint::Tracepoint {
+                subsystem, event, ..
+            } => write!(f, "tracepoint {subsystem}/{event}"),
         }
     }
 }
@@ -143,12 +180,32 @@ impl HookPoint {
             HookPoint::Function { .. } => "kernel function",
             HookPoint::Lsm { .. } => "LSM hook",
             HookPoint::Uprobe { .. } => "uprobe",
+            HookPoint::Tracepoint { raw: false, .. } => "tracepoint",
+            HookPoint::Tracepoint { raw: true, .. } => "raw tracepoint",
+        }
+    }
+
+    /// A tracepoint at the entry of system calls (before the call runs).
+    fn is_syscall_entry(&self) -> bool {
+        match self {
+            HookPoint::Tracepoint {
+                subsystem, event, ..
+            } => {
+                (subsystem == "raw_syscalls" && event == "sys_enter")
+                    || (subsystem == "syscalls" && event.starts_with("sys_enter_"))
+            }
+            _ => false,
         }
     }
 
     /// Whether the hook's pointer arguments point to the calling process's memory.
     fn user_args(&self) -> bool {
-        matches!(self, HookPoint::Syscall { .. } | HookPoint::Uprobe { .. })
+        matches!(
+            self,
+            HookPoint::Syscall { .. }
+                | HookPoint::Uprobe { .. }
+                | HookPoint::Tracepoint { raw: false, .. }
+        )
     }
 }
 
@@ -233,11 +290,16 @@ pub fn compile(policy: &Policy, features: &KernelFeatures) -> CompiledPolicy {
             });
         }
     }
+    for (i, tp) in spec.tracepoints.iter().enumerate() {
+        let name = format!("spec.tracepoints[{i}] {}/{}", tp.subsystem, tp.event);
+        let plan = compile_tracepoint(policy, tp, enforce, features);
+        out.hooks.push(HookOutcome { name, plan });
+    }
+    // `enforcers` attach nothing of their own here: NotifyEnforcer is served
+    // by the notifying hook's signal (see actions_of), with its guarantee.
     let unsupported = [
-        ("tracepoints", spec.tracepoints.len()),
         ("usdts", spec.usdts.len()),
         ("fentries", spec.fentries.len()),
-        ("enforcers", spec.enforcers.len()),
     ];
     for (kind, count) in unsupported {
         for i in 0..count {
@@ -411,6 +473,181 @@ fn compile_uprobe(
         .collect()
 }
 
+/// A tracepoint hook. A classic tracepoint's arguments are renumbered to
+/// their position (the program fills one slot per argument); a matchArgs `index` names an
+/// argument's field index, or else a position in `args` (as Tetragon's
+/// examples use it).
+fn compile_tracepoint(
+    policy: &Policy,
+    tp: &TracepointSpec,
+    enforce: bool,
+    features: &KernelFeatures,
+) -> Result<HookPlan, String> {
+    let (subsystem, event) = (&tp.subsystem, &tp.event);
+    let fields = if tp.raw {
+        if !features.has(Feature::RawTp) {
+            return Err(format!(
+                "raw tracepoint {event}: kernel has no raw_tp (vigil probe: raw_tp: {})",
+                why_not(features, Feature::RawTp)
+            ));
+        }
+        Vec::new()
+    } else {
+        if !features.has(Feature::Tracepoint) {
+            return Err(format!(
+                "tracepoint {subsystem}/{event}: kernel has no tracepoint programs (vigil probe: tracepoint: {})",
+                why_not(features, Feature::Tracepoint)
+            ));
+        }
+        let format = tracepoint_format(subsystem, event)?;
+        tp.args
+            .iter()
+            .enumerate()
+            .map(|(i, arg)| tracepoint_field(&format, arg, &format!("args[{i}]")))
+            .collect::<Result<Vec<_>, String>>()?
+    };
+    let mut selectors = tp.selectors.clone();
+    for (s, selector) in selectors.iter_mut().enumerate() {
+        for (m, match_arg) in selector.match_args.iter_mut().enumerate() {
+            if !match_arg.args.is_empty() {
+                continue;
+            }
+            let position = tp
+                .args
+                .iter()
+                .position(|a| a.index == match_arg.index)
+                .or_else(|| ((match_arg.index as usize) < tp.args.len()).then_some(match_arg.index as usize))
+                .ok_or_else(|| {
+                    format!(
+                        "selectors[{s}].matchArgs[{m}].index: {} is neither a field index in args nor a position in args",
+                        match_arg.index
+                    )
+                })?;
+            match_arg.args = vec![position as u32];
+        }
+    }
+    let args = tp
+        .args
+        .iter()
+        .enumerate()
+        .map(|(i, arg)| {
+            if arg.arg_type == ArgType::CharBuf {
+                return Err(format!(
+                    "args[{i}].type: char_buf on tracepoints is not implemented in vigil yet"
+                ));
+            }
+            // Classic: the program fills slot i with argument i's field;
+            // raw: slots are the tracepoint's own arguments.
+            let index = if tp.raw { arg.index } else { i as u32 };
+            Ok(Arg {
+                index,
+                ..arg.clone()
+            })
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    let spec = KProbeSpec {
+        call: format!("{subsystem}/{event}"),
+        syscall: false,
+        r#return: false,
+        return_arg: None,
+        return_arg_action: None,
+        args,
+        data: Vec::new(),
+        selectors,
+        message: tp.message.clone(),
+        tags: tp.tags.clone(),
+        ignore: None,
+    };
+    let point = HookPoint::Tracepoint {
+        subsystem: subsystem.clone(),
+        event: event.clone(),
+        raw: tp.raw,
+        fields,
+    };
+    plan_hook(policy, &spec, point, enforce, features)
+}
+
+/// One field of a tracepoint's record, as tracefs describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct TracepointField {
+    /// The C declaration, e.g. `const char * filename`.
+    decl: String,
+    offset: u16,
+    size: u8,
+    signed: bool,
+}
+
+/// The fields of tracepoint `subsystem/event`, common fields first (their
+/// positions are what `args[].index` counts).
+fn tracepoint_format(subsystem: &str, event: &str) -> Result<Vec<TracepointField>, String> {
+    let path = format!("{TRACEFS_EVENTS}/{subsystem}/{event}/format");
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| format!("call not found: no tracepoint {subsystem}/{event} ({path}: {e})"))?;
+    Ok(parse_tracepoint_format(&text))
+}
+
+fn parse_tracepoint_format(text: &str) -> Vec<TracepointField> {
+    text.lines()
+        .filter_map(|line| {
+            let mut decl = None;
+            let (mut offset, mut size, mut signed) = (None, None, false);
+            for part in line.trim().split(';') {
+                let part = part.trim();
+                if let Some(d) = part.strip_prefix("field:") {
+                    decl = Some(d.trim().to_owned());
+                } else if let Some(o) = part.strip_prefix("offset:") {
+                    offset = o.parse().ok();
+                } else if let Some(s) = part.strip_prefix("size:") {
+                    size = s.parse().ok();
+                } else if let Some(s) = part.strip_prefix("signed:") {
+                    signed = s == "1";
+                }
+            }
+            Some(TracepointField {
+                decl: decl?,
+                offset: offset?,
+                size: size?,
+                signed,
+            })
+        })
+        .collect()
+}
+
+/// Where argument `arg` lies in the record, checked against its type.
+fn tracepoint_field(
+    format: &[TracepointField],
+    arg: &Arg,
+    path: &str,
+) -> Result<TracepointArg, String> {
+    let field = format.get(arg.index as usize).ok_or_else(|| {
+        format!(
+            "{path}.index: {} is out of range; the tracepoint has fields 0 to {}",
+            arg.index,
+            format.len().saturating_sub(1)
+        )
+    })?;
+    let decl = &field.decl;
+    if decl.starts_with("__data_loc") || decl.contains('[') || field.size > 8 {
+        return Err(format!(
+            "{path}: field `{decl}` ({} bytes) is not an integer or pointer; arrays and __data_loc strings are not implemented in vigil yet",
+            field.size
+        ));
+    }
+    let pointer = decl.contains('*');
+    let string = matches!(arg.arg_type, ArgType::String | ArgType::Filename);
+    if string && !(pointer && field.size == 8) {
+        return Err(format!(
+            "{path}.type: {} needs a pointer field, but field `{decl}` is not one",
+            arg.arg_type
+        ));
+    }
+    Ok(TracepointArg {
+        offset: field.offset,
+        size: field.size,
+        signed: field.signed,
+    })
+}
+
 /// Why a uprobe cannot be served here at all, if it cannot.
 fn uprobe_refusal(uprobe: &UProbeSpec, features: &KernelFeatures) -> Option<String> {
     if !features.has(Feature::Uprobe) {
@@ -445,6 +682,12 @@ fn plan_hook(
 ) -> Result<HookPlan, String> {
     let syscall = matches!(point, HookPoint::Syscall { .. });
     let uprobe = matches!(point, HookPoint::Uprobe { .. });
+    let mut notes = Vec::new();
+    let expanded = KProbeSpec {
+        selectors: expand_lists(&policy.spec.lists, &kprobe.selectors, &mut notes)?,
+        ..kprobe.clone()
+    };
+    let kprobe = &expanded;
     if !kprobe.data.is_empty() {
         return Err("data: not implemented in vigil yet".into());
     }
@@ -459,7 +702,7 @@ fn plan_hook(
             HookPoint::Syscall { name, .. } => format!("__x64_sys_{name}"),
             HookPoint::Function { name, .. } => name.clone(),
             HookPoint::Lsm { hook } => hook.clone(),
-            HookPoint::Uprobe { .. } => kprobe.call.clone(),
+            HookPoint::Uprobe { .. } | HookPoint::Tracepoint { .. } => kprobe.call.clone(),
         },
         message: kprobe.message.clone(),
         tags: kprobe.tags.clone(),
@@ -477,6 +720,12 @@ fn plan_hook(
                 symbol: symbol.clone().unwrap_or_default(),
                 offset: symbol.is_none().then_some(*offset),
             },
+            HookPoint::Tracepoint {
+                subsystem, event, ..
+            } => EventKind::Tracepoint {
+                subsystem: subsystem.clone(),
+                event: event.clone(),
+            },
             _ => EventKind::Kprobe,
         },
     };
@@ -487,6 +736,7 @@ fn plan_hook(
         meta.args.push(ArgMeta {
             kind: config.args[i].type_,
             label: arg.label.clone(),
+            syscall_id: arg.arg_type == ArgType::Syscall64,
         });
     }
     if kprobe.r#return {
@@ -510,6 +760,7 @@ fn plan_hook(
         meta.ret = Some(ArgMeta {
             kind,
             label: ret.label.clone(),
+            syscall_id: false,
         });
     }
     if enforce {
@@ -572,7 +823,7 @@ fn plan_hook(
                 .to_string()
                 .replacen("uprobe", "uprobe + uretprobe", 1)
         }
-        HookPoint::Uprobe { .. } => point.to_string(),
+        HookPoint::Uprobe { .. } | HookPoint::Tracepoint { .. } => point.to_string(),
     };
     let guarantee = match (overrides, signals, enforce) {
         (Some(error), _, true) => format!(
@@ -583,10 +834,26 @@ fn plan_hook(
             "monitor mode: overrides and signals are counted, never applied".to_owned()
         }
         (None, false, _) => "observe only".to_owned(),
-        (None, true, true) if syscall => KILL_GUARANTEE.to_owned(),
+        (None, true, true) if syscall || point.is_syscall_entry() => KILL_GUARANTEE.to_owned(),
         (None, true, true) if uprobe => UPROBE_KILL_GUARANTEE.to_owned(),
+        (None, true, true) if matches!(point, HookPoint::Tracepoint { .. }) => {
+            TRACEPOINT_KILL_GUARANTEE.to_owned()
+        }
         (None, true, true) => format!("{}: {FUNCTION_KILL_GUARANTEE}", kprobe.call),
         (None, true, false) => "monitor mode: signals are counted, never sent".to_owned(),
+    };
+    let guarantee = if meta
+        .selector_actions
+        .contains(&"KPROBE_ACTION_NOTIFYENFORCER")
+    {
+        format!("NotifyEnforcer: {ENFORCER_GUARANTEE}; {guarantee}")
+    } else {
+        guarantee
+    };
+    let via = if notes.is_empty() {
+        via
+    } else {
+        format!("{via} ({})", notes.join("; "))
     };
     Ok(HookPlan {
         point,
@@ -723,6 +990,8 @@ fn int_kind_of(kind: u8) -> bool {
 
 fn int_kind(t: ArgType) -> Option<u8> {
     Some(match t {
+        // The system call number (raw_syscalls/sys_enter's id).
+        ArgType::Syscall64 => VIGIL_ARG_LONG,
         ArgType::Int8 | ArgType::Int16 | ArgType::Int32 => VIGIL_ARG_INT,
         ArgType::Uint8 | ArgType::Uint16 | ArgType::Uint32 => VIGIL_ARG_UINT,
         ArgType::Int64 => VIGIL_ARG_LONG,
@@ -999,10 +1268,59 @@ fn parse_int(text: &str, path: &str) -> Result<u64, String> {
     parsed.ok_or_else(|| format!("{path}: \"{text}\" is not an integer"))
 }
 
+/// Selectors with `list:NAME` values of InMap/NotInMap replaced by the
+/// list's system call numbers. 32-bit entries (`__ia32_sys_*`) cannot match
+/// an x86_64 number: they are dropped and named in `notes`.
+fn expand_lists(
+    lists: &[ListSpec],
+    selectors: &[Selector],
+    notes: &mut Vec<String>,
+) -> Result<Vec<Selector>, String> {
+    let mut out = selectors.to_vec();
+    for (s, selector) in out.iter_mut().enumerate() {
+        for (m, match_arg) in selector.match_args.iter_mut().enumerate() {
+            if !matches!(match_arg.operator, Operator::InMap | Operator::NotInMap) {
+                continue;
+            }
+            let mut values = Vec::new();
+            for (v, value) in match_arg.values.iter().enumerate() {
+                let path = format!("selectors[{s}].matchArgs[{m}].values[{v}]");
+                let Some(name) = value.strip_prefix("list:") else {
+                    values.push(value.clone());
+                    continue;
+                };
+                let list = lists
+                    .iter()
+                    .find(|l| l.name == name)
+                    .ok_or_else(|| format!("{path}: no list named {name}"))?;
+                if list.list_type != Some(ListType::Syscalls) {
+                    return Err(format!(
+                        "{path}: list {name} is not of type syscalls; other lists are not implemented in vigil yet"
+                    ));
+                }
+                for call in &list.values {
+                    if call.starts_with("__ia32_") {
+                        notes.push(format!(
+                            "list {name}: 32-bit entry {call} ignored, vigil matches x86_64 system call numbers"
+                        ));
+                        continue;
+                    }
+                    let (_, nr) =
+                        syscall_of(call).map_err(|e| format!("{path}: list {name}: {e}"))?;
+                    values.push(nr.to_string());
+                }
+            }
+            match_arg.values = values;
+        }
+    }
+    Ok(out)
+}
+
 fn int_match(ma: &mut vigil_match_arg, m: &ArgSelector, path: &str) -> Result<(), String> {
     let op = match m.operator {
-        Operator::Equal => VIGIL_OP_INT_EQ,
-        Operator::NotEqual => VIGIL_OP_INT_NEQ,
+        // Sets of at most VIGIL_MATCH_VALUES_MAX integers (lists expanded by expand_lists).
+        Operator::Equal | Operator::InMap => VIGIL_OP_INT_EQ,
+        Operator::NotEqual | Operator::NotInMap => VIGIL_OP_INT_NEQ,
         Operator::GreaterThan => VIGIL_OP_INT_GT,
         Operator::LessThan => VIGIL_OP_INT_LT,
         Operator::Mask => VIGIL_OP_INT_MASK,
@@ -1082,6 +1400,20 @@ fn actions_of(
                     name = "KPROBE_ACTION_SIGNAL";
                     action.arg_sig.unwrap_or(0)
                 };
+            }
+            ActionKind::NotifyEnforcer => {
+                let Some(sig) = action.arg_sig else {
+                    return Err(format!(
+                        "{apath}: NotifyEnforcer without argSig needs an enforcer program \
+                         (fmod_ret or bpf_override_return), not implemented in vigil yet"
+                    ));
+                };
+                if signal != 0 {
+                    return Err(format!("{apath}: one signal per selector"));
+                }
+                flags |= VIGIL_ACTION_SIGNAL;
+                signal = sig;
+                name = "KPROBE_ACTION_NOTIFYENFORCER";
             }
             ActionKind::Override if matches!(point, HookPoint::Lsm { .. }) => {
                 error = match action.arg_error {
@@ -1279,5 +1611,68 @@ mod tests {
             why.contains("not supported for system call return values"),
             "{why}"
         );
+    }
+
+    const SYS_ENTER_FORMAT: &str = "name: sys_enter
+ID: 443
+format:
+	field:unsigned short common_type;	offset:0;	size:2;	signed:0;
+	field:unsigned char common_flags;	offset:2;	size:1;	signed:0;
+	field:unsigned char common_preempt_count;	offset:3;	size:1;	signed:0;
+	field:int common_pid;	offset:4;	size:4;	signed:1;
+
+	field:long id;	offset:8;	size:8;	signed:1;
+	field:unsigned long args[6];	offset:16;	size:48;	signed:0;
+	field:__data_loc char[] name;	offset:64;	size:4;	signed:0;
+";
+
+    #[test]
+    fn tracepoint_fields_from_format() {
+        let format = parse_tracepoint_format(SYS_ENTER_FORMAT);
+        assert_eq!(format.len(), 7);
+        let arg = |index: u32, arg_type: ArgType| Arg {
+            index,
+            arg_type,
+            label: String::new(),
+            resolve: String::new(),
+            btf_type: None,
+            btf_type_module: None,
+            size_arg_index: 0,
+            return_copy: false,
+            max_data: false,
+            source: None,
+        };
+        assert_eq!(
+            tracepoint_field(&format, &arg(4, ArgType::Syscall64), "a"),
+            Ok(TracepointArg {
+                offset: 8,
+                size: 8,
+                signed: true
+            })
+        );
+        let why = tracepoint_field(&format, &arg(5, ArgType::Uint64), "a").expect_err("array");
+        assert!(why.contains("arrays and __data_loc"), "{why}");
+        let why = tracepoint_field(&format, &arg(6, ArgType::String), "a").expect_err("data_loc");
+        assert!(why.contains("__data_loc"), "{why}");
+        let why = tracepoint_field(&format, &arg(9, ArgType::Int32), "a").expect_err("range");
+        assert!(why.contains("fields 0 to 6"), "{why}");
+        let why = tracepoint_field(&format, &arg(3, ArgType::String), "a").expect_err("int");
+        assert!(why.contains("needs a pointer field"), "{why}");
+    }
+
+    #[test]
+    fn syscall_lists_expand_to_numbers() {
+        let text = "apiVersion: cilium.io/v1alpha1\nkind: TracingPolicy\nmetadata:\n  name: t\nspec:\n  lists:\n  - name: dups\n    type: syscalls\n    values: [sys_dup, sys_dup2, __ia32_sys_dup]\n  kprobes:\n  - call: sys_dup\n    args:\n    - index: 0\n      type: int\n    selectors:\n    - matchArgs:\n      - index: 0\n        operator: NotInMap\n        values: [\"list:dups\", \"7\"]\n";
+        let policies = vigil_policy::check_str(text).expect("valid policy");
+        let mut notes = Vec::new();
+        let sel = expand_lists(
+            &policies[0].spec.lists,
+            &policies[0].spec.kprobes[0].selectors,
+            &mut notes,
+        )
+        .expect("expanded");
+        assert_eq!(sel[0].match_args[0].values, ["32", "33", "7"]);
+        assert_eq!(notes.len(), 1);
+        assert!(notes[0].contains("__ia32_sys_dup ignored"), "{notes:?}");
     }
 }

@@ -6,7 +6,7 @@ use vigil_bpf::wire::{
 };
 use vigil_events::{
     ArgValue, EventBody, KprobeArgument, KprobeFile, ProcessKprobe, ProcessLsm, ProcessRef,
-    ProcessUprobe,
+    ProcessTracepoint, ProcessUprobe, SyscallId,
 };
 
 use super::compile::{ArgMeta, EventKind, HookMeta};
@@ -53,6 +53,20 @@ pub fn hook_event(
             action: k.action,
             r#return: k.r#return,
         }),
+        EventKind::Tracepoint { subsystem, event } => {
+            EventBody::ProcessTracepoint(ProcessTracepoint {
+                process: k.process,
+                parent: k.parent,
+                subsys: subsystem.clone(),
+                event: event.clone(),
+                args: k.args,
+                policy_name: k.policy_name,
+                action: k.action,
+                message: k.message,
+                tags: k.tags,
+                ancestors: k.ancestors,
+            })
+        }
     }
 }
 
@@ -67,14 +81,20 @@ fn kprobe_event(
         .args
         .iter()
         .zip(&meta.args)
-        .filter_map(|(raw, m)| argument(raw.kind, &raw.bytes, &m.label))
+        .filter_map(|(raw, m)| {
+            argument(
+                &ArgMeta {
+                    kind: raw.kind,
+                    ..m.clone()
+                },
+                &raw.bytes,
+            )
+        })
         .collect();
     let r#return = match (&meta.ret, rec.ret) {
         // A string return's bytes follow the arguments in the record.
-        (Some(ArgMeta { kind, label }), Some(_)) if u32::from(*kind) == VIGIL_ARG_STRING => {
-            argument(*kind, &rec.ret_data, label)
-        }
-        (Some(ArgMeta { kind, label }), Some(ret)) => argument(*kind, &ret.to_le_bytes(), label),
+        (Some(m), Some(_)) if u32::from(m.kind) == VIGIL_ARG_STRING => argument(m, &rec.ret_data),
+        (Some(m), Some(ret)) => argument(m, &ret.to_le_bytes()),
         _ => None,
     };
     // A signal not sent (monitor mode, or the helper failed) is not reported as done.
@@ -107,9 +127,13 @@ fn integer(bytes: &[u8]) -> u64 {
     u64::from_le_bytes(b)
 }
 
-fn argument(kind: u8, bytes: &[u8], label: &str) -> Option<KprobeArgument> {
+fn argument(meta: &ArgMeta, bytes: &[u8]) -> Option<KprobeArgument> {
     let text = || String::from_utf8_lossy(bytes).into_owned();
-    let value = match u32::from(kind) {
+    let value = match u32::from(meta.kind) {
+        _ if meta.syscall_id => ArgValue::SyscallId(SyscallId {
+            id: integer(bytes) as u32,
+            abi: "x64",
+        }),
         VIGIL_ARG_INT => ArgValue::IntArg(integer(bytes) as i32),
         VIGIL_ARG_UINT => ArgValue::UintArg(integer(bytes) as u32),
         VIGIL_ARG_LONG => ArgValue::LongArg((integer(bytes) as i64).to_string()),
@@ -121,7 +145,7 @@ fn argument(kind: u8, bytes: &[u8], label: &str) -> Option<KprobeArgument> {
     };
     Some(KprobeArgument {
         value,
-        label: label.to_owned(),
+        label: meta.label.clone(),
     })
 }
 
@@ -140,19 +164,23 @@ mod tests {
                 ArgMeta {
                     kind: VIGIL_ARG_FD as u8,
                     label: String::new(),
+                    syscall_id: false,
                 },
                 ArgMeta {
                     kind: VIGIL_ARG_CHAR_BUF as u8,
                     label: String::new(),
+                    syscall_id: false,
                 },
                 ArgMeta {
                     kind: VIGIL_ARG_SIZE as u8,
                     label: String::new(),
+                    syscall_id: false,
                 },
             ],
             ret: Some(ArgMeta {
                 kind: VIGIL_ARG_INT as u8,
                 label: String::new(),
+                syscall_id: false,
             }),
             selector_actions: vec!["KPROBE_ACTION_SIGKILL"],
             event: EventKind::Kprobe,

@@ -15,6 +15,7 @@ use libbpf_rs::{
 use vigil_bpf::{
     kprobe::{KprobeSkel, KprobeSkelBuilder},
     syscall::{SyscallSkel, SyscallSkelBuilder},
+    tracepoint::TracepointSkel,
     uprobe::UprobeSkel,
     wire::{
         vigil_string_key, vigil_syscall_hooks, VIGIL_HOOKS_MAX, VIGIL_HOOK_RETURN,
@@ -24,6 +25,7 @@ use vigil_bpf::{
 
 use super::{
     process::ProcessSensor,
+    tracepoint::{self, TracepointHook},
     uprobe::{self, UprobeHook},
 };
 use crate::policy::{HookPlan, HookPoint};
@@ -57,6 +59,7 @@ pub struct GenericObjects {
     syscall: MaybeUninit<OpenObject>,
     functions: Vec<MaybeUninit<OpenObject>>,
     uprobe: MaybeUninit<OpenObject>,
+    tracepoint: MaybeUninit<OpenObject>,
 }
 
 impl Default for GenericObjects {
@@ -67,6 +70,7 @@ impl Default for GenericObjects {
                 .map(|_| MaybeUninit::uninit())
                 .collect(),
             uprobe: MaybeUninit::uninit(),
+            tracepoint: MaybeUninit::uninit(),
         }
     }
 }
@@ -75,6 +79,7 @@ pub struct GenericSensor<'obj> {
     skel: SyscallSkel<'obj>,
     _functions: Vec<KprobeSkel<'obj>>,
     _uprobe: Option<UprobeSkel<'obj>>,
+    _tracepoint: Option<TracepointSkel<'obj>>,
     _links: Vec<Link>,
 }
 
@@ -82,7 +87,7 @@ pub struct GenericSensor<'obj> {
 pub type FailedHooks = Vec<(u32, String)>;
 
 /// Bytes of a plain wire struct, for map updates.
-fn bytes_of<T: Copy>(v: &T) -> &[u8] {
+pub(super) fn bytes_of<T: Copy>(v: &T) -> &[u8] {
     // SAFETY: T is a plain-old-data wire struct (integers and arrays only),
     // fully initialized (built from Default), read as bytes for its size.
     unsafe { std::slice::from_raw_parts((v as *const T).cast::<u8>(), std::mem::size_of::<T>()) }
@@ -256,6 +261,7 @@ impl<'obj> GenericSensor<'obj> {
         let mut by_syscall: BTreeMap<u32, SyscallHooks> = BTreeMap::new();
         let mut by_function: BTreeMap<(String, Attach), FunctionHooks> = BTreeMap::new();
         let mut uprobes = Vec::new();
+        let mut tracepoints = Vec::new();
         for (id, plan) in hooks {
             skel.maps
                 .hook_configs
@@ -299,6 +305,21 @@ impl<'obj> GenericSensor<'obj> {
                         symbol: symbol.as_deref(),
                         offset: *offset,
                         ret: plan.config.flags & VIGIL_HOOK_RETURN != 0,
+                    });
+                    continue;
+                }
+                HookPoint::Tracepoint {
+                    subsystem,
+                    event,
+                    raw,
+                    fields,
+                } => {
+                    tracepoints.push(TracepointHook {
+                        id: *id,
+                        subsystem,
+                        event,
+                        raw: *raw,
+                        fields,
                     });
                     continue;
                 }
@@ -402,11 +423,23 @@ impl<'obj> GenericSensor<'obj> {
                 Err(e) => failed.extend(uprobes.iter().map(|h| (h.id, format!("{e:#}")))),
             }
         }
+        let mut tracepoint = None;
+        if !tracepoints.is_empty() {
+            match tracepoint::load(&mut objs.tracepoint, &skel, wakeup_bytes, &tracepoints) {
+                Ok((loaded, mut attached, mut refused)) => {
+                    tracepoint = Some(loaded);
+                    links.append(&mut attached);
+                    failed.append(&mut refused);
+                }
+                Err(e) => failed.extend(tracepoints.iter().map(|h| (h.id, format!("{e:#}")))),
+            }
+        }
         Ok((
             GenericSensor {
                 skel,
                 _functions: functions,
                 _uprobe: uprobe,
+                _tracepoint: tracepoint,
                 _links: links,
             },
             failed,

@@ -7,6 +7,7 @@ mod harness;
 mod policy;
 mod process;
 mod tester;
+mod tracepoint;
 mod uprobe;
 
 use std::{panic, process::ExitCode, time::Instant};
@@ -107,6 +108,22 @@ const TESTS: &[(&str, TestFn)] = &[
     (
         "uprobe::tetragon_readline_return_prefix",
         uprobe::tetragon_readline_return_prefix,
+    ),
+    (
+        "tracepoint::classic_fields_by_format_index",
+        tracepoint::classic_fields_by_format_index,
+    ),
+    (
+        "tracepoint::raw_tracepoint_args",
+        tracepoint::raw_tracepoint_args,
+    ),
+    (
+        "tracepoint::notify_enforcer_kills_at_sys_enter",
+        tracepoint::notify_enforcer_kills_at_sys_enter,
+    ),
+    (
+        "tracepoint::tetragon_kill_syscalls_enforcer",
+        tracepoint::tetragon_kill_syscalls_enforcer,
     ),
     (
         "defaults::default_policies_load_and_post",

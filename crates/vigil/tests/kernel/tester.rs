@@ -14,6 +14,7 @@ pub fn run(mode: &str) -> ExitCode {
         "threads" => threads(),
         "memfd" => memfd_exec(),
         "uprobe" => uprobe_calls(),
+        "mkdir" => mkdir_marker(),
         _ => {
             eprintln!("unknown tester mode {mode}");
             ExitCode::from(100)
@@ -96,4 +97,17 @@ fn uprobe_calls() -> ExitCode {
     let name = std::hint::black_box(vigil_uprobe_name)((n % 2) as i32);
     std::hint::black_box(name);
     ExitCode::from((doubled & 0x7f) as u8)
+}
+
+/// Makes the directory named by `$VIGIL_TESTER_MARKER` with mkdir(2); exits 0 when it did.
+fn mkdir_marker() -> ExitCode {
+    let Some(path) = std::env::var_os(MARKER_VAR) else {
+        return ExitCode::from(104);
+    };
+    let Ok(path) = CString::new(std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str())) else {
+        return ExitCode::from(105);
+    };
+    // SAFETY: mkdir on a NUL-terminated path we own.
+    let rc = unsafe { libc::syscall(libc::SYS_mkdir, path.as_ptr(), 0o755) };
+    ExitCode::from(if rc == 0 { 0 } else { 106 })
 }
