@@ -93,6 +93,20 @@ impl Metrics {
     }
 }
 
+/// Reads the request up to its blank line (at most 8 KiB, 1 s), so that
+/// closing the connection after the response never resets it on the client.
+fn read_request_head(stream: &mut std::net::TcpStream) {
+    let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(1)));
+    let mut head = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 1024];
+    while head.len() < 8192 && !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => head.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
 /// Serves the registry over plain HTTP/1.1, one short connection at a time.
 pub fn serve(addr: &str, registry: Registry) -> Result<()> {
     let listener =
@@ -100,8 +114,7 @@ pub fn serve(addr: &str, registry: Registry) -> Result<()> {
     thread::Builder::new().name("metrics".into()).spawn(move || {
         for stream in listener.incoming() {
             let Ok(mut stream) = stream else { continue };
-            let mut request = [0u8; 1024];
-            let _ = stream.read(&mut request);
+            read_request_head(&mut stream);
             let mut body = String::new();
             if encode(&mut body, &registry).is_err() {
                 continue;

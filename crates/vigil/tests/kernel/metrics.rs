@@ -12,7 +12,8 @@ use crate::{
 
 fn scrape(addr: &str) -> String {
     let mut stream = TcpStream::connect(addr).expect("connect to the metrics server");
-    write!(stream, "GET /metrics HTTP/1.1\r\nHost: {addr}\r\n\r\n").expect("request");
+    let request = format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+    stream.write_all(request.as_bytes()).expect("request");
     let mut text = String::new();
     stream.read_to_string(&mut text).expect("response");
     text
