@@ -25,6 +25,18 @@ pub mod kprobe {
     include!(concat!(env!("OUT_DIR"), "/kprobe.skel.rs"));
 }
 
+/// The generic hook on user-space functions (uprobes), one object for all of them.
+#[allow(clippy::all, non_camel_case_types, non_upper_case_globals, dead_code)]
+pub mod uprobe {
+    include!(concat!(env!("OUT_DIR"), "/uprobe.skel.rs"));
+}
+
+/// The generic hook on tracepoints (classic and raw), one object for all of them.
+#[allow(clippy::all, non_camel_case_types, non_upper_case_globals, dead_code)]
+pub mod tracepoint {
+    include!(concat!(env!("OUT_DIR"), "/tracepoint.skel.rs"));
+}
+
 /// `vigil probe`: one trivial program per hook kind, loaded one at a time.
 #[allow(clippy::all, non_camel_case_types, non_upper_case_globals, dead_code)]
 pub mod features {
@@ -152,5 +164,12 @@ mod layout {
             match_id,
             data
         });
+    }
+
+    #[test]
+    fn tracepoint_wire_structs_agree() {
+        use super::tracepoint::types as bpf;
+        same_layout!(vigil_tp_field { offset, size, kind });
+        same_layout!(vigil_tp_fields { fields });
     }
 }

@@ -36,6 +36,28 @@ pub fn render(ev: &Event) -> String {
             }
             s
         }
+        EventBody::ProcessUprobe(u) => {
+            let mut s = format!(
+                "🕵️ uprobe  {} {} {} {}",
+                ev.node_name, u.process.binary, u.path, u.symbol
+            );
+            if let Some(ret) = u.r#return.as_ref().and_then(|r| first_text(&r.value)) {
+                s.push_str(" => ");
+                s.push_str(&ret);
+            }
+            s
+        }
+        EventBody::ProcessTracepoint(t) => {
+            let (emoji, kind) = if t.subsys == "raw_syscalls" {
+                ("☎ ", "syscall")
+            } else {
+                ("⁉️", "tracepoint")
+            };
+            format!(
+                "{emoji} {kind:<7} {} {} {}/{}",
+                ev.node_name, t.process.binary, t.subsys, t.event
+            )
+        }
         EventBody::LostEvents(l) => format!(
             "⚠️ lost    {} {} events lost at {} ({} in all)",
             ev.node_name, l.count, l.source, l.total
@@ -81,6 +103,24 @@ fn kprobe(k: &ProcessKprobe, place: &str) -> String {
         s.push_str(&detail);
     }
     s
+}
+
+/// A string, path or integer value as text.
+fn first_text(v: &ArgValue) -> Option<String> {
+    Some(match v {
+        ArgValue::StringArg(s) | ArgValue::KernelCapTArg(s) => s.clone(),
+        ArgValue::FileArg(f) | ArgValue::PathArg(f) | ArgValue::LinuxBinprmArg(f) => {
+            f.path.clone()
+        }
+        ArgValue::CapabilityArg(c) => c.name.clone(),
+        ArgValue::IntArg(i) => i.to_string(),
+        ArgValue::UintArg(u) => u.to_string(),
+        ArgValue::LongArg(s) | ArgValue::SizeArg(s) => s.clone(),
+        ArgValue::BytesArg(_)
+        | ArgValue::SyscallId(_)
+        | ArgValue::UserNsArg(_)
+        | ArgValue::ProcessCredentialsArg(_) => return None,
+    })
 }
 
 fn line(emoji: &str, kind: &str, place: &str, p: &Process, detail: &str) -> String {

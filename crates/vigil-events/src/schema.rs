@@ -105,6 +105,8 @@ pub enum EventBody {
     ProcessExit(ProcessExit),
     ProcessKprobe(ProcessKprobe),
     ProcessLsm(ProcessLsm),
+    ProcessUprobe(ProcessUprobe),
+    ProcessTracepoint(ProcessTracepoint),
     /// vigil's own: events lost before they reached this stream, counted where they were lost.
     LostEvents(LostEvents),
 }
@@ -117,6 +119,8 @@ impl EventBody {
             EventBody::ProcessExit(_) => "process_exit",
             EventBody::ProcessKprobe(_) => "process_kprobe",
             EventBody::ProcessLsm(_) => "process_lsm",
+            EventBody::ProcessUprobe(_) => "process_uprobe",
+            EventBody::ProcessTracepoint(_) => "process_tracepoint",
             EventBody::LostEvents(_) => "lost_events",
         }
     }
@@ -189,6 +193,54 @@ pub struct ProcessLsm {
     pub ancestors: Vec<ProcessRef>,
 }
 
+/// A uprobe of a policy fired (`ProcessUprobe`).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ProcessUprobe {
+    pub process: ProcessRef,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent: Option<ProcessRef>,
+    /// The probed binary or library.
+    pub path: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub symbol: String,
+    pub policy_name: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub message: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<KprobeArgument>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ancestors: Vec<ProcessRef>,
+    /// Probe offset in the file when the policy gave offsets, not symbols (uint64: a string).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offset: Option<String>,
+    pub action: &'static str,
+    /// The function's return value, with `return: true`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub r#return: Option<KprobeArgument>,
+}
+
+/// A tracepoint of a policy fired (`ProcessTracepoint`).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ProcessTracepoint {
+    pub process: ProcessRef,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent: Option<ProcessRef>,
+    pub subsys: String,
+    pub event: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<KprobeArgument>,
+    pub policy_name: String,
+    pub action: &'static str,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub message: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ancestors: Vec<ProcessRef>,
+}
+
 /// One argument: exactly one typed value, and the policy's label for it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct KprobeArgument {
@@ -218,6 +270,8 @@ pub enum ArgValue {
     KernelCapTArg(String),
     UserNsArg(UserNamespace),
     ProcessCredentialsArg(ProcessCredentials),
+    /// A `syscall64` argument: the system call number and its ABI.
+    SyscallId(SyscallId),
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -225,6 +279,13 @@ pub struct KprobeCapability {
     pub value: i32,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SyscallId {
+    pub id: u32,
+    /// `x64` (or `i386` for 32-bit calls).
+    pub abi: &'static str,
 }
 
 impl ArgValue {

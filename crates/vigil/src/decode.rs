@@ -78,6 +78,8 @@ pub struct KprobeRecord {
     pub selector: u32,
     /// Set when the hook reports the system call's return value.
     pub ret: Option<i64>,
+    /// The bytes after the arguments: a string return value.
+    pub ret_data: Vec<u8>,
     pub args: Vec<RawArg>,
 }
 
@@ -171,6 +173,7 @@ fn decode_kprobe(data: &[u8]) -> Result<Record, DecodeError> {
         flags: m.flags,
         selector: m.selector,
         ret: (m.flags & VIGIL_KPROBE_HAS_RETURN != 0).then_some(m.ret),
+        ret_data: rest.to_vec(),
         args,
     }))
 }

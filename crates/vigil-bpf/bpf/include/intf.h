@@ -264,6 +264,33 @@ struct vigil_arg_cred {
 	struct vigil_arg_user_ns user_ns;
 };
 
+/* vigil_match_arg.arg naming the hook's return value (matchReturnArgs),
+ * evaluated when the hooked function returns. */
+enum vigil_match_target {
+	VIGIL_MATCH_RETURN_ARG = VIGIL_HOOK_ARGS_MAX,
+};
+
+/* How a classic tracepoint field is read (vigil_tp_field.kind). */
+enum vigil_tp_field_kind {
+	/* An integer or pointer of `size` bytes at `offset` in the record. */
+	VIGIL_TP_FIELD_INT = 1,
+	VIGIL_TP_FIELD_SIGNED = 2,
+};
+
+/* One argument of a classic tracepoint hook: where its value lies in the
+ * tracepoint's record (tracefs events/SUB/EVENT/format). */
+struct vigil_tp_field {
+	__u16 offset;
+	__u8 size;
+	__u8 kind;
+};
+
+/* `tp_fields`: hook -> its arguments' fields, in args order. */
+struct vigil_tp_fields {
+	struct vigil_tp_field fields[VIGIL_HOOK_ARGS_MAX];
+	__u32 _pad;
+};
+
 /* vigil_arg_desc.flags */
 enum vigil_arg_flags {
 	VIGIL_ARG_TRUNCATED = 1 << 0,

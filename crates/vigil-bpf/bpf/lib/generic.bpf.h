@@ -82,6 +82,9 @@ struct generic_state {
 	struct arg_key fwd[VIGIL_HOOK_ARGS_MAX];
 	struct vigil_string_key rev[VIGIL_HOOK_ARGS_MAX];
 	struct rate_key rate;
+	/* A string return value (matchReturnArgs), and its reversed end. */
+	struct arg_key ret_fwd;
+	struct vigil_string_key ret_rev;
 };
 
 struct {
@@ -498,6 +501,9 @@ static __always_inline int match_arg_matches(struct generic_state *s, struct vig
 {
 	__u32 i = m->arg;
 
+	/* Return values are compared at the return (return_matches). */
+	if (i == VIGIL_MATCH_RETURN_ARG)
+		return 1;
 	if (i >= VIGIL_HOOK_ARGS_MAX)
 		return 0;
 	barrier_var(i);
@@ -958,28 +964,93 @@ static __always_inline void run_hooks(struct vigil_syscall_hooks *hooks)
 	}
 }
 
+/* Whether the return value matches the matchReturnArgs of selector `sel`. */
+static __always_inline int return_matches(struct generic_state *s,
+					  struct vigil_selector_config *sel, __u64 ret, __u32 len)
+{
+	struct vigil_match_arg *m;
+
+	for (int k = 0; k < VIGIL_MATCH_ARGS_MAX; k++) {
+		if (k >= sel->nmatch_args)
+			break;
+		m = &sel->match_args[k];
+		if (m->arg != VIGIL_MATCH_RETURN_ARG)
+			continue;
+		if (m->op >= VIGIL_OP_INT_EQ) {
+			if (!int_matches(m, ret))
+				return 0;
+		} else if (!string_matches(m->op, m->match_id, len, &s->ret_fwd.key, &s->ret_rev)) {
+			return 0;
+		}
+	}
+	return 1;
+}
+
+/*
+ * At the return of a call hook `hook` saw: completes its pending event
+ * with the return value (a string return is read from user memory and
+ * appended after the arguments), checks the matching selector's
+ * matchReturnArgs, and posts. A global function: verified once.
+ */
+__noinline int finish_return(__u32 hook, __s64 ret)
+{
+	struct pending_key pk = { .pid_tgid = bpf_get_current_pid_tgid(), .hook = hook };
+	struct vigil_hook_config *cfg = bpf_map_lookup_elem(&hook_configs, &hook);
+	struct generic_event *ev = bpf_map_lookup_elem(&pending, &pk);
+	struct generic_state *s = state();
+	__u32 off, len = 0, selector, size;
+	__u64 value = ret;
+	long n;
+
+	if (!ev)
+		return 0;
+	if (!cfg || !s)
+		goto done;
+	ev->msg.ret = ret;
+	ev->msg.flags |= VIGIL_KPROBE_HAS_RETURN;
+	switch (cfg->ret_type) {
+	case VIGIL_ARG_INT:
+		value = (__s64)(__s32)ret;
+		break;
+	case VIGIL_ARG_UINT:
+		value = (__u32)ret;
+		break;
+	case VIGIL_ARG_STRING:
+		off = ev->msg.hdr.size - sizeof(ev->msg);
+		/* Past the last argument's room: the return string is dropped. */
+		if (off > OFF_MASK)
+			break;
+		n = bpf_probe_read_user_str(&ev->data[off & OFF_MASK], VIGIL_ARG_DATA_MAX, (void *)ret);
+		if (n <= 1)
+			break;
+		len = (n - 1) & ARG_MASK;
+		ev->msg.hdr.size = event_size(off + len);
+		bpf_probe_read_kernel(s->ret_fwd.key.data, sizeof(s->ret_fwd.key.data),
+				      &ev->data[off & OFF_MASK]);
+		reverse_into(&s->ret_rev, &ev->data[off & OFF_MASK], len, ARG_MASK);
+		break;
+	}
+	selector = ev->msg.selector;
+	if (cfg->nselectors && selector < VIGIL_SELECTORS_MAX &&
+	    !return_matches(s, &cfg->selectors[selector], value, len))
+		goto done;
+	size = event_size(ev->msg.hdr.size - sizeof(ev->msg));
+	if (bpf_ringbuf_output(&events, ev, size, ring_flags(size)))
+		stat_inc(VIGIL_STAT_LOST_KPROBE);
+	else
+		hook_stat_inc(hook, VIGIL_HOOK_STAT_POSTED);
+done:
+	bpf_map_delete_elem(&pending, &pk);
+	return 0;
+}
+
 /* At the return of a hooked call: posts the pending events of its hooks with `ret`. */
 static __always_inline void post_pending(struct vigil_syscall_hooks *hooks, __s64 ret)
 {
-	struct pending_key pk = { .pid_tgid = bpf_get_current_pid_tgid() };
-	struct generic_event *ev;
-	__u32 size;
-
 	for (int i = 0; i < VIGIL_HOOKS_PER_SYSCALL; i++) {
 		if (i >= hooks->count)
 			break;
-		pk.hook = hooks->hooks[i];
-		ev = bpf_map_lookup_elem(&pending, &pk);
-		if (!ev)
-			continue;
-		ev->msg.ret = ret;
-		ev->msg.flags |= VIGIL_KPROBE_HAS_RETURN;
-		size = event_size(ev->msg.hdr.size - sizeof(ev->msg));
-		if (bpf_ringbuf_output(&events, ev, size, ring_flags(size)))
-			stat_inc(VIGIL_STAT_LOST_KPROBE);
-		else
-			hook_stat_inc(pk.hook, VIGIL_HOOK_STAT_POSTED);
-		bpf_map_delete_elem(&pending, &pk);
+		finish_return(hooks->hooks[i], ret);
 	}
 }
 

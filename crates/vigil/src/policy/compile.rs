@@ -9,22 +9,23 @@ use vigil_bpf::wire::{
     VIGIL_ARG_FILE, VIGIL_ARG_INT, VIGIL_ARG_KERNEL_CAP, VIGIL_ARG_LINUX_BINPRM, VIGIL_ARG_LONG,
     VIGIL_ARG_NEED_REVERSED, VIGIL_ARG_PATH, VIGIL_ARG_SIZE, VIGIL_ARG_STRING, VIGIL_ARG_UINT,
     VIGIL_ARG_ULONG, VIGIL_ARG_USER_NS, VIGIL_CAP_EFFECTIVE, VIGIL_CAP_INHERITABLE,
-    VIGIL_CAP_PERMITTED, VIGIL_HOOK_ENFORCE, VIGIL_HOOK_FILTER_FIRST, VIGIL_HOOK_NEED_BINARY,
-    VIGIL_HOOK_NEED_BINARY_REVERSED, VIGIL_HOOK_NEED_PARENT_BINARY,
-    VIGIL_HOOK_NEED_PARENT_BINARY_REVERSED, VIGIL_HOOK_RETURN, VIGIL_MATCH_CAPS_MAX,
-    VIGIL_MATCH_NS_MAX, VIGIL_MATCH_NS_VALUES_MAX, VIGIL_MATCH_STRING_MAX, VIGIL_MATCH_VALUES_MAX,
-    VIGIL_NS_CGROUP, VIGIL_NS_IPC, VIGIL_NS_MNT, VIGIL_NS_NET, VIGIL_NS_PID,
-    VIGIL_NS_PID_FOR_CHILDREN, VIGIL_NS_TIME, VIGIL_NS_TIME_FOR_CHILDREN, VIGIL_NS_USER,
-    VIGIL_NS_UTS, VIGIL_OP_INT_EQ, VIGIL_OP_INT_GT, VIGIL_OP_INT_IN_RANGE, VIGIL_OP_INT_LT,
-    VIGIL_OP_INT_MASK, VIGIL_OP_INT_NEQ, VIGIL_OP_INT_NOT_IN_RANGE, VIGIL_OP_PID_IN,
-    VIGIL_OP_PID_NOT_IN, VIGIL_OP_STR_EQ, VIGIL_OP_STR_NEQ, VIGIL_OP_STR_NOT_POSTFIX,
-    VIGIL_OP_STR_NOT_PREFIX, VIGIL_OP_STR_POSTFIX, VIGIL_OP_STR_PREFIX, VIGIL_RATE_GLOBAL,
-    VIGIL_RATE_PROCESS, VIGIL_RATE_THREAD,
+    VIGIL_CAP_PERMITTED, VIGIL_HOOK_ARGS_MAX, VIGIL_HOOK_ENFORCE, VIGIL_HOOK_FILTER_FIRST,
+    VIGIL_HOOK_NEED_BINARY, VIGIL_HOOK_NEED_BINARY_REVERSED, VIGIL_HOOK_NEED_PARENT_BINARY,
+    VIGIL_HOOK_NEED_PARENT_BINARY_REVERSED, VIGIL_HOOK_RETURN, VIGIL_MATCH_ARGS_MAX,
+    VIGIL_MATCH_CAPS_MAX, VIGIL_MATCH_NS_MAX, VIGIL_MATCH_NS_VALUES_MAX, VIGIL_MATCH_RETURN_ARG,
+    VIGIL_MATCH_STRING_MAX, VIGIL_MATCH_VALUES_MAX, VIGIL_NS_CGROUP, VIGIL_NS_IPC, VIGIL_NS_MNT,
+    VIGIL_NS_NET, VIGIL_NS_PID, VIGIL_NS_PID_FOR_CHILDREN, VIGIL_NS_TIME,
+    VIGIL_NS_TIME_FOR_CHILDREN, VIGIL_NS_USER, VIGIL_NS_UTS, VIGIL_OP_INT_EQ, VIGIL_OP_INT_GT,
+    VIGIL_OP_INT_IN_RANGE, VIGIL_OP_INT_LT, VIGIL_OP_INT_MASK, VIGIL_OP_INT_NEQ,
+    VIGIL_OP_INT_NOT_IN_RANGE, VIGIL_OP_PID_IN, VIGIL_OP_PID_NOT_IN, VIGIL_OP_STR_EQ,
+    VIGIL_OP_STR_NEQ, VIGIL_OP_STR_NOT_POSTFIX, VIGIL_OP_STR_NOT_PREFIX, VIGIL_OP_STR_POSTFIX,
+    VIGIL_OP_STR_PREFIX, VIGIL_RATE_GLOBAL, VIGIL_RATE_PROCESS, VIGIL_RATE_THREAD,
 };
 use vigil_policy::{
     Action, ActionKind, Arg, ArgSelector, ArgType, BinaryOperator, BinarySelector,
-    CapabilitiesSelector, CapabilitySet, KProbeSpec, LsmHookSpec, Namespace, NamespaceSelector,
-    Operator, Policy, RateLimitScope, Selector, SetOperator,
+    CapabilitiesSelector, CapabilitySet, KProbeSpec, ListSpec, ListType, LsmHookSpec, Namespace,
+    NamespaceSelector, Operator, Policy, RateLimitScope, Selector, SetOperator, TracepointSpec,
+    UProbeSpec,
 };
 
 use std::path::Path;
@@ -34,6 +35,8 @@ use crate::probe::{Feature, KernelFeatures};
 
 /// The per-syscall tracepoints in tracefs (mounted by `probe::detect` when missing).
 const TRACEFS_SYSCALLS: &str = "/sys/kernel/tracing/events/syscalls";
+/// Every tracepoint's description (`SUBSYSTEM/EVENT/format`).
+const TRACEFS_EVENTS: &str = "/sys/kernel/tracing/events";
 
 /// Selector slots per hook in the string trie's id space (see `HookPlan::match_id`).
 const MATCH_SLOTS_PER_SELECTOR: u32 = 8;
@@ -51,6 +54,20 @@ pub const KILL_GUARANTEE: &str = "killed after the call: the signal is sent at s
 const FUNCTION_KILL_GUARANTEE: &str = "killed at the call: the signal is sent when the function \
      is entered, the process dies before returning to user space, but the call itself completes";
 
+/// What an enforcement action at a uprobe really guarantees.
+const UPROBE_KILL_GUARANTEE: &str = "killed before the function runs: the signal is sent from \
+     the uprobe's breakpoint, and the process dies on its way back to user space, before the \
+     function's first instruction";
+
+/// What an enforcement action at a tracepoint other than a system call entry guarantees.
+const TRACEPOINT_KILL_GUARANTEE: &str = "killed at the tracepoint: the process dies before \
+     returning to user space, but what the tracepoint reports has already happened";
+
+/// What NotifyEnforcer gives without an enforcer program.
+const ENFORCER_GUARANTEE: &str = "vigil attaches no enforcer program (fmod_ret or \
+     bpf_override_return on the listed calls), so argError is not applied; argSig is sent from \
+     the notifying hook";
+
 /// A selector string for the `string_match` trie.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StringEntry {
@@ -66,6 +83,8 @@ pub struct StringEntry {
 pub struct ArgMeta {
     pub kind: u8,
     pub label: String,
+    /// A `syscall64` argument: reported as `syscall_id`.
+    pub syscall_id: bool,
 }
 
 /// What the events of a hook need to know that the kernel record does not carry.
@@ -80,8 +99,24 @@ pub struct HookMeta {
     pub ret: Option<ArgMeta>,
     /// Per selector: the Tetragon action name the event reports.
     pub selector_actions: Vec<&'static str>,
-    /// An LSM hook: its events are `process_lsm`.
-    pub lsm: bool,
+    pub event: EventKind,
+}
+
+/// Which event a hook's records become.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventKind {
+    /// `process_kprobe` (system calls and kernel functions).
+    Kprobe,
+    /// `process_lsm`.
+    Lsm,
+    /// `process_uprobe`: the probed file, and the symbol or the offset.
+    Uprobe {
+        path: String,
+        symbol: String,
+        offset: Option<u64>,
+    },
+    /// `process_tracepoint`.
+    Tracepoint { subsystem: String, event: String },
 }
 
 /// Where a hook attaches.
@@ -100,6 +135,29 @@ pub enum HookPoint {
     /// A BPF-LSM hook (`lsmhooks`, name without `security_`): its
     /// selectors can make the operation fail (Override).
     Lsm { hook: String },
+    /// A user-space function (`uprobes`): a symbol of `path`, or an offset
+    /// in it; a uretprobe too with `return: true`.
+    Uprobe {
+        path: String,
+        symbol: Option<String>,
+        offset: u64,
+    },
+    /// A tracepoint: classic (arguments are fields of its record, at
+    /// `fields`), or raw (arguments are its TP_PROTO arguments).
+    Tracepoint {
+        subsystem: String,
+        event: String,
+        raw: bool,
+        fields: Vec<TracepointArg>,
+    },
+}
+
+/// Where a classic tracepoint argument lies in the tracepoint's record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TracepointArg {
+    pub offset: u16,
+    pub size: u8,
+    pub signed: bool,
 }
 
 impl std::fmt::Display for HookPoint {
@@ -108,7 +166,56 @@ impl std::fmt::Display for HookPoint {
             HookPoint::Syscall { name, .. } => write!(f, "system call {name}"),
             HookPoint::Function { name, .. } => write!(f, "kernel function {name}"),
             HookPoint::Lsm { hook } => write!(f, "LSM hook {hook}"),
+            HookPoint::Uprobe {
+                path,
+                symbol: Some(symbol),
+                ..
+            } => write!(f, "uprobe {path}:{symbol}"),
+            HookPoint::Uprobe { path, offset, .. } => write!(f, "uprobe {path}+{offset:#x}"),
+            HookPoint::Tracepoint {
+                event, raw: true, ..
+            } => write!(f, "raw_tp {event}"),
+            HookPoint::Tracepoint {
+                subsystem, event, ..
+            } => write!(f, "tracepoint {subsystem}/{event}"),
         }
+    }
+}
+
+impl HookPoint {
+    /// The kind of hook, for messages (`system call hooks`, ...).
+    fn kind_name(&self) -> &'static str {
+        match self {
+            HookPoint::Syscall { .. } => "system call",
+            HookPoint::Function { .. } => "kernel function",
+            HookPoint::Lsm { .. } => "LSM hook",
+            HookPoint::Uprobe { .. } => "uprobe",
+            HookPoint::Tracepoint { raw: false, .. } => "tracepoint",
+            HookPoint::Tracepoint { raw: true, .. } => "raw tracepoint",
+        }
+    }
+
+    /// A tracepoint at the entry of system calls (before the call runs).
+    fn is_syscall_entry(&self) -> bool {
+        match self {
+            HookPoint::Tracepoint {
+                subsystem, event, ..
+            } => {
+                (subsystem == "raw_syscalls" && event == "sys_enter")
+                    || (subsystem == "syscalls" && event.starts_with("sys_enter_"))
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether the hook's pointer arguments point to the calling process's memory.
+    fn user_args(&self) -> bool {
+        matches!(
+            self,
+            HookPoint::Syscall { .. }
+                | HookPoint::Uprobe { .. }
+                | HookPoint::Tracepoint { raw: false, .. }
+        )
     }
 }
 
@@ -186,12 +293,24 @@ pub fn compile(policy: &Policy, features: &KernelFeatures) -> CompiledPolicy {
         let plan = compile_lsm(policy, lsm, enforce, features);
         out.hooks.push(HookOutcome { name, plan });
     }
+    for (i, uprobe) in spec.uprobes.iter().enumerate() {
+        for (name, plan) in compile_uprobe(policy, uprobe, enforce, features) {
+            out.hooks.push(HookOutcome {
+                name: format!("spec.uprobes[{i}] {name}"),
+                plan,
+            });
+        }
+    }
+    for (i, tp) in spec.tracepoints.iter().enumerate() {
+        let name = format!("spec.tracepoints[{i}] {}/{}", tp.subsystem, tp.event);
+        let plan = compile_tracepoint(policy, tp, enforce, features);
+        out.hooks.push(HookOutcome { name, plan });
+    }
+    // `enforcers` attach nothing of their own here: NotifyEnforcer is served
+    // by the notifying hook's signal (see actions_of), with its guarantee.
     let unsupported = [
-        ("tracepoints", spec.tracepoints.len()),
-        ("uprobes", spec.uprobes.len()),
         ("usdts", spec.usdts.len()),
         ("fentries", spec.fentries.len()),
-        ("enforcers", spec.enforcers.len()),
     ];
     for (kind, count) in unsupported {
         for i in 0..count {
@@ -311,6 +430,258 @@ fn compile_lsm(
     plan_hook(policy, &spec, point, enforce, features)
 }
 
+/// One hook per symbol (or offset) of a uprobe, named `PATH SYMBOL`.
+fn compile_uprobe(
+    policy: &Policy,
+    uprobe: &UProbeSpec,
+    enforce: bool,
+    features: &KernelFeatures,
+) -> Vec<(String, Result<HookPlan, String>)> {
+    let path = &uprobe.path;
+    let targets: Vec<(String, Option<String>, u64)> = if uprobe.offsets.is_empty() {
+        uprobe
+            .symbols
+            .iter()
+            .map(|sym| (format!("{path} {sym}"), Some(sym.clone()), 0))
+            .collect()
+    } else {
+        uprobe
+            .offsets
+            .iter()
+            .map(|off| (format!("{path}+{off:#x}"), None, *off))
+            .collect()
+    };
+    let refusal = uprobe_refusal(uprobe, features);
+    targets
+        .into_iter()
+        .map(|(name, symbol, offset)| {
+            let plan = match &refusal {
+                Some(why) => Err(why.clone()),
+                None => {
+                    let spec = KProbeSpec {
+                        call: symbol.clone().unwrap_or_else(|| format!("{offset:#x}")),
+                        syscall: false,
+                        r#return: uprobe.r#return,
+                        return_arg: uprobe.return_arg.clone(),
+                        return_arg_action: None,
+                        args: uprobe.args.clone(),
+                        data: uprobe.data.clone(),
+                        selectors: uprobe.selectors.clone(),
+                        message: uprobe.message.clone(),
+                        tags: uprobe.tags.clone(),
+                        ignore: None,
+                    };
+                    let point = HookPoint::Uprobe {
+                        path: path.clone(),
+                        symbol,
+                        offset,
+                    };
+                    plan_hook(policy, &spec, point, enforce, features)
+                }
+            };
+            (name, plan)
+        })
+        .collect()
+}
+
+/// A tracepoint hook. A classic tracepoint's arguments are renumbered to
+/// their position (the program fills one slot per argument); a matchArgs `index` names an
+/// argument's field index, or else a position in `args` (as Tetragon's
+/// examples use it).
+fn compile_tracepoint(
+    policy: &Policy,
+    tp: &TracepointSpec,
+    enforce: bool,
+    features: &KernelFeatures,
+) -> Result<HookPlan, String> {
+    let (subsystem, event) = (&tp.subsystem, &tp.event);
+    let fields = if tp.raw {
+        if !features.has(Feature::RawTp) {
+            return Err(format!(
+                "raw tracepoint {event}: kernel has no raw_tp (vigil probe: raw_tp: {})",
+                why_not(features, Feature::RawTp)
+            ));
+        }
+        Vec::new()
+    } else {
+        if !features.has(Feature::Tracepoint) {
+            return Err(format!(
+                "tracepoint {subsystem}/{event}: kernel has no tracepoint programs (vigil probe: tracepoint: {})",
+                why_not(features, Feature::Tracepoint)
+            ));
+        }
+        let format = tracepoint_format(subsystem, event)?;
+        tp.args
+            .iter()
+            .enumerate()
+            .map(|(i, arg)| tracepoint_field(&format, arg, &format!("args[{i}]")))
+            .collect::<Result<Vec<_>, String>>()?
+    };
+    let mut selectors = tp.selectors.clone();
+    for (s, selector) in selectors.iter_mut().enumerate() {
+        for (m, match_arg) in selector.match_args.iter_mut().enumerate() {
+            if !match_arg.args.is_empty() {
+                continue;
+            }
+            let position = tp
+                .args
+                .iter()
+                .position(|a| a.index == match_arg.index)
+                .or_else(|| ((match_arg.index as usize) < tp.args.len()).then_some(match_arg.index as usize))
+                .ok_or_else(|| {
+                    format!(
+                        "selectors[{s}].matchArgs[{m}].index: {} is neither a field index in args nor a position in args",
+                        match_arg.index
+                    )
+                })?;
+            match_arg.args = vec![position as u32];
+        }
+    }
+    let args = tp
+        .args
+        .iter()
+        .enumerate()
+        .map(|(i, arg)| {
+            if arg.arg_type == ArgType::CharBuf {
+                return Err(format!(
+                    "args[{i}].type: char_buf on tracepoints is not implemented in vigil yet"
+                ));
+            }
+            // Classic: the program fills slot i with argument i's field;
+            // raw: slots are the tracepoint's own arguments.
+            let index = if tp.raw { arg.index } else { i as u32 };
+            Ok(Arg {
+                index,
+                ..arg.clone()
+            })
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    let spec = KProbeSpec {
+        call: format!("{subsystem}/{event}"),
+        syscall: false,
+        r#return: false,
+        return_arg: None,
+        return_arg_action: None,
+        args,
+        data: Vec::new(),
+        selectors,
+        message: tp.message.clone(),
+        tags: tp.tags.clone(),
+        ignore: None,
+    };
+    let point = HookPoint::Tracepoint {
+        subsystem: subsystem.clone(),
+        event: event.clone(),
+        raw: tp.raw,
+        fields,
+    };
+    plan_hook(policy, &spec, point, enforce, features)
+}
+
+/// One field of a tracepoint's record, as tracefs describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct TracepointField {
+    /// The C declaration, e.g. `const char * filename`.
+    decl: String,
+    offset: u16,
+    size: u8,
+    signed: bool,
+}
+
+/// The fields of tracepoint `subsystem/event`, common fields first (their
+/// positions are what `args[].index` counts).
+fn tracepoint_format(subsystem: &str, event: &str) -> Result<Vec<TracepointField>, String> {
+    let path = format!("{TRACEFS_EVENTS}/{subsystem}/{event}/format");
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| format!("call not found: no tracepoint {subsystem}/{event} ({path}: {e})"))?;
+    Ok(parse_tracepoint_format(&text))
+}
+
+fn parse_tracepoint_format(text: &str) -> Vec<TracepointField> {
+    text.lines()
+        .filter_map(|line| {
+            let mut decl = None;
+            let (mut offset, mut size, mut signed) = (None, None, false);
+            for part in line.trim().split(';') {
+                let part = part.trim();
+                if let Some(d) = part.strip_prefix("field:") {
+                    decl = Some(d.trim().to_owned());
+                } else if let Some(o) = part.strip_prefix("offset:") {
+                    offset = o.parse().ok();
+                } else if let Some(s) = part.strip_prefix("size:") {
+                    size = s.parse().ok();
+                } else if let Some(s) = part.strip_prefix("signed:") {
+                    signed = s == "1";
+                }
+            }
+            Some(TracepointField {
+                decl: decl?,
+                offset: offset?,
+                size: size?,
+                signed,
+            })
+        })
+        .collect()
+}
+
+/// Where argument `arg` lies in the record, checked against its type.
+fn tracepoint_field(
+    format: &[TracepointField],
+    arg: &Arg,
+    path: &str,
+) -> Result<TracepointArg, String> {
+    let field = format.get(arg.index as usize).ok_or_else(|| {
+        format!(
+            "{path}.index: {} is out of range; the tracepoint has fields 0 to {}",
+            arg.index,
+            format.len().saturating_sub(1)
+        )
+    })?;
+    let decl = &field.decl;
+    if decl.starts_with("__data_loc") || decl.contains('[') || field.size > 8 {
+        return Err(format!(
+            "{path}: field `{decl}` ({} bytes) is not an integer or pointer; arrays and __data_loc strings are not implemented in vigil yet",
+            field.size
+        ));
+    }
+    let pointer = decl.contains('*');
+    let string = matches!(arg.arg_type, ArgType::String | ArgType::Filename);
+    if string && !(pointer && field.size == 8) {
+        return Err(format!(
+            "{path}.type: {} needs a pointer field, but field `{decl}` is not one",
+            arg.arg_type
+        ));
+    }
+    Ok(TracepointArg {
+        offset: field.offset,
+        size: field.size,
+        signed: field.signed,
+    })
+}
+
+/// Why a uprobe cannot be served here at all, if it cannot.
+fn uprobe_refusal(uprobe: &UProbeSpec, features: &KernelFeatures) -> Option<String> {
+    if !features.has(Feature::Uprobe) {
+        return Some(format!(
+            "kernel has no uprobes (vigil probe: uprobe: {})",
+            why_not(features, Feature::Uprobe)
+        ));
+    }
+    let unsupported = [
+        ("addrs", !uprobe.addrs.is_empty()),
+        ("refCtrOffsets", !uprobe.ref_ctr_offsets.is_empty()),
+        ("btfPath", uprobe.btf_path.is_some()),
+        ("binaryDigests", !uprobe.binary_digests.is_empty()),
+    ];
+    if let Some((field, _)) = unsupported.iter().find(|(_, set)| *set) {
+        return Some(format!("{field}: not implemented in vigil yet"));
+    }
+    if !Path::new(&uprobe.path).is_file() {
+        return Some(format!("call not found: no file {}", uprobe.path));
+    }
+    None
+}
+
 /// The configuration of a hook at `point`: arguments, selectors, actions,
 /// and the status line's mechanism and guarantee.
 fn plan_hook(
@@ -321,6 +692,13 @@ fn plan_hook(
     features: &KernelFeatures,
 ) -> Result<HookPlan, String> {
     let syscall = matches!(point, HookPoint::Syscall { .. });
+    let uprobe = matches!(point, HookPoint::Uprobe { .. });
+    let mut notes = Vec::new();
+    let expanded = KProbeSpec {
+        selectors: expand_lists(&policy.spec.lists, &kprobe.selectors, &mut notes)?,
+        ..kprobe.clone()
+    };
+    let kprobe = &expanded;
     if !kprobe.data.is_empty() {
         return Err("data: not implemented in vigil yet".into());
     }
@@ -335,21 +713,41 @@ fn plan_hook(
             HookPoint::Syscall { name, .. } => format!("__x64_sys_{name}"),
             HookPoint::Function { name, .. } => name.clone(),
             HookPoint::Lsm { hook } => hook.clone(),
+            HookPoint::Uprobe { .. } | HookPoint::Tracepoint { .. } => kprobe.call.clone(),
         },
         message: kprobe.message.clone(),
         tags: kprobe.tags.clone(),
         args: Vec::new(),
         ret: None,
         selector_actions: Vec::new(),
-        lsm: matches!(point, HookPoint::Lsm { .. }),
+        event: match &point {
+            HookPoint::Lsm { .. } => EventKind::Lsm,
+            HookPoint::Uprobe {
+                path,
+                symbol,
+                offset,
+            } => EventKind::Uprobe {
+                path: path.clone(),
+                symbol: symbol.clone().unwrap_or_default(),
+                offset: symbol.is_none().then_some(*offset),
+            },
+            HookPoint::Tracepoint {
+                subsystem, event, ..
+            } => EventKind::Tracepoint {
+                subsystem: subsystem.clone(),
+                event: event.clone(),
+            },
+            _ => EventKind::Kprobe,
+        },
     };
     config.nargs = kprobe.args.len() as u8;
     for (i, arg) in kprobe.args.iter().enumerate() {
         let path = format!("args[{i}]");
-        config.args[i] = arg_config(arg, syscall, &path)?;
+        config.args[i] = arg_config(arg, &point, &path)?;
         meta.args.push(ArgMeta {
             kind: config.args[i].type_,
             label: arg.label.clone(),
+            syscall_id: arg.arg_type == ArgType::Syscall64,
         });
     }
     if kprobe.r#return {
@@ -357,17 +755,23 @@ fn plan_hook(
             .return_arg
             .as_ref()
             .ok_or("return: true needs returnArg")?;
-        let kind = int_kind(ret.arg_type).ok_or_else(|| {
-            format!(
-                "returnArg: type {} is not supported for system call return values (integer types only)",
-                ret.arg_type
-            )
-        })?;
+        let kind = match ret.arg_type {
+            // A char * return (readline): the string it points to.
+            ArgType::String if uprobe => VIGIL_ARG_STRING as u8,
+            t => int_kind(t).ok_or_else(|| {
+                format!(
+                    "returnArg: type {t} is not supported for {} return values (integer types{})",
+                    point.kind_name(),
+                    if uprobe { ", string" } else { " only" }
+                )
+            })?,
+        };
         config.flags |= VIGIL_HOOK_RETURN;
         config.ret_type = kind;
         meta.ret = Some(ArgMeta {
             kind,
             label: ret.label.clone(),
+            syscall_id: false,
         });
     }
     if enforce {
@@ -425,6 +829,12 @@ fn plan_hook(
             format!("{} {name}", if *fentry { "fentry" } else { "kprobe" })
         }
         HookPoint::Lsm { hook } => format!("lsm {hook}"),
+        HookPoint::Uprobe { .. } if kprobe.r#return => {
+            point
+                .to_string()
+                .replacen("uprobe", "uprobe + uretprobe", 1)
+        }
+        HookPoint::Uprobe { .. } | HookPoint::Tracepoint { .. } => point.to_string(),
     };
     let guarantee = match (overrides, signals, enforce) {
         (Some(error), _, true) => format!(
@@ -435,9 +845,26 @@ fn plan_hook(
             "monitor mode: overrides and signals are counted, never applied".to_owned()
         }
         (None, false, _) => "observe only".to_owned(),
-        (None, true, true) if syscall => KILL_GUARANTEE.to_owned(),
+        (None, true, true) if syscall || point.is_syscall_entry() => KILL_GUARANTEE.to_owned(),
+        (None, true, true) if uprobe => UPROBE_KILL_GUARANTEE.to_owned(),
+        (None, true, true) if matches!(point, HookPoint::Tracepoint { .. }) => {
+            TRACEPOINT_KILL_GUARANTEE.to_owned()
+        }
         (None, true, true) => format!("{}: {FUNCTION_KILL_GUARANTEE}", kprobe.call),
         (None, true, false) => "monitor mode: signals are counted, never sent".to_owned(),
+    };
+    let guarantee = if meta
+        .selector_actions
+        .contains(&"KPROBE_ACTION_NOTIFYENFORCER")
+    {
+        format!("NotifyEnforcer: {ENFORCER_GUARANTEE}; {guarantee}")
+    } else {
+        guarantee
+    };
+    let via = if notes.is_empty() {
+        via
+    } else {
+        format!("{via} ({})", notes.join("; "))
     };
     Ok(HookPlan {
         point,
@@ -595,6 +1022,8 @@ fn kernel_object_kind(t: ArgType) -> Option<u32> {
 
 fn int_kind(t: ArgType) -> Option<u8> {
     Some(match t {
+        // The system call number (raw_syscalls/sys_enter's id).
+        ArgType::Syscall64 => VIGIL_ARG_LONG,
         ArgType::Int8 | ArgType::Int16 | ArgType::Int32 => VIGIL_ARG_INT,
         ArgType::Uint8 | ArgType::Uint16 | ArgType::Uint32 => VIGIL_ARG_UINT,
         ArgType::Int64 => VIGIL_ARG_LONG,
@@ -604,7 +1033,9 @@ fn int_kind(t: ArgType) -> Option<u8> {
     } as u8)
 }
 
-fn arg_config(arg: &Arg, syscall: bool, path: &str) -> Result<vigil_arg_config, String> {
+fn arg_config(arg: &Arg, point: &HookPoint, path: &str) -> Result<vigil_arg_config, String> {
+    let user = point.user_args();
+    let hook = point.kind_name();
     if arg.index >= 6 {
         return Err(format!(
             "{path}.index: {} is out of range; vigil reads arguments 0 to 5",
@@ -622,10 +1053,10 @@ fn arg_config(arg: &Arg, syscall: bool, path: &str) -> Result<vigil_arg_config, 
     }
     let kind = match arg.arg_type {
         ArgType::Fd => VIGIL_ARG_FD,
-        t if !syscall => kernel_object_kind(t)
+        t if !user => kernel_object_kind(t)
             .or_else(|| int_kind(t).map(u32::from))
             .ok_or_else(|| {
-                format!("{path}.type: {t} is not supported on kernel function hooks yet (supported: integer types, fd, file, path, dentry, linux_binprm, capability, kernel_cap_t, user_namespace, cred)")
+                format!("{path}.type: {t} is not supported on {hook} hooks yet (supported: integer types, fd, file, path, dentry, linux_binprm, capability, kernel_cap_t, user_namespace, cred)")
             })?,
         ArgType::String | ArgType::Filename => VIGIL_ARG_STRING,
         ArgType::CharBuf => {
@@ -637,7 +1068,7 @@ fn arg_config(arg: &Arg, syscall: bool, path: &str) -> Result<vigil_arg_config, 
             VIGIL_ARG_CHAR_BUF
         }
         t => int_kind(t).ok_or_else(|| {
-            format!("{path}.type: {t} is not supported on system call hooks yet (supported: integer types, string, filename, fd, char_buf)")
+            format!("{path}.type: {t} is not supported on {hook} hooks yet (supported: integer types, string, filename, fd, char_buf)")
         })? as u32,
     };
     Ok(vigil_arg_config {
@@ -675,7 +1106,6 @@ fn selector_config(
     let unsupported = [
         ("macros", !selector.macros.is_empty()),
         ("matchData", !selector.match_data.is_empty()),
-        ("matchReturnArgs", !selector.match_return_args.is_empty()),
         ("matchWorkloads", !selector.match_workloads.is_empty()),
         (
             "matchReturnActions",
@@ -783,19 +1213,51 @@ fn selector_config(
         sel.caps_change = caps_match(change);
     }
 
-    sel.nmatch_args = selector.match_args.len() as u8;
-    for (m, match_arg) in selector.match_args.iter().enumerate() {
-        let mpath = format!("{path}.matchArgs[{m}]");
-        let position = arg_position(match_arg, args, &mpath)?;
-        let kind = u32::from(hook.args[position].type_);
+    let nmatch = selector.match_args.len() + selector.match_return_args.len();
+    if nmatch > VIGIL_MATCH_ARGS_MAX as usize {
+        return Err(format!(
+            "{path}: vigil compares at most {VIGIL_MATCH_ARGS_MAX} arguments and return values per selector"
+        ));
+    }
+    sel.nmatch_args = nmatch as u8;
+    let args_matches = selector
+        .match_args
+        .iter()
+        .enumerate()
+        .map(|(m, match_arg)| {
+            let mpath = format!("{path}.matchArgs[{m}]");
+            let position = arg_position(match_arg, args, &mpath)?;
+            Ok((match_arg, mpath, position as u8, hook.args[position].type_))
+        });
+    // matchReturnArgs compare the return value (Tetragon's index 0 is returnArg).
+    let return_matches = selector
+        .match_return_args
+        .iter()
+        .enumerate()
+        .map(|(m, match_arg)| {
+            let mpath = format!("{path}.matchReturnArgs[{m}]");
+            if hook.flags & VIGIL_HOOK_RETURN == 0 {
+                return Err(format!("{mpath}: needs return: true"));
+            }
+            Ok((
+                match_arg,
+                mpath,
+                VIGIL_MATCH_RETURN_ARG as u8,
+                hook.ret_type,
+            ))
+        });
+    let matches: Vec<_> = args_matches
+        .chain(return_matches)
+        .collect::<Result<_, String>>()?;
+    for (m, (match_arg, mpath, arg, kind)) in matches.into_iter().enumerate() {
+        let kind = u32::from(kind);
         let mut ma = vigil_match_arg {
-            arg: position as u8,
+            arg,
             ..Default::default()
         };
         if matches!(kind, VIGIL_ARG_USER_NS | VIGIL_ARG_CRED) {
             return Err(format!(
-                "{mpath}: matching a {} argument is not implemented in vigil yet",
-                args[position].arg_type
+                "{mpath}: matching a user_namespace or cred argument is not implemented in vigil yet"
             ));
         }
         if matches!(
@@ -822,8 +1284,8 @@ fn selector_config(
                 }
             };
             let reversed = matches!(op, VIGIL_OP_STR_POSTFIX | VIGIL_OP_STR_NOT_POSTFIX);
-            if reversed {
-                hook.args[position].flags |= VIGIL_ARG_NEED_REVERSED as u8;
+            if reversed && u32::from(arg) < VIGIL_HOOK_ARGS_MAX {
+                hook.args[usize::from(arg)].flags |= VIGIL_ARG_NEED_REVERSED as u8;
             }
             ma.op = op as u8;
             push_strings(
@@ -1022,10 +1484,59 @@ fn parse_int(text: &str, path: &str) -> Result<u64, String> {
     parsed.ok_or_else(|| format!("{path}: \"{text}\" is not an integer"))
 }
 
+/// Selectors with `list:NAME` values of InMap/NotInMap replaced by the
+/// list's system call numbers. 32-bit entries (`__ia32_sys_*`) cannot match
+/// an x86_64 number: they are dropped and named in `notes`.
+fn expand_lists(
+    lists: &[ListSpec],
+    selectors: &[Selector],
+    notes: &mut Vec<String>,
+) -> Result<Vec<Selector>, String> {
+    let mut out = selectors.to_vec();
+    for (s, selector) in out.iter_mut().enumerate() {
+        for (m, match_arg) in selector.match_args.iter_mut().enumerate() {
+            if !matches!(match_arg.operator, Operator::InMap | Operator::NotInMap) {
+                continue;
+            }
+            let mut values = Vec::new();
+            for (v, value) in match_arg.values.iter().enumerate() {
+                let path = format!("selectors[{s}].matchArgs[{m}].values[{v}]");
+                let Some(name) = value.strip_prefix("list:") else {
+                    values.push(value.clone());
+                    continue;
+                };
+                let list = lists
+                    .iter()
+                    .find(|l| l.name == name)
+                    .ok_or_else(|| format!("{path}: no list named {name}"))?;
+                if list.list_type != Some(ListType::Syscalls) {
+                    return Err(format!(
+                        "{path}: list {name} is not of type syscalls; other lists are not implemented in vigil yet"
+                    ));
+                }
+                for call in &list.values {
+                    if call.starts_with("__ia32_") {
+                        notes.push(format!(
+                            "list {name}: 32-bit entry {call} ignored, vigil matches x86_64 system call numbers"
+                        ));
+                        continue;
+                    }
+                    let (_, nr) =
+                        syscall_of(call).map_err(|e| format!("{path}: list {name}: {e}"))?;
+                    values.push(nr.to_string());
+                }
+            }
+            match_arg.values = values;
+        }
+    }
+    Ok(out)
+}
+
 fn int_match(ma: &mut vigil_match_arg, m: &ArgSelector, path: &str) -> Result<(), String> {
     let op = match m.operator {
-        Operator::Equal => VIGIL_OP_INT_EQ,
-        Operator::NotEqual => VIGIL_OP_INT_NEQ,
+        // Sets of at most VIGIL_MATCH_VALUES_MAX integers (lists expanded by expand_lists).
+        Operator::Equal | Operator::InMap => VIGIL_OP_INT_EQ,
+        Operator::NotEqual | Operator::NotInMap => VIGIL_OP_INT_NEQ,
         Operator::GreaterThan => VIGIL_OP_INT_GT,
         Operator::LessThan => VIGIL_OP_INT_LT,
         Operator::Mask => VIGIL_OP_INT_MASK,
@@ -1105,6 +1616,20 @@ fn actions_of(
                     action.arg_sig.unwrap_or(0)
                 };
             }
+            ActionKind::NotifyEnforcer => {
+                let Some(sig) = action.arg_sig else {
+                    return Err(format!(
+                        "{apath}: NotifyEnforcer without argSig needs an enforcer program \
+                         (fmod_ret or bpf_override_return), not implemented in vigil yet"
+                    ));
+                };
+                if signal != 0 {
+                    return Err(format!("{apath}: one signal per selector"));
+                }
+                flags |= VIGIL_ACTION_SIGNAL;
+                signal = sig;
+                name = "KPROBE_ACTION_NOTIFYENFORCER";
+            }
             ActionKind::Override if matches!(point, HookPoint::Lsm { .. }) => {
                 error = match action.arg_error {
                     Some(e) if (-4095..0).contains(&e) => e,
@@ -1121,6 +1646,12 @@ fn actions_of(
                 return Err(format!(
                     "{apath}: Override on a kernel function needs fmod_ret or bpf_override_return, \
                      not implemented in vigil yet"
+                ))
+            }
+            ActionKind::Override if matches!(point, HookPoint::Uprobe { .. }) => {
+                return Err(format!(
+                    "{apath}: Override on a uprobe needs register writes from BPF (Linux 6.18 uprobe \
+                     override), not implemented in vigil yet"
                 ))
             }
             ActionKind::Override => {
@@ -1236,7 +1767,7 @@ mod tests {
                 );
                 assert_eq!(plan.config.selectors[0].override_error, -1);
                 assert_eq!(plan.meta.selector_actions, ["KPROBE_ACTION_OVERRIDE"]);
-                assert!(plan.meta.lsm);
+                assert_eq!(plan.meta.event, EventKind::Lsm);
             }
             Err(why) => assert!(
                 why.starts_with("call not found: no LSM hook named file_open"),
@@ -1265,5 +1796,98 @@ mod tests {
             why.contains("not supported on kernel function hooks yet"),
             "{why}"
         );
+    }
+
+    #[test]
+    fn uprobe_return_matches_follow_the_args() {
+        let hook = "  - path: /bin/sh\n    symbols: [main, other]\n    return: true\n    returnArg:\n      index: 0\n      type: string\n    args:\n    - index: 0\n      type: int\n    selectors:\n    - matchArgs:\n      - index: 0\n        operator: Equal\n        values: [\"1\"]\n      matchReturnArgs:\n      - index: 0\n        operator: Prefix\n        values: [sudo]\n";
+        let plan = first_of("uprobes", hook, &[Feature::Uprobe]).expect("served");
+        assert_eq!(plan.via, "uprobe + uretprobe /bin/sh:main");
+        let sel = &plan.config.selectors[0];
+        assert_eq!(sel.nmatch_args, 2);
+        assert_eq!(u32::from(sel.match_args[1].arg), VIGIL_MATCH_RETURN_ARG);
+        assert_eq!(u32::from(sel.match_args[1].op), VIGIL_OP_STR_PREFIX);
+        assert_eq!(u32::from(plan.config.ret_type), VIGIL_ARG_STRING);
+        assert_eq!(plan.strings[0].slot, 1);
+        assert!(matches!(&plan.meta.event, EventKind::Uprobe { symbol, .. } if symbol == "main"));
+    }
+
+    #[test]
+    fn uprobe_refusals_name_the_reason() {
+        let hook = "  - path: /no/such/binary\n    symbols: [main]\n";
+        let why = first_of("uprobes", hook, &[Feature::Uprobe]).expect_err("refused");
+        assert_eq!(why, "call not found: no file /no/such/binary");
+        let hook = "  - path: /bin/sh\n    symbols: [main]\n";
+        let why = first_of("uprobes", hook, &[]).expect_err("refused");
+        assert!(why.starts_with("kernel has no uprobes"), "{why}");
+        let string_return = "  - call: sys_read\n    return: true\n    returnArg:\n      index: 0\n      type: string\n";
+        let why = first_hook(string_return, &[Feature::Tracepoint]).expect_err("refused");
+        assert!(
+            why.contains("not supported for system call return values"),
+            "{why}"
+        );
+    }
+
+    const SYS_ENTER_FORMAT: &str = "name: sys_enter
+ID: 443
+format:
+	field:unsigned short common_type;	offset:0;	size:2;	signed:0;
+	field:unsigned char common_flags;	offset:2;	size:1;	signed:0;
+	field:unsigned char common_preempt_count;	offset:3;	size:1;	signed:0;
+	field:int common_pid;	offset:4;	size:4;	signed:1;
+
+	field:long id;	offset:8;	size:8;	signed:1;
+	field:unsigned long args[6];	offset:16;	size:48;	signed:0;
+	field:__data_loc char[] name;	offset:64;	size:4;	signed:0;
+";
+
+    #[test]
+    fn tracepoint_fields_from_format() {
+        let format = parse_tracepoint_format(SYS_ENTER_FORMAT);
+        assert_eq!(format.len(), 7);
+        let arg = |index: u32, arg_type: ArgType| Arg {
+            index,
+            arg_type,
+            label: String::new(),
+            resolve: String::new(),
+            btf_type: None,
+            btf_type_module: None,
+            size_arg_index: 0,
+            return_copy: false,
+            max_data: false,
+            source: None,
+        };
+        assert_eq!(
+            tracepoint_field(&format, &arg(4, ArgType::Syscall64), "a"),
+            Ok(TracepointArg {
+                offset: 8,
+                size: 8,
+                signed: true
+            })
+        );
+        let why = tracepoint_field(&format, &arg(5, ArgType::Uint64), "a").expect_err("array");
+        assert!(why.contains("arrays and __data_loc"), "{why}");
+        let why = tracepoint_field(&format, &arg(6, ArgType::String), "a").expect_err("data_loc");
+        assert!(why.contains("__data_loc"), "{why}");
+        let why = tracepoint_field(&format, &arg(9, ArgType::Int32), "a").expect_err("range");
+        assert!(why.contains("fields 0 to 6"), "{why}");
+        let why = tracepoint_field(&format, &arg(3, ArgType::String), "a").expect_err("int");
+        assert!(why.contains("needs a pointer field"), "{why}");
+    }
+
+    #[test]
+    fn syscall_lists_expand_to_numbers() {
+        let text = "apiVersion: cilium.io/v1alpha1\nkind: TracingPolicy\nmetadata:\n  name: t\nspec:\n  lists:\n  - name: dups\n    type: syscalls\n    values: [sys_dup, sys_dup2, __ia32_sys_dup]\n  kprobes:\n  - call: sys_dup\n    args:\n    - index: 0\n      type: int\n    selectors:\n    - matchArgs:\n      - index: 0\n        operator: NotInMap\n        values: [\"list:dups\", \"7\"]\n";
+        let policies = vigil_policy::check_str(text).expect("valid policy");
+        let mut notes = Vec::new();
+        let sel = expand_lists(
+            &policies[0].spec.lists,
+            &policies[0].spec.kprobes[0].selectors,
+            &mut notes,
+        )
+        .expect("expanded");
+        assert_eq!(sel[0].match_args[0].values, ["32", "33", "7"]);
+        assert_eq!(notes.len(), 1);
+        assert!(notes[0].contains("__ia32_sys_dup ignored"), "{notes:?}");
     }
 }

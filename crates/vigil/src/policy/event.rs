@@ -11,13 +11,14 @@ use vigil_bpf::wire::{
 use vigil_events::{
     caps, securebits_names, ArgValue, Capabilities, EventBody, KprobeArgument, KprobeCapability,
     KprobeFile, Namespace, ProcessCredentials, ProcessKprobe, ProcessLsm, ProcessRef,
-    UserNamespace,
+    ProcessTracepoint, ProcessUprobe, SyscallId, UserNamespace,
 };
 
-use super::compile::{ArgMeta, HookMeta};
+use super::compile::{ArgMeta, EventKind, HookMeta};
 use crate::decode::{read, KprobeRecord};
 
-/// The event of a policy hook: `process_lsm` for LSM hooks, else `process_kprobe`.
+/// The event of a policy hook: `process_lsm`, `process_uprobe` or
+/// `process_tracepoint` by the hook's kind, else `process_kprobe`.
 pub fn hook_event(
     rec: &KprobeRecord,
     meta: &HookMeta,
@@ -26,20 +27,52 @@ pub fn hook_event(
     ancestors: Vec<ProcessRef>,
 ) -> EventBody {
     let k = kprobe_event(rec, meta, process, parent, ancestors);
-    if !meta.lsm {
-        return EventBody::ProcessKprobe(k);
+    match &meta.event {
+        EventKind::Kprobe => EventBody::ProcessKprobe(k),
+        EventKind::Lsm => EventBody::ProcessLsm(ProcessLsm {
+            process: k.process,
+            parent: k.parent,
+            function_name: k.function_name,
+            policy_name: k.policy_name,
+            message: k.message,
+            args: k.args,
+            action: k.action,
+            tags: k.tags,
+            ancestors: k.ancestors,
+        }),
+        EventKind::Uprobe {
+            path,
+            symbol,
+            offset,
+        } => EventBody::ProcessUprobe(ProcessUprobe {
+            process: k.process,
+            parent: k.parent,
+            path: path.clone(),
+            symbol: symbol.clone(),
+            policy_name: k.policy_name,
+            message: k.message,
+            args: k.args,
+            tags: k.tags,
+            ancestors: k.ancestors,
+            offset: offset.map(|o| o.to_string()),
+            action: k.action,
+            r#return: k.r#return,
+        }),
+        EventKind::Tracepoint { subsystem, event } => {
+            EventBody::ProcessTracepoint(ProcessTracepoint {
+                process: k.process,
+                parent: k.parent,
+                subsys: subsystem.clone(),
+                event: event.clone(),
+                args: k.args,
+                policy_name: k.policy_name,
+                action: k.action,
+                message: k.message,
+                tags: k.tags,
+                ancestors: k.ancestors,
+            })
+        }
     }
-    EventBody::ProcessLsm(ProcessLsm {
-        process: k.process,
-        parent: k.parent,
-        function_name: k.function_name,
-        policy_name: k.policy_name,
-        message: k.message,
-        args: k.args,
-        action: k.action,
-        tags: k.tags,
-        ancestors: k.ancestors,
-    })
 }
 
 fn kprobe_event(
@@ -53,10 +86,20 @@ fn kprobe_event(
         .args
         .iter()
         .zip(&meta.args)
-        .filter_map(|(raw, m)| argument(raw.kind, &raw.bytes, &m.label))
+        .filter_map(|(raw, m)| {
+            argument(
+                &ArgMeta {
+                    kind: raw.kind,
+                    ..m.clone()
+                },
+                &raw.bytes,
+            )
+        })
         .collect();
     let r#return = match (&meta.ret, rec.ret) {
-        (Some(ArgMeta { kind, label }), Some(ret)) => argument(*kind, &ret.to_le_bytes(), label),
+        // A string return's bytes follow the arguments in the record.
+        (Some(m), Some(_)) if u32::from(m.kind) == VIGIL_ARG_STRING => argument(m, &rec.ret_data),
+        (Some(m), Some(ret)) => argument(m, &ret.to_le_bytes()),
         _ => None,
     };
     // A signal not sent (monitor mode, or the helper failed) is not reported as done.
@@ -89,9 +132,13 @@ fn integer(bytes: &[u8]) -> u64 {
     u64::from_le_bytes(b)
 }
 
-fn argument(kind: u8, bytes: &[u8], label: &str) -> Option<KprobeArgument> {
+fn argument(meta: &ArgMeta, bytes: &[u8]) -> Option<KprobeArgument> {
     let text = || String::from_utf8_lossy(bytes).into_owned();
-    let value = match u32::from(kind) {
+    let value = match u32::from(meta.kind) {
+        _ if meta.syscall_id => ArgValue::SyscallId(SyscallId {
+            id: integer(bytes) as u32,
+            abi: "x64",
+        }),
         VIGIL_ARG_INT => ArgValue::IntArg(integer(bytes) as i32),
         VIGIL_ARG_UINT => ArgValue::UintArg(integer(bytes) as u32),
         VIGIL_ARG_LONG => ArgValue::LongArg((integer(bytes) as i64).to_string()),
@@ -135,7 +182,7 @@ fn argument(kind: u8, bytes: &[u8], label: &str) -> Option<KprobeArgument> {
     };
     Some(KprobeArgument {
         value,
-        label: label.to_owned(),
+        label: meta.label.clone(),
     })
 }
 
@@ -168,22 +215,26 @@ mod tests {
                 ArgMeta {
                     kind: VIGIL_ARG_FD as u8,
                     label: String::new(),
+                    syscall_id: false,
                 },
                 ArgMeta {
                     kind: VIGIL_ARG_CHAR_BUF as u8,
                     label: String::new(),
+                    syscall_id: false,
                 },
                 ArgMeta {
                     kind: VIGIL_ARG_SIZE as u8,
                     label: String::new(),
+                    syscall_id: false,
                 },
             ],
             ret: Some(ArgMeta {
                 kind: VIGIL_ARG_INT as u8,
                 label: String::new(),
+                syscall_id: false,
             }),
             selector_actions: vec!["KPROBE_ACTION_SIGKILL"],
-            lsm: false,
+            event: EventKind::Kprobe,
         }
     }
 
@@ -201,6 +252,7 @@ mod tests {
             flags: 0,
             selector: 0,
             ret: Some(-9),
+            ret_data: Vec::new(),
             args: vec![
                 raw(VIGIL_ARG_FD, b"/tmp/x"),
                 raw(VIGIL_ARG_CHAR_BUF, b"hi"),

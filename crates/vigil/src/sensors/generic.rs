@@ -15,13 +15,19 @@ use libbpf_rs::{
 use vigil_bpf::{
     kprobe::{KprobeSkel, KprobeSkelBuilder},
     syscall::{SyscallSkel, SyscallSkelBuilder},
+    tracepoint::TracepointSkel,
+    uprobe::UprobeSkel,
     wire::{
         vigil_string_key, vigil_syscall_hooks, VIGIL_HOOKS_MAX, VIGIL_HOOK_RETURN,
         VIGIL_HOOK_STAT_MAX, VIGIL_MATCH_STRING_MAX,
     },
 };
 
-use super::process::ProcessSensor;
+use super::{
+    process::ProcessSensor,
+    tracepoint::{self, TracepointHook},
+    uprobe::{self, UprobeHook},
+};
 use crate::policy::{HookPlan, HookPoint};
 
 /// The hooks on one system call, and how it is served.
@@ -52,6 +58,8 @@ struct FunctionHooks {
 pub struct GenericObjects {
     syscall: MaybeUninit<OpenObject>,
     functions: Vec<MaybeUninit<OpenObject>>,
+    uprobe: MaybeUninit<OpenObject>,
+    tracepoint: MaybeUninit<OpenObject>,
 }
 
 impl Default for GenericObjects {
@@ -61,6 +69,8 @@ impl Default for GenericObjects {
             functions: (0..VIGIL_HOOKS_MAX)
                 .map(|_| MaybeUninit::uninit())
                 .collect(),
+            uprobe: MaybeUninit::uninit(),
+            tracepoint: MaybeUninit::uninit(),
         }
     }
 }
@@ -68,6 +78,8 @@ impl Default for GenericObjects {
 pub struct GenericSensor<'obj> {
     skel: SyscallSkel<'obj>,
     _functions: Vec<KprobeSkel<'obj>>,
+    _uprobe: Option<UprobeSkel<'obj>>,
+    _tracepoint: Option<TracepointSkel<'obj>>,
     _links: Vec<Link>,
 }
 
@@ -75,7 +87,7 @@ pub struct GenericSensor<'obj> {
 pub type FailedHooks = Vec<(u32, String)>;
 
 /// Bytes of a plain wire struct, for map updates.
-fn bytes_of<T: Copy>(v: &T) -> &[u8] {
+pub(super) fn bytes_of<T: Copy>(v: &T) -> &[u8] {
     // SAFETY: T is a plain-old-data wire struct (integers and arrays only),
     // fully initialized (built from Default), read as bytes for its size.
     unsafe { std::slice::from_raw_parts((v as *const T).cast::<u8>(), std::mem::size_of::<T>()) }
@@ -133,7 +145,7 @@ fn verifier_key_line(messages: &[String]) -> Option<String> {
 
 /// Loads an object with libbpf's messages kept, so that a verifier refusal
 /// is reported by its key line.
-fn load_logged<T>(load: impl FnOnce() -> libbpf_rs::Result<T>) -> Result<T> {
+pub(super) fn load_logged<T>(load: impl FnOnce() -> libbpf_rs::Result<T>) -> Result<T> {
     if let Ok(mut log) = LOAD_LOG.lock() {
         log.clear();
     }
@@ -250,6 +262,8 @@ impl<'obj> GenericSensor<'obj> {
 
         let mut by_syscall: BTreeMap<u32, SyscallHooks> = BTreeMap::new();
         let mut by_function: BTreeMap<(String, Attach), FunctionHooks> = BTreeMap::new();
+        let mut uprobes = Vec::new();
+        let mut tracepoints = Vec::new();
         for (id, plan) in hooks {
             skel.maps
                 .hook_configs
@@ -280,6 +294,35 @@ impl<'obj> GenericSensor<'obj> {
                         .or_insert_with(|| FunctionHooks { ids: Vec::new() })
                         .ids
                         .push(*id);
+                    continue;
+                }
+                HookPoint::Uprobe {
+                    path,
+                    symbol,
+                    offset,
+                } => {
+                    uprobes.push(UprobeHook {
+                        id: *id,
+                        path,
+                        symbol: symbol.as_deref(),
+                        offset: *offset,
+                        ret: plan.config.flags & VIGIL_HOOK_RETURN != 0,
+                    });
+                    continue;
+                }
+                HookPoint::Tracepoint {
+                    subsystem,
+                    event,
+                    raw,
+                    fields,
+                } => {
+                    tracepoints.push(TracepointHook {
+                        id: *id,
+                        subsystem,
+                        event,
+                        raw: *raw,
+                        fields,
+                    });
                     continue;
                 }
                 HookPoint::Lsm { hook } => {
@@ -371,10 +414,34 @@ impl<'obj> GenericSensor<'obj> {
                 Err(e) => failed.extend(hooked.ids.iter().map(|id| (*id, format!("{e:#}")))),
             }
         }
+        let mut uprobe = None;
+        if !uprobes.is_empty() {
+            match uprobe::load(&mut objs.uprobe, &skel, wakeup_bytes, &uprobes) {
+                Ok((loaded, mut attached, mut refused)) => {
+                    uprobe = Some(loaded);
+                    links.append(&mut attached);
+                    failed.append(&mut refused);
+                }
+                Err(e) => failed.extend(uprobes.iter().map(|h| (h.id, format!("{e:#}")))),
+            }
+        }
+        let mut tracepoint = None;
+        if !tracepoints.is_empty() {
+            match tracepoint::load(&mut objs.tracepoint, &skel, wakeup_bytes, &tracepoints) {
+                Ok((loaded, mut attached, mut refused)) => {
+                    tracepoint = Some(loaded);
+                    links.append(&mut attached);
+                    failed.append(&mut refused);
+                }
+                Err(e) => failed.extend(tracepoints.iter().map(|h| (h.id, format!("{e:#}")))),
+            }
+        }
         Ok((
             GenericSensor {
                 skel,
                 _functions: functions,
+                _uprobe: uprobe,
+                _tracepoint: tracepoint,
                 _links: links,
             },
             failed,

@@ -1,6 +1,8 @@
 //! Loading and attaching vigil's BPF programs, one module per sensor.
 pub mod generic;
 pub mod process;
+pub mod tracepoint;
+pub mod uprobe;
 
 use anyhow::{Context, Result};
 use libbpf_rs::{MapCore, MapFlags};

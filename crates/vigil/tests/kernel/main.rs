@@ -11,6 +11,8 @@ mod policy;
 mod process;
 mod selectors;
 mod tester;
+mod tracepoint;
+mod uprobe;
 
 use std::{panic, process::ExitCode, time::Instant};
 
@@ -138,6 +140,42 @@ const TESTS: &[(&str, TestFn)] = &[
     (
         "metrics::bpf_map_memory_and_program_runs_exported",
         metrics::bpf_map_memory_and_program_runs_exported,
+    ),
+    (
+        "uprobe::args_and_return_value_with_selector",
+        uprobe::args_and_return_value_with_selector,
+    ),
+    (
+        "uprobe::string_return_filtered_by_match_return_args",
+        uprobe::string_return_filtered_by_match_return_args,
+    ),
+    (
+        "uprobe::sigkill_before_the_function_runs",
+        uprobe::sigkill_before_the_function_runs,
+    ),
+    (
+        "uprobe::tetragon_uprobe_policy_on_bash",
+        uprobe::tetragon_uprobe_policy_on_bash,
+    ),
+    (
+        "uprobe::tetragon_readline_return_prefix",
+        uprobe::tetragon_readline_return_prefix,
+    ),
+    (
+        "tracepoint::classic_fields_by_format_index",
+        tracepoint::classic_fields_by_format_index,
+    ),
+    (
+        "tracepoint::raw_tracepoint_args",
+        tracepoint::raw_tracepoint_args,
+    ),
+    (
+        "tracepoint::notify_enforcer_kills_at_sys_enter",
+        tracepoint::notify_enforcer_kills_at_sys_enter,
+    ),
+    (
+        "tracepoint::tetragon_kill_syscalls_enforcer",
+        tracepoint::tetragon_kill_syscalls_enforcer,
     ),
     (
         "defaults::default_policies_load_and_post",

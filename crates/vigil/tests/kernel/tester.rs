@@ -16,6 +16,8 @@ pub fn run(mode: &str) -> ExitCode {
         "open" => open_repeatedly(),
         "open-without-caps" => open_without_caps(),
         "unshare-open" => unshare_then_open(),
+        "uprobe" => uprobe_calls(),
+        "mkdir" => mkdir_marker(),
         _ => {
             eprintln!("unknown tester mode {mode}");
             ExitCode::from(100)
@@ -118,4 +120,63 @@ fn unshare_then_open() -> ExitCode {
         Some(Ok(_)) => ExitCode::SUCCESS,
         _ => ExitCode::from(106),
     }
+}
+
+/// The marker file `vigil_uprobe_target` creates (the uprobe tests' proof that it ran).
+pub const MARKER_VAR: &str = "VIGIL_TESTER_MARKER";
+/// The argument the `uprobe` tester passes to `vigil_uprobe_target`.
+pub const NUMBER_VAR: &str = "VIGIL_TESTER_NUMBER";
+/// The string argument of `vigil_uprobe_target`.
+pub const UPROBE_STRING: &str = "hello uprobe";
+/// What `vigil_uprobe_name(1)` returns (`vigil_uprobe_name(0)` returns "other").
+pub const UPROBE_NAME: &str = "sudo make me a sandwich";
+
+/// A user-space function for the uprobe tests: creates the marker file
+/// named by `$VIGIL_TESTER_MARKER` (if set) and returns `n * 2`.
+#[no_mangle]
+#[inline(never)]
+pub extern "C" fn vigil_uprobe_target(n: i64, s: *const std::ffi::c_char) -> i64 {
+    if let Some(marker) = std::env::var_os(MARKER_VAR) {
+        let _ = std::fs::write(marker, "ran");
+    }
+    std::hint::black_box(s);
+    n * 2
+}
+
+/// Returns a C string for the string return value tests.
+#[no_mangle]
+#[inline(never)]
+pub extern "C" fn vigil_uprobe_name(which: i32) -> *const std::ffi::c_char {
+    let name: &'static std::ffi::CStr = if which == 1 {
+        c"sudo make me a sandwich"
+    } else {
+        c"other"
+    };
+    name.as_ptr()
+}
+
+/// Calls the uprobe targets with `$VIGIL_TESTER_NUMBER`.
+fn uprobe_calls() -> ExitCode {
+    let n: i64 = std::env::var(NUMBER_VAR)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let s = CString::new(UPROBE_STRING).unwrap_or_default();
+    let doubled = std::hint::black_box(vigil_uprobe_target)(n, s.as_ptr());
+    let name = std::hint::black_box(vigil_uprobe_name)((n % 2) as i32);
+    std::hint::black_box(name);
+    ExitCode::from((doubled & 0x7f) as u8)
+}
+
+/// Makes the directory named by `$VIGIL_TESTER_MARKER` with mkdir(2); exits 0 when it did.
+fn mkdir_marker() -> ExitCode {
+    let Some(path) = std::env::var_os(MARKER_VAR) else {
+        return ExitCode::from(104);
+    };
+    let Ok(path) = CString::new(std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str())) else {
+        return ExitCode::from(105);
+    };
+    // SAFETY: mkdir on a NUL-terminated path we own.
+    let rc = unsafe { libc::syscall(libc::SYS_mkdir, path.as_ptr(), 0o755) };
+    ExitCode::from(if rc == 0 { 0 } else { 106 })
 }
