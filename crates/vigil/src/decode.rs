@@ -185,7 +185,7 @@ fn key(pid: u32, ktime: u64) -> ProcKey {
     ProcKey { pid, ktime }
 }
 
-fn read<T: Copy>(data: &[u8]) -> Result<T, DecodeError> {
+pub(crate) fn read<T: Copy>(data: &[u8]) -> Result<T, DecodeError> {
     if data.len() < size_of::<T>() {
         return Err(DecodeError::Short {
             need: size_of::<T>(),

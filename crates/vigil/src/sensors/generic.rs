@@ -16,13 +16,13 @@ use vigil_bpf::{
     kprobe::{KprobeSkel, KprobeSkelBuilder},
     syscall::{SyscallSkel, SyscallSkelBuilder},
     wire::{
-        vigil_string_key, vigil_syscall_hooks, VIGIL_HOOKS_MAX, VIGIL_HOOK_RETURN,
+        vigil_addr_key, vigil_string_key, vigil_syscall_hooks, VIGIL_HOOKS_MAX, VIGIL_HOOK_RETURN,
         VIGIL_HOOK_STAT_MAX, VIGIL_MATCH_STRING_MAX,
     },
 };
 
-use super::process::ProcessSensor;
-use crate::policy::{HookPlan, HookPoint};
+use super::{bytes_of, connect::ConnectHooks, process::ProcessSensor};
+use crate::policy::{AddrEntry, HookPlan, HookPoint};
 
 /// The hooks on one system call, and how it is served.
 struct SyscallHooks {
@@ -52,6 +52,7 @@ struct FunctionHooks {
 pub struct GenericObjects {
     syscall: MaybeUninit<OpenObject>,
     functions: Vec<MaybeUninit<OpenObject>>,
+    connect: MaybeUninit<OpenObject>,
 }
 
 impl Default for GenericObjects {
@@ -61,6 +62,7 @@ impl Default for GenericObjects {
             functions: (0..VIGIL_HOOKS_MAX)
                 .map(|_| MaybeUninit::uninit())
                 .collect(),
+            connect: MaybeUninit::uninit(),
         }
     }
 }
@@ -68,18 +70,12 @@ impl Default for GenericObjects {
 pub struct GenericSensor<'obj> {
     skel: SyscallSkel<'obj>,
     _functions: Vec<KprobeSkel<'obj>>,
+    _connect: Option<ConnectHooks<'obj>>,
     _links: Vec<Link>,
 }
 
 /// Hooks that could not be attached, with the reason (the others still run).
 pub type FailedHooks = Vec<(u32, String)>;
-
-/// Bytes of a plain wire struct, for map updates.
-fn bytes_of<T: Copy>(v: &T) -> &[u8] {
-    // SAFETY: T is a plain-old-data wire struct (integers and arrays only),
-    // fully initialized (built from Default), read as bytes for its size.
-    unsafe { std::slice::from_raw_parts((v as *const T).cast::<u8>(), std::mem::size_of::<T>()) }
-}
 
 /// The trie key of a selector string (reversed for Postfix operators).
 fn string_key(match_id: u32, value: &str, reversed: bool) -> vigil_string_key {
@@ -97,6 +93,26 @@ fn string_key(match_id: u32, value: &str, reversed: bool) -> vigil_string_key {
         key.data[..n].copy_from_slice(&bytes[..n]);
     }
     key.prefixlen = 32 + 8 * n as u32;
+    key
+}
+
+/// The trie key of a selector address or CIDR.
+fn addr_key(match_id: u32, entry: &AddrEntry) -> vigil_addr_key {
+    let mut key = vigil_addr_key {
+        match_id,
+        ..Default::default()
+    };
+    match entry.addr {
+        std::net::IpAddr::V4(a) => {
+            key.family = libc::AF_INET as u32;
+            key.addr[..4].copy_from_slice(&a.octets());
+        }
+        std::net::IpAddr::V6(a) => {
+            key.family = libc::AF_INET6 as u32;
+            key.addr.copy_from_slice(&a.octets());
+        }
+    }
+    key.prefixlen = 64 + entry.bits;
     key
 }
 
@@ -133,7 +149,7 @@ fn verifier_key_line(messages: &[String]) -> Option<String> {
 
 /// Loads an object with libbpf's messages kept, so that a verifier refusal
 /// is reported by its key line.
-fn load_logged<T>(load: impl FnOnce() -> libbpf_rs::Result<T>) -> Result<T> {
+pub(super) fn load_logged<T>(load: impl FnOnce() -> libbpf_rs::Result<T>) -> Result<T> {
     if let Ok(mut log) = LOAD_LOG.lock() {
         log.clear();
     }
@@ -174,6 +190,7 @@ fn load_function<'obj>(
         (&mut maps.generic_scratch, to.generic_scratch.as_fd()),
         (&mut maps.hook_configs, to.hook_configs.as_fd()),
         (&mut maps.string_match, to.string_match.as_fd()),
+        (&mut maps.addr_match, to.addr_match.as_fd()),
         (&mut maps.hook_stats, to.hook_stats.as_fd()),
         (&mut maps.pending, to.pending.as_fd()),
     ];
@@ -248,6 +265,7 @@ impl<'obj> GenericSensor<'obj> {
 
         let mut by_syscall: BTreeMap<u32, SyscallHooks> = BTreeMap::new();
         let mut by_function: BTreeMap<(String, Attach), FunctionHooks> = BTreeMap::new();
+        let mut connect_ids = Vec::new();
         for (id, plan) in hooks {
             skel.maps
                 .hook_configs
@@ -260,6 +278,13 @@ impl<'obj> GenericSensor<'obj> {
                     .string_match
                     .update(bytes_of(&key), &len.to_ne_bytes(), MapFlags::ANY)
                     .with_context(|| format!("storing selector string {:?}", s.value))?;
+            }
+            for a in &plan.addrs {
+                let key = addr_key(HookPlan::match_id(*id, a.slot), a);
+                skel.maps
+                    .addr_match
+                    .update(bytes_of(&key), &[1], MapFlags::ANY)
+                    .with_context(|| format!("storing selector address {}/{}", a.addr, a.bits))?;
             }
             let (nr, name, tracepoint) = match &plan.point {
                 HookPoint::Syscall {
@@ -286,6 +311,10 @@ impl<'obj> GenericSensor<'obj> {
                         .or_insert_with(|| FunctionHooks { ids: Vec::new() })
                         .ids
                         .push(*id);
+                    continue;
+                }
+                HookPoint::CgroupConnect => {
+                    connect_ids.push(*id);
                     continue;
                 }
             };
@@ -369,10 +398,22 @@ impl<'obj> GenericSensor<'obj> {
                 Err(e) => failed.extend(hooked.ids.iter().map(|id| (*id, format!("{e:#}")))),
             }
         }
+        let connect = if connect_ids.is_empty() {
+            None
+        } else {
+            match ConnectHooks::load(&mut objs.connect, &skel, wakeup_bytes, &connect_ids) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    failed.extend(connect_ids.iter().map(|id| (*id, format!("{e:#}"))));
+                    None
+                }
+            }
+        };
         Ok((
             GenericSensor {
                 skel,
                 _functions: functions,
+                _connect: connect,
                 _links: links,
             },
             failed,

@@ -4,6 +4,7 @@
 //! reason, and so that this binary doubles as the tester programs it runs.
 mod defaults;
 mod harness;
+mod network;
 mod policy;
 mod process;
 mod tester;
@@ -86,6 +87,34 @@ const TESTS: &[(&str, TestFn)] = &[
     (
         "policy::lsm_override_blocks_open",
         policy::lsm_override_blocks_open,
+    ),
+    (
+        "network::connect_reports_sockaddr_and_addr_selectors",
+        network::connect_reports_sockaddr_and_addr_selectors,
+    ),
+    (
+        "network::override_blocks_connect_before_it_leaves",
+        network::override_blocks_connect_before_it_leaves,
+    ),
+    (
+        "network::monitor_mode_counts_and_lets_connect",
+        network::monitor_mode_counts_and_lets_connect,
+    ),
+    (
+        "network::sigkill_blocks_and_kills_the_connecting_process",
+        network::sigkill_blocks_and_kills_the_connecting_process,
+    ),
+    (
+        "network::cgroup_links_go_with_the_agent",
+        network::cgroup_links_go_with_the_agent,
+    ),
+    (
+        "network::tcp_connect_reports_sock",
+        network::tcp_connect_reports_sock,
+    ),
+    (
+        "network::tetragon_tcp_connect_policies",
+        network::tetragon_tcp_connect_policies,
     ),
     (
         "defaults::default_policies_load_and_post",

@@ -13,6 +13,7 @@ pub fn run(mode: &str) -> ExitCode {
     match mode {
         "threads" => threads(),
         "memfd" => memfd_exec(),
+        "connect" => connect(),
         _ => {
             eprintln!("unknown tester mode {mode}");
             ExitCode::from(100)
@@ -49,4 +50,15 @@ fn memfd_exec() -> ExitCode {
         libc::fexecve(fd, argv.as_ptr(), envp.as_ptr());
     }
     ExitCode::from(103)
+}
+
+/// Connects to the address in argv[1]: 0 when connected, 1 when refused.
+fn connect() -> ExitCode {
+    let Some(addr) = std::env::args().nth(1) else {
+        return ExitCode::from(104);
+    };
+    match std::net::TcpStream::connect(addr.as_str()) {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(_) => ExitCode::from(1),
+    }
 }
