@@ -31,7 +31,7 @@ ip link set lo up
 # Keep kernel messages off the console: the host parses it.
 echo 1 > /proc/sys/kernel/printk
 ulimit -l unlimited
-export VIGIL_BIN=/bin/vigil VIGIL_IN_VM=1
+export VIGIL_BIN=/bin/vigil VIGIL_IN_VM=1 VIGIL_TETRAGON_POLICIES=/etc/tetragon-policies
 read up idle < /proc/uptime
 echo "@@VIGIL KERNEL $(uname -r) uptime=$up"
 echo "@@VIGIL LSM $(cat /sys/kernel/security/lsm)"
@@ -64,7 +64,16 @@ pub struct GuestFile {
 /// Writes the initramfs to `out`. `filter` goes to libtest as its name filter.
 pub fn build(out: &Path, busybox: &Path, files: &[GuestFile], filter: Option<&str>) -> Result<()> {
     let mut cpio = Cpio::new(io::BufWriter::new(fs::File::create(out)?));
-    for dir in ["bin", "dev", "etc", "proc", "sys", "tmp", "tests"] {
+    for dir in [
+        "bin",
+        "dev",
+        "etc",
+        "etc/tetragon-policies",
+        "proc",
+        "sys",
+        "tmp",
+        "tests",
+    ] {
         cpio.dir(dir)?;
     }
     cpio.char_device("dev/console", 5, 1)?;

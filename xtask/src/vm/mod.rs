@@ -79,6 +79,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 host_path: test.clone(),
             });
         }
+        files.extend(tetragon_policies());
         initramfs::build(&initramfs, &busybox, &files, args.filter.as_deref())?;
         for spec in guests {
             let kernel = kernels::fetch(&apt, spec, &cache)?;
@@ -250,4 +251,30 @@ fn busybox(apt: &apt::Apt, cache: &Path) -> Result<PathBuf> {
         let _ = fs::remove_file(deb);
     }
     Ok(binary)
+}
+
+/// Tetragon's example policies, which some kernel tests load: from
+/// `VIGIL_TETRAGON_POLICIES`, or the `shared/tetragon-policies` folder next to
+/// the workspace; none when neither exists (those tests then skip).
+fn tetragon_policies() -> Vec<initramfs::GuestFile> {
+    let dir = std::env::var_os("VIGIL_TETRAGON_POLICIES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/tetragon-policies")
+        });
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .filter_map(|p| {
+            let name = p.file_name()?.to_str()?.to_owned();
+            Some(initramfs::GuestFile {
+                guest_path: format!("etc/tetragon-policies/{name}"),
+                host_path: p,
+            })
+        })
+        .collect()
 }
