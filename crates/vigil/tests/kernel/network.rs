@@ -14,7 +14,8 @@ use std::{
 use serde_json::Value;
 
 use crate::{
-    harness::{of_kind, pid_of, str_at, vigil_bin, which, Agent, TestResult},
+    harness::{of_kind, pid_of, str_at, vigil_bin, Agent, TestResult},
+    process::prog_name,
     require_agent, skip, tester,
 };
 
@@ -361,50 +362,49 @@ pub fn sigkill_blocks_and_kills_the_connecting_process() -> TestResult {
 }
 
 /// While the agent runs its cgroup connect programs are linked; after it
-/// stops, no link of a vigil program remains (`bpftool link`).
+/// stops, no link of a vigil program remains (what `bpftool link` lists,
+/// read with the bpf() commands themselves so that it runs in the VMs too).
 pub fn cgroup_links_go_with_the_agent() -> TestResult {
     require_agent!();
     if let Err(why) = probed("cgroup_connect4") {
         skip!("kernel has no cgroup/connect4 ({why})");
     }
-    let Some(bpftool) = which("bpftool") else {
-        skip!("no bpftool in PATH");
-    };
     let dir = tempfile::tempdir().expect("temp dir");
     let policy = deny_other_policy(dir.path(), "links", "", "Sigkill");
-    let before = vigil_links(&bpftool);
+    let before = vigil_links();
     let agent = Agent::start(&["--tracing-policy", &policy]);
-    let during = vigil_links(&bpftool);
+    let during = vigil_links();
     agent.stop();
     for name in ["vigil_connect4", "vigil_connect6"] {
         assert!(
             during
                 .iter()
-                .any(|(prog, kind)| prog == name && kind == "cgroup"),
+                .any(|(prog, kind)| prog == name && *kind == BPF_LINK_TYPE_CGROUP),
             "{name} is not linked to a cgroup while the agent runs: {during:?}"
         );
     }
     let deadline = Instant::now() + Duration::from_secs(5);
-    while vigil_links(&bpftool).len() > before.len() && Instant::now() < deadline {
+    while vigil_links().len() > before.len() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert_eq!(
-        vigil_links(&bpftool),
-        before,
-        "links left after the agent stopped"
-    );
+    assert_eq!(vigil_links(), before, "links left after the agent stopped");
     Ok(())
 }
 
 /// tcp_connect with a sock argument (where the kernel can hook it): the
-/// event's sock_arg has both ends, protocol and state; a DAddr selector
-/// keeps only the selected destination.
+/// event's sock_arg has both ends, protocol and state; NotDAddr, DPort,
+/// Protocol and State selectors keep only the selected connects.
 pub fn tcp_connect_reports_sock() -> TestResult {
     require_agent!();
     if let Err(why) = function_hooks() {
         skip!("{why}");
     }
     let dir = tempfile::tempdir().expect("temp dir");
+    let (v4, other, v6) = (listen("127.0.0.1"), listen(OTHER), listen("::1"));
+    let (port, v6_port) = (
+        other.local_addr().expect("addr").port(),
+        v6.local_addr().expect("addr").port(),
+    );
     let policy = write_policy(
         dir.path(),
         "tcp",
@@ -423,29 +423,32 @@ spec:
     selectors:
     - matchArgs:
       - index: 0
-        operator: DAddr
+        operator: NotDAddr
         values:
-        - {OTHER}/32
-        - ::1
+        - 127.0.0.1/32
+      - index: 0
+        operator: DPort
+        values:
+        - \"{port}\"
+        - \"{v6_port}\"
       - index: 0
         operator: Protocol
         values:
         - IPPROTO_TCP
+      - index: 0
+        operator: State
+        values:
+        - TCP_SYN_SENT
 "
         ),
     );
     let agent = Agent::start(&["--tracing-policy", &policy]);
-    let (v4, other, v6) = (listen("127.0.0.1"), listen(OTHER), listen("::1"));
     let local = connect(other.local_addr().expect("addr"))
         .expect("connect")
         .local_addr()
         .expect("local addr");
     connect(v4.local_addr().expect("addr")).expect("connect");
     connect(v6.local_addr().expect("addr")).expect("connect");
-    let (port, v6_port) = (
-        other.local_addr().expect("addr").port(),
-        v6.local_addr().expect("addr").port(),
-    );
     let sock_to = |evs: &[Value], ip: &str, port: u16| -> Option<Value> {
         of_kind(evs, "process_kprobe")
             .into_iter()
@@ -608,34 +611,52 @@ fn scrape(port: u16) -> String {
     text
 }
 
+const BPF_LINK_TYPE_CGROUP: u32 = 3;
+
 /// (program name, link type) of every BPF link whose program is vigil's.
-fn vigil_links(bpftool: &Path) -> Vec<(String, String)> {
-    let json = |args: &[&str]| -> Value {
-        let out = Command::new(bpftool)
-            .args(args)
-            .output()
-            .expect("run bpftool");
-        serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
-    };
-    let progs = json(&["-j", "prog", "show"]);
-    let name_of = |id: &Value| -> Option<String> {
-        progs
-            .as_array()?
-            .iter()
-            .find(|p| &p["id"] == id)
-            .and_then(|p| p["name"].as_str())
-            .map(str::to_owned)
-    };
-    let mut links: Vec<(String, String)> = json(&["-j", "link", "show"])
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|l| {
-            let name = name_of(&l["prog_id"])?;
-            name.starts_with("vigil_")
-                .then(|| (name, l["type"].as_str().unwrap_or("").to_owned()))
-        })
-        .collect();
+fn vigil_links() -> Vec<(String, u32)> {
+    let mut links = Vec::new();
+    let mut id = 0u32;
+    loop {
+        let mut attr = [0u8; 128];
+        attr[0..4].copy_from_slice(&id.to_ne_bytes());
+        // SAFETY: BPF_LINK_GET_NEXT_ID reads start_id and writes next_id in attr.
+        let r = unsafe { libc::syscall(libc::SYS_bpf, 31, attr.as_mut_ptr(), 128) };
+        if r != 0 {
+            break;
+        }
+        id = u32::from_ne_bytes(attr[4..8].try_into().unwrap_or_default());
+        if let Some((kind, prog)) = link_info(id) {
+            if let Some(name) = prog_name(prog).filter(|n| n.starts_with("vigil_")) {
+                links.push((name, kind));
+            }
+        }
+    }
     links.sort();
     links
+}
+
+/// (link type, program id) of link `id`.
+fn link_info(id: u32) -> Option<(u32, u32)> {
+    let mut attr = [0u8; 128];
+    attr[0..4].copy_from_slice(&id.to_ne_bytes());
+    // SAFETY: BPF_LINK_GET_FD_BY_ID with link_id.
+    let fd = unsafe { libc::syscall(libc::SYS_bpf, 30, attr.as_mut_ptr(), 128) } as i32;
+    if fd < 0 {
+        return None;
+    }
+    let mut info = [0u8; 128];
+    let mut attr = [0u8; 128];
+    attr[0..4].copy_from_slice(&(fd as u32).to_ne_bytes());
+    attr[4..8].copy_from_slice(&(info.len() as u32).to_ne_bytes());
+    attr[8..16].copy_from_slice(&(info.as_mut_ptr() as u64).to_ne_bytes());
+    // SAFETY: BPF_OBJ_GET_INFO_BY_FD into our buffer; then close our fd.
+    let r = unsafe { libc::syscall(libc::SYS_bpf, 15, attr.as_mut_ptr(), 128) };
+    unsafe { libc::close(fd) };
+    if r != 0 {
+        return None;
+    }
+    // struct bpf_link_info: type, id, prog_id.
+    let word = |at: usize| u32::from_ne_bytes(info[at..at + 4].try_into().unwrap_or_default());
+    Some((word(0), word(8)))
 }
