@@ -112,7 +112,9 @@ pub enum HookPoint {
     Lsm { hook: String },
     /// connect(2) served by cgroup/connect4 and cgroup/connect6 on the cgroup
     /// v2 root: the selectors can make the call fail before any packet leaves.
-    CgroupConnect,
+    /// `function` is the hooked call events name (`__x64_sys_connect`,
+    /// `security_socket_connect`).
+    CgroupConnect { function: String },
 }
 
 impl std::fmt::Display for HookPoint {
@@ -121,7 +123,7 @@ impl std::fmt::Display for HookPoint {
             HookPoint::Syscall { name, .. } => write!(f, "system call {name}"),
             HookPoint::Function { name, .. } => write!(f, "kernel function {name}"),
             HookPoint::Lsm { hook } => write!(f, "LSM hook {hook}"),
-            HookPoint::CgroupConnect => write!(f, "cgroup connect hooks"),
+            HookPoint::CgroupConnect { .. } => write!(f, "cgroup connect hooks"),
         }
     }
 }
@@ -289,9 +291,18 @@ fn compile_kprobe(
                     && blocks_or_kills(kprobe)
                     && features.has(Feature::CgroupConnect4) =>
             {
-                HookPoint::CgroupConnect
+                HookPoint::CgroupConnect {
+                    function: "__x64_sys_connect".into(),
+                }
             }
             _ => point,
+        }
+    } else if kprobe.call == "security_socket_connect"
+        && features.has(Feature::CgroupConnect4)
+        && needs_cgroup_connect(kprobe, features)
+    {
+        HookPoint::CgroupConnect {
+            function: kprobe.call.clone(),
         }
     } else {
         function_point(kprobe, features)?
@@ -307,6 +318,17 @@ fn blocks_or_kills(kprobe: &KProbeSpec) -> bool {
         .iter()
         .flat_map(|s| &s.match_actions)
         .any(|a| matches!(a.action, ActionKind::Override | ActionKind::Sigkill))
+}
+
+/// Whether security_socket_connect needs the cgroup hooks: for Override
+/// (vigil has no fmod_ret), or for Sigkill where the kernel cannot hook the
+/// function itself.
+fn needs_cgroup_connect(kprobe: &KProbeSpec, features: &KernelFeatures) -> bool {
+    let actions = || kprobe.selectors.iter().flat_map(|s| &s.match_actions);
+    actions().any(|a| a.action == ActionKind::Override)
+        || (actions().any(|a| a.action == ActionKind::Sigkill)
+            && !features.has(Feature::Fentry)
+            && !features.has(Feature::Kprobe))
 }
 
 /// An LSM hook: served by BPF-LSM only (the kernel's `bpf_lsm_HOOK`).
@@ -354,7 +376,11 @@ fn plan_hook(
     enforce: bool,
     features: &KernelFeatures,
 ) -> Result<HookPlan, String> {
-    let syscall = matches!(point, HookPoint::Syscall { .. } | HookPoint::CgroupConnect);
+    let syscall = match &point {
+        HookPoint::Syscall { .. } => true,
+        HookPoint::CgroupConnect { function } => function.starts_with("__x64_sys_"),
+        _ => false,
+    };
     if !kprobe.data.is_empty() {
         return Err("data: not implemented in vigil yet".into());
     }
@@ -369,7 +395,7 @@ fn plan_hook(
             HookPoint::Syscall { name, .. } => format!("__x64_sys_{name}"),
             HookPoint::Function { name, .. } => name.clone(),
             HookPoint::Lsm { hook } => hook.clone(),
-            HookPoint::CgroupConnect => "__x64_sys_connect".to_owned(),
+            HookPoint::CgroupConnect { function } => function.clone(),
         },
         message: kprobe.message.clone(),
         tags: kprobe.tags.clone(),
@@ -382,17 +408,8 @@ fn plan_hook(
     for (i, arg) in kprobe.args.iter().enumerate() {
         let path = format!("args[{i}]");
         config.args[i] = arg_config(arg, syscall, &path)?;
-        // The cgroup hooks see the kernel's copy of connect(2)'s address.
-        if point == HookPoint::CgroupConnect
-            && u32::from(config.args[i].type_) == VIGIL_ARG_SOCKADDR
-        {
-            if arg.index != 1 {
-                return Err(format!(
-                    "{path}: connect(2)'s address is argument 1, not {}",
-                    arg.index
-                ));
-            }
-            config.args[i].type_ = VIGIL_ARG_SOCKADDR_KERNEL as u8;
+        if let HookPoint::CgroupConnect { function } = &point {
+            cgroup_connect_arg(&mut config.args[i], arg, syscall, function, &path)?;
         }
         meta.args.push(ArgMeta {
             kind: config.args[i].type_,
@@ -472,13 +489,15 @@ fn plan_hook(
             format!("{} {name}", if *fentry { "fentry" } else { "kprobe" })
         }
         HookPoint::Lsm { hook } => format!("lsm {hook}"),
-        HookPoint::CgroupConnect => {
-            "cgroup/connect4 + cgroup/connect6 on the cgroup v2 root (system call connect)"
-                .to_owned()
-        }
+        HookPoint::CgroupConnect { function } => format!(
+            "cgroup/connect4 + cgroup/connect6 on the cgroup v2 root (for {function}: connect(2) \
+             as the kernel checks it, before any packet leaves)"
+        ),
     };
     let guarantee = match (overrides, signals, enforce) {
-        _ if point == HookPoint::CgroupConnect && enforce => cgroup_guarantee(overrides, signals),
+        _ if matches!(point, HookPoint::CgroupConnect { .. }) && enforce => {
+            cgroup_guarantee(overrides, signals)
+        }
         (Some(error), _, true) => format!(
             "blocked before the operation: {} fails with error {error} before it takes effect",
             kprobe.call
@@ -500,6 +519,34 @@ fn plan_hook(
         via,
         guarantee,
     })
+}
+
+/// The cgroup hooks see connect(2)'s arguments (fd, the kernel's copy of the
+/// address, its length); security_socket_connect's are (struct socket *,
+/// the same address, the same length).
+fn cgroup_connect_arg(
+    config: &mut vigil_arg_config,
+    arg: &Arg,
+    syscall: bool,
+    function: &str,
+    path: &str,
+) -> Result<(), String> {
+    let kind = u32::from(config.type_);
+    if matches!(kind, VIGIL_ARG_SOCKADDR | VIGIL_ARG_SOCKADDR_KERNEL) {
+        if arg.index != 1 {
+            return Err(format!(
+                "{path}: the connect address is argument 1 of {function}, not {}",
+                arg.index
+            ));
+        }
+        config.type_ = VIGIL_ARG_SOCKADDR_KERNEL as u8;
+    } else if !syscall && arg.index == 0 {
+        return Err(format!(
+            "{path}: served by the cgroup connect hooks (no fmod_ret or kprobes here), \
+             {function} has its address (index 1) and length (index 2), not its struct socket"
+        ));
+    }
+    Ok(())
 }
 
 /// What the cgroup connect hooks guarantee for the selectors' enforcing actions.
@@ -1086,7 +1133,7 @@ fn actions_of(
                 };
             }
             ActionKind::Override
-                if matches!(point, HookPoint::Lsm { .. } | HookPoint::CgroupConnect) =>
+                if matches!(point, HookPoint::Lsm { .. } | HookPoint::CgroupConnect { .. }) =>
             {
                 error = match action.arg_error {
                     Some(e) if (-4095..0).contains(&e) => e,
@@ -1258,7 +1305,12 @@ mod tests {
             &[Feature::Tracepoint, Feature::CgroupConnect4],
         )
         .expect("served");
-        assert_eq!(plan.point, HookPoint::CgroupConnect);
+        assert_eq!(
+            plan.point,
+            HookPoint::CgroupConnect {
+                function: "__x64_sys_connect".into()
+            }
+        );
         assert!(
             plan.guarantee.starts_with(
                 "blocked before the operation (cgroup/connect4, cgroup/connect6): connect() fails with error -13 (Permission denied)"
@@ -1299,6 +1351,30 @@ mod tests {
             .expect("observed");
         assert!(matches!(plan.point, HookPoint::Syscall { .. }));
         assert_eq!(u32::from(plan.config.args[1].type_), VIGIL_ARG_SOCKADDR);
+    }
+
+    #[test]
+    fn security_socket_connect_override_uses_cgroup_hooks() {
+        let hook = CONNECT_DENY
+            .replace(
+                "call: sys_connect",
+                "call: security_socket_connect\n    syscall: false",
+            )
+            .replace("    - index: 0\n      type: fd\n", "");
+        let plan = first_hook(&hook, &[Feature::Fentry, Feature::CgroupConnect4]).expect("served");
+        assert_eq!(plan.meta.function_name, "security_socket_connect");
+        assert_eq!(
+            u32::from(plan.config.args[0].type_),
+            VIGIL_ARG_SOCKADDR_KERNEL
+        );
+        let with_socket = CONNECT_DENY
+            .replace(
+                "call: sys_connect",
+                "call: security_socket_connect\n    syscall: false",
+            )
+            .replace("type: fd", "type: int");
+        let why = first_hook(&with_socket, &[Feature::CgroupConnect4]).expect_err("refused");
+        assert!(why.contains("not its struct socket"), "{why}");
     }
 
     #[test]

@@ -313,7 +313,7 @@ impl<'obj> GenericSensor<'obj> {
                         .push(*id);
                     continue;
                 }
-                HookPoint::CgroupConnect => {
+                HookPoint::CgroupConnect { .. } => {
                     connect_ids.push(*id);
                     continue;
                 }

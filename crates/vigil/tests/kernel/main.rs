@@ -97,6 +97,10 @@ const TESTS: &[(&str, TestFn)] = &[
         network::override_blocks_connect_before_it_leaves,
     ),
     (
+        "network::security_socket_connect_override_blocks",
+        network::security_socket_connect_override_blocks,
+    ),
+    (
         "network::monitor_mode_counts_and_lets_connect",
         network::monitor_mode_counts_and_lets_connect,
     ),

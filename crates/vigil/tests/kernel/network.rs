@@ -249,6 +249,74 @@ pub fn override_blocks_connect_before_it_leaves() -> TestResult {
     Ok(())
 }
 
+/// Override on security_socket_connect: served by the cgroup connect hooks
+/// (vigil has no fmod_ret), with the same block and the function's name.
+pub fn security_socket_connect_override_blocks() -> TestResult {
+    require_agent!();
+    if let Err(why) = probed("cgroup_connect4") {
+        skip!("kernel has no cgroup/connect4 ({why})");
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let policy = write_policy(
+        dir.path(),
+        "lsm-connect",
+        &format!(
+            "apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: deny-socket-connect
+spec:
+  kprobes:
+  - call: security_socket_connect
+    syscall: false
+    args:
+    - index: 1
+      type: sockaddr
+    - index: 2
+      type: int
+    selectors:
+    - matchArgs:
+      - index: 1
+        operator: SAddr
+        values:
+        - {OTHER}
+      matchActions:
+      - action: Override
+        argError: -1
+"
+        ),
+    );
+    let agent = Agent::start(&["--tracing-policy", &policy]);
+    assert!(has_log(
+        &agent,
+        &[
+            "policy hook loaded",
+            "cgroup/connect4",
+            "blocked before the operation"
+        ]
+    ));
+    let (allowed, denied) = (listen("127.0.0.1"), listen(OTHER));
+    connect(allowed.local_addr().expect("addr")).expect("127.0.0.1 is not selected");
+    let err = connect(denied.local_addr().expect("addr")).expect_err("selected address connected");
+    assert_eq!(err.raw_os_error(), Some(libc::EPERM), "{err}");
+    let port = denied.local_addr().expect("addr").port();
+    let evs = agent.wait_for(WAIT, "the blocked security_socket_connect event", |evs| {
+        of_kind(evs, "process_kprobe").iter().any(|k| {
+            str_at(k, "/function_name") == "security_socket_connect"
+                && k["args"][0]["sockaddr_arg"]["port"] == u64::from(port)
+        })
+    });
+    let ev = of_kind(&evs, "process_kprobe")
+        .into_iter()
+        .find(|k| k["args"][0]["sockaddr_arg"]["port"] == u64::from(port))
+        .expect("event");
+    assert_eq!(str_at(ev, "/args/0/sockaddr_arg/addr"), OTHER, "{ev}");
+    assert_eq!(ev["args"][1]["int_arg"], 16, "{ev}");
+    assert_eq!(str_at(ev, "/action"), "KPROBE_ACTION_OVERRIDE", "{ev}");
+    agent.stop();
+    Ok(())
+}
+
 fn deny_other_policy(dir: &Path, name: &str, options: &str, action: &str) -> String {
     let selectors = format!(
         "    selectors:
@@ -362,7 +430,7 @@ pub fn sigkill_blocks_and_kills_the_connecting_process() -> TestResult {
 }
 
 /// While the agent runs its cgroup connect programs are linked; after it
-/// stops, no link of a vigil program remains (what `bpftool link` lists,
+/// stops, none of their links remains (what `bpftool link` lists,
 /// read with the bpf() commands themselves so that it runs in the VMs too).
 pub fn cgroup_links_go_with_the_agent() -> TestResult {
     require_agent!();
@@ -613,7 +681,9 @@ fn scrape(port: u16) -> String {
 
 const BPF_LINK_TYPE_CGROUP: u32 = 3;
 
-/// (program name, link type) of every BPF link whose program is vigil's.
+/// (program name, link type) of every BPF link whose program is one of
+/// vigil's connect programs (other vigil agents on the machine, e.g. other
+/// test runs, come and go with links of their own programs).
 fn vigil_links() -> Vec<(String, u32)> {
     let mut links = Vec::new();
     let mut id = 0u32;
@@ -627,7 +697,7 @@ fn vigil_links() -> Vec<(String, u32)> {
         }
         id = u32::from_ne_bytes(attr[4..8].try_into().unwrap_or_default());
         if let Some((kind, prog)) = link_info(id) {
-            if let Some(name) = prog_name(prog).filter(|n| n.starts_with("vigil_")) {
+            if let Some(name) = prog_name(prog).filter(|n| n.starts_with("vigil_connect")) {
                 links.push((name, kind));
             }
         }
