@@ -37,6 +37,12 @@ pub mod tracepoint {
     include!(concat!(env!("OUT_DIR"), "/tracepoint.skel.rs"));
 }
 
+/// The cgroup connect front-end: connect(2) hooks that block on kernels without BPF-LSM.
+#[allow(clippy::all, non_camel_case_types, non_upper_case_globals, dead_code)]
+pub mod connect {
+    include!(concat!(env!("OUT_DIR"), "/connect.skel.rs"));
+}
+
 /// `vigil probe`: one trivial program per hook kind, loaded one at a time.
 #[allow(clippy::all, non_camel_case_types, non_upper_case_globals, dead_code)]
 pub mod features {
@@ -163,6 +169,25 @@ mod layout {
             prefixlen,
             match_id,
             data
+        });
+        same_layout!(vigil_addr_key {
+            prefixlen,
+            match_id,
+            family,
+            addr
+        });
+        same_layout!(vigil_sockaddr_arg { family, port, addr });
+        same_layout!(vigil_sock_arg {
+            family,
+            sock_type,
+            protocol,
+            state,
+            sport,
+            dport,
+            mark,
+            priority,
+            saddr,
+            daddr
         });
     }
 

@@ -1,7 +1,7 @@
 //! The compact one-line rendering of `tetra getevents -o compact`:
 //! `<emoji> <kind padded to 7> <where> <binary> <details>`, where `<where>`
 //! is the node name for host processes.
-use crate::{caps, ArgValue, Event, EventBody, Process, ProcessKprobe};
+use crate::{caps, ArgValue, Event, EventBody, KprobeSock, Process, ProcessKprobe};
 
 const CAP_COLUMN: usize = 120;
 
@@ -84,8 +84,14 @@ fn kprobe(k: &ProcessKprobe, place: &str) -> String {
         "setuid" => ("🔑", "setuid"),
         "clock_settime" => ("⏰", "clock_settime"),
         "setns" => ("🔧", "setns"),
+        "connect" | "tcp_connect" | "security_socket_connect" => ("🔌", "connect"),
+        "tcp_close" => ("🧹", "close"),
+        "tcp_sendmsg" => ("📤", "sendmsg"),
         _ => ("❓", "syscall"),
     };
+    if let Some(detail) = network_detail(k, kind) {
+        return format!("{emoji} {kind:<7} {place} {} {detail}", k.process.binary);
+    }
     let first = k.args.iter().find_map(|a| match &a.value {
         ArgValue::FileArg(f) => Some(f.path.clone()),
         ArgValue::StringArg(s) => Some(s.clone()),
@@ -109,9 +115,7 @@ fn kprobe(k: &ProcessKprobe, place: &str) -> String {
 fn first_text(v: &ArgValue) -> Option<String> {
     Some(match v {
         ArgValue::StringArg(s) | ArgValue::KernelCapTArg(s) => s.clone(),
-        ArgValue::FileArg(f) | ArgValue::PathArg(f) | ArgValue::LinuxBinprmArg(f) => {
-            f.path.clone()
-        }
+        ArgValue::FileArg(f) | ArgValue::PathArg(f) | ArgValue::LinuxBinprmArg(f) => f.path.clone(),
         ArgValue::CapabilityArg(c) => c.name.clone(),
         ArgValue::IntArg(i) => i.to_string(),
         ArgValue::UintArg(u) => u.to_string(),
@@ -119,8 +123,59 @@ fn first_text(v: &ArgValue) -> Option<String> {
         ArgValue::BytesArg(_)
         | ArgValue::SyscallId(_)
         | ArgValue::UserNsArg(_)
-        | ArgValue::ProcessCredentialsArg(_) => return None,
+        | ArgValue::ProcessCredentialsArg(_)
+        | ArgValue::SockArg(_)
+        | ArgValue::SockaddrArg(_) => return None,
     })
+}
+
+/// `tcp 10.0.0.1:33978 -> 104.198.14.52:443` for a sock argument (with
+/// `bytes N` for sendmsg), `-> 127.0.0.1:80` for a sockaddr; `(blocked)`
+/// when the call was made to fail.
+fn network_detail(k: &ProcessKprobe, kind: &str) -> Option<String> {
+    let mut detail = k.args.iter().find_map(|a| match &a.value {
+        ArgValue::SockArg(s) => Some(sock_detail(s)),
+        ArgValue::SockaddrArg(a) if !a.addr.is_empty() => {
+            Some(format!("-> {}", endpoint(&a.addr, a.port)))
+        }
+        ArgValue::SockaddrArg(a) => Some(format!("-> {}", a.family)),
+        _ => None,
+    })?;
+    if kind == "sendmsg" {
+        if let Some(bytes) = k.args.iter().find_map(|a| match &a.value {
+            ArgValue::IntArg(n) => Some(n.to_string()),
+            ArgValue::SizeArg(n) => Some(n.clone()),
+            _ => None,
+        }) {
+            detail.push_str(&format!(" bytes {bytes}"));
+        }
+    }
+    if k.action == "KPROBE_ACTION_OVERRIDE" {
+        detail.push_str(" (blocked)");
+    }
+    Some(detail)
+}
+
+fn sock_detail(s: &KprobeSock) -> String {
+    let proto = match s.protocol.as_str() {
+        "IPPROTO_TCP" => "tcp".to_owned(),
+        "IPPROTO_UDP" => "udp".to_owned(),
+        other => other.to_lowercase(),
+    };
+    format!(
+        "{proto} {} -> {}",
+        endpoint(&s.saddr, s.sport),
+        endpoint(&s.daddr, s.dport)
+    )
+}
+
+/// `1.2.3.4:80`, `[::1]:80`.
+fn endpoint(addr: &str, port: u32) -> String {
+    if addr.contains(':') {
+        format!("[{addr}]:{port}")
+    } else {
+        format!("{addr}:{port}")
+    }
 }
 
 fn line(emoji: &str, kind: &str, place: &str, p: &Process, detail: &str) -> String {
@@ -254,6 +309,62 @@ mod tests {
         assert_eq!(
             render(&open("__x64_sys_unlinkat", ArgValue::IntArg(3))),
             "❓ syscall node1 /bin/cat unlinkat"
+        );
+    }
+
+    #[test]
+    fn network_lines() {
+        use crate::{KprobeArgument, KprobeSockaddr};
+        let arg = |value| KprobeArgument {
+            value,
+            label: String::new(),
+        };
+        let sock = KprobeSock {
+            family: "AF_INET".into(),
+            protocol: "IPPROTO_TCP".into(),
+            saddr: "10.32.0.19".into(),
+            daddr: "104.198.14.52".into(),
+            sport: 33978,
+            dport: 443,
+            ..Default::default()
+        };
+        let ev = |function: &str, args, action| {
+            event(EventBody::ProcessKprobe(ProcessKprobe {
+                process: process("/usr/bin/curl", "").into(),
+                function_name: function.into(),
+                args,
+                action,
+                ..Default::default()
+            }))
+        };
+        assert_eq!(
+            render(&ev(
+                "tcp_connect",
+                vec![arg(ArgValue::SockArg(sock.clone()))],
+                "KPROBE_ACTION_POST"
+            )),
+            "🔌 connect node1 /usr/bin/curl tcp 10.32.0.19:33978 -> 104.198.14.52:443"
+        );
+        assert_eq!(
+            render(&ev(
+                "tcp_sendmsg",
+                vec![arg(ArgValue::SockArg(sock)), arg(ArgValue::IntArg(73))],
+                "KPROBE_ACTION_POST"
+            )),
+            "📤 sendmsg node1 /usr/bin/curl tcp 10.32.0.19:33978 -> 104.198.14.52:443 bytes 73"
+        );
+        let to = KprobeSockaddr {
+            family: "AF_INET6".into(),
+            addr: "::1".into(),
+            port: 80,
+        };
+        assert_eq!(
+            render(&ev(
+                "__x64_sys_connect",
+                vec![arg(ArgValue::IntArg(3)), arg(ArgValue::SockaddrArg(to))],
+                "KPROBE_ACTION_OVERRIDE"
+            )),
+            "🔌 connect node1 /usr/bin/curl -> [::1]:80 (blocked)"
         );
     }
 

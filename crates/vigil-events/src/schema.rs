@@ -272,6 +272,8 @@ pub enum ArgValue {
     ProcessCredentialsArg(ProcessCredentials),
     /// A `syscall64` argument: the system call number and its ABI.
     SyscallId(SyscallId),
+    SockArg(KprobeSock),
+    SockaddrArg(KprobeSockaddr),
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -300,6 +302,42 @@ impl ArgValue {
 pub struct KprobeFile {
     #[serde(skip_serializing_if = "String::is_empty")]
     pub path: String,
+}
+
+/// A `struct sock` (`KprobeSock`): names for family, type, protocol, state.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct KprobeSock {
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub family: String,
+    #[serde(rename = "type", skip_serializing_if = "String::is_empty")]
+    pub sock_type: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub protocol: String,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub mark: u32,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub priority: u32,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub saddr: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub daddr: String,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub sport: u32,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub dport: u32,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub state: String,
+}
+
+/// A `struct sockaddr` (`KprobeSockaddr`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct KprobeSockaddr {
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub family: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub addr: String,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub port: u32,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]

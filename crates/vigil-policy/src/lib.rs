@@ -11,9 +11,10 @@ mod check;
 mod enums;
 mod error;
 mod model;
+pub mod net;
 mod parse;
 mod selector;
-mod validate;
+pub(crate) mod validate;
 
 pub use capability::Capability;
 pub use check::{check_file, check_files, check_str, CheckReport, FileReport};

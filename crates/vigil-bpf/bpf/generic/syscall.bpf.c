@@ -17,6 +17,9 @@ struct vigil_msg_kprobe wire_kprobe_layout;
 struct vigil_hook_config wire_hook_config_layout;
 struct vigil_syscall_hooks wire_syscall_hooks_layout;
 struct vigil_string_key wire_string_key_layout;
+struct vigil_addr_key wire_addr_key_layout;
+struct vigil_sockaddr_arg wire_sockaddr_arg_layout;
+struct vigil_sock_arg wire_sock_arg_layout;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

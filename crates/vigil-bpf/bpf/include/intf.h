@@ -232,6 +232,12 @@ enum vigil_arg_type {
 	VIGIL_ARG_CHAR_BUF = 8,
 	/* A struct file * (kernel functions), reported as the file's absolute path. */
 	VIGIL_ARG_FILE = 9,
+	/* A user-space struct sockaddr * (system calls), as struct vigil_sockaddr_arg. */
+	VIGIL_ARG_SOCKADDR = 10,
+	/* A kernel struct sockaddr * (kernel functions, the cgroup connect hooks). */
+	VIGIL_ARG_SOCKADDR_KERNEL = 11,
+	/* A struct sock * (kernel functions), as struct vigil_sock_arg. */
+	VIGIL_ARG_SOCK = 12,
 	/* Kernel objects (kernel functions), numbered apart from the types above
 	 * so that each family of types can grow. A struct path *, as its full path. */
 	VIGIL_ARG_PATH = 32,
@@ -319,13 +325,30 @@ enum vigil_match_op {
 	/* matchPIDs. */
 	VIGIL_OP_PID_IN = 14,
 	VIGIL_OP_PID_NOT_IN = 15,
+	/* Socket addresses against the `addr_match` trie (SAddr, DAddr, ...). */
+	VIGIL_OP_ADDR_IN = 16,
+	VIGIL_OP_ADDR_NOT_IN = 17,
+};
+
+/* vigil_match_arg.field: which part of a sock or sockaddr argument an
+ * operator compares (ports, protocol, family, state use the integer
+ * operators on it; addresses use VIGIL_OP_ADDR_*). */
+enum vigil_sock_field {
+	VIGIL_FIELD_VALUE = 0,
+	VIGIL_FIELD_FAMILY = 1,
+	VIGIL_FIELD_PROTOCOL = 2,
+	VIGIL_FIELD_STATE = 3,
+	VIGIL_FIELD_SPORT = 4,
+	VIGIL_FIELD_DPORT = 5,
+	VIGIL_FIELD_SADDR = 6,
+	VIGIL_FIELD_DADDR = 7,
 };
 
 /* vigil_selector_config.actions and vigil_msg_kprobe.action */
 enum vigil_action_flags {
 	VIGIL_ACTION_POST = 1 << 0,
 	VIGIL_ACTION_SIGNAL = 1 << 1,
-	/* Make the hooked operation fail with override_error (BPF-LSM). */
+	/* Make the hooked operation fail with override_error (BPF-LSM, cgroup connect). */
 	VIGIL_ACTION_OVERRIDE = 1 << 2,
 };
 
@@ -385,7 +408,8 @@ struct vigil_match_arg {
 	__u8 arg;
 	__u8 op;
 	__u8 nvalues;
-	__u8 _pad;
+	/* enum vigil_sock_field: the part of a sock/sockaddr argument compared. */
+	__u8 field;
 	/* Namespace of this entry's strings in the `string_match` trie. */
 	__u32 match_id;
 	__u64 values[VIGIL_MATCH_VALUES_MAX];
@@ -479,6 +503,43 @@ struct vigil_string_key {
 	__u32 prefixlen;
 	__u32 match_id;
 	__u8 data[VIGIL_MATCH_STRING_MAX];
+};
+
+/* Key of the `addr_match` LPM trie: the match id, the address family
+ * (AF_INET or AF_INET6, so that a v4 CIDR never matches a v6 address), then
+ * the address in network order; prefixlen counts 64 bits + the CIDR's bits. */
+struct vigil_addr_key {
+	__u32 prefixlen;
+	__u32 match_id;
+	__u32 family;
+	__u8 addr[16];
+};
+
+/* A sockaddr argument (VIGIL_ARG_SOCKADDR*) in the event data. */
+struct vigil_sockaddr_arg {
+	__u16 family;
+	/* Host byte order. */
+	__u16 port;
+	__u32 _pad;
+	/* Network order: 4 bytes for AF_INET, 16 for AF_INET6. */
+	__u8 addr[16];
+};
+
+/* A sock argument (VIGIL_ARG_SOCK) in the event data. */
+struct vigil_sock_arg {
+	__u16 family;
+	__u16 sock_type;
+	__u16 protocol;
+	/* TCP_ESTABLISHED... (enum in include/net/tcp_states.h). */
+	__u16 state;
+	/* Host byte order. */
+	__u16 sport;
+	__u16 dport;
+	__u32 mark;
+	__u32 priority;
+	__u32 _pad;
+	__u8 saddr[16];
+	__u8 daddr[16];
 };
 
 struct vigil_arg_desc {

@@ -15,9 +15,14 @@
 #define VIGIL_GENERIC_BPF_H
 
 #include "common.bpf.h"
+#include <bpf/bpf_endian.h>
 #include "path.bpf.h"
 #include "process_table.bpf.h"
 #include "task.bpf.h"
+
+/* Address families (include/linux/socket.h; vmlinux.h has no macros). */
+#define VIGIL_AF_INET 2
+#define VIGIL_AF_INET6 10
 
 #define ARG_MASK (VIGIL_ARG_DATA_MAX - 1)
 /* Every argument but the last starts below this offset (4 x 4095 bytes). */
@@ -69,6 +74,9 @@ struct generic_state {
 	__u64 arg_val[VIGIL_HOOK_ARGS_MAX];
 	/* Length of each string argument as the selectors see it. */
 	__u32 arg_len[VIGIL_HOOK_ARGS_MAX];
+	/* Each sock or sockaddr argument as the selectors see it (a sockaddr's
+	 * address and port are its saddr and sport, as Tetragon's SAddr/SPort). */
+	struct vigil_sock_arg sock[VIGIL_HOOK_ARGS_MAX];
 	__u32 off;
 	__u32 hook;
 	__u32 matched;
@@ -111,6 +119,15 @@ struct {
 	__type(value, __u32);
 } string_match SEC(".maps");
 
+/* Selector addresses and CIDRs (SAddr, DAddr, ...); the value is unused. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 4096);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct vigil_addr_key);
+	__type(value, __u8);
+} addr_match SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, VIGIL_HOOKS_MAX * VIGIL_HOOK_STAT_MAX);
@@ -132,6 +149,29 @@ struct {
 	__type(key, struct pending_key);
 	__type(value, struct generic_event);
 } pending SEC(".maps");
+
+#ifdef VIGIL_DEFERRED_SIGNAL
+/* Program types that may not signal (cgroup hooks) leave the signal here;
+ * the front-end sends it when the call returns. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u64);
+	__type(value, __u32);
+} deferred_signals SEC(".maps");
+
+static __always_inline long send_signal(__u32 sig)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+
+	return bpf_map_update_elem(&deferred_signals, &id, &sig, BPF_ANY);
+}
+#else
+static __always_inline long send_signal(__u32 sig)
+{
+	return bpf_send_signal(sig);
+}
+#endif
 
 static __always_inline struct generic_state *state(void)
 {
@@ -268,6 +308,81 @@ fail:
 	return 0;
 }
 
+/* A struct sockaddr (user or kernel memory) as the selectors see it: its
+ * address and port in saddr and sport. */
+static __always_inline void read_sockaddr(struct vigil_sock_arg *t, __u64 ptr, int user,
+					  __u8 *flags)
+{
+	struct sockaddr_in6 sa = {};
+	long err;
+
+	__builtin_memset(t, 0, sizeof(*t));
+	err = user ? bpf_probe_read_user(&sa, sizeof(sa), (void *)ptr) :
+		     bpf_probe_read_kernel(&sa, sizeof(sa), (void *)ptr);
+	/* A sockaddr_in may end right before an unmapped page. */
+	if (err)
+		err = user ? bpf_probe_read_user(&sa, sizeof(struct sockaddr_in), (void *)ptr) :
+			     bpf_probe_read_kernel(&sa, sizeof(struct sockaddr_in), (void *)ptr);
+	if (err) {
+		*flags |= VIGIL_ARG_ERROR;
+		return;
+	}
+	t->family = sa.sin6_family;
+	if (t->family == VIGIL_AF_INET) {
+		t->sport = bpf_ntohs(sa.sin6_port);
+		__builtin_memcpy(t->saddr, &((struct sockaddr_in *)&sa)->sin_addr, 4);
+	} else if (t->family == VIGIL_AF_INET6) {
+		t->sport = bpf_ntohs(sa.sin6_port);
+		__builtin_memcpy(t->saddr, &sa.sin6_addr, 16);
+	}
+}
+
+/* A struct sock: its common part, read with CO-RE. */
+static __always_inline void read_sock(struct vigil_sock_arg *t, struct sock *sk, __u8 *flags)
+{
+	__builtin_memset(t, 0, sizeof(*t));
+	if (!sk) {
+		*flags |= VIGIL_ARG_ERROR;
+		return;
+	}
+	t->family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	t->state = BPF_CORE_READ(sk, __sk_common.skc_state);
+	t->sock_type = BPF_CORE_READ(sk, sk_type);
+	t->protocol = BPF_CORE_READ(sk, sk_protocol);
+	t->sport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	t->dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	t->mark = BPF_CORE_READ(sk, sk_mark);
+	t->priority = BPF_CORE_READ(sk, sk_priority);
+	if (t->family == VIGIL_AF_INET) {
+		__u32 a = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
+
+		__builtin_memcpy(t->saddr, &a, 4);
+		a = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+		__builtin_memcpy(t->daddr, &a, 4);
+	} else if (t->family == VIGIL_AF_INET6) {
+		BPF_CORE_READ_INTO(&t->saddr, sk, __sk_common.skc_v6_rcv_saddr);
+		BPF_CORE_READ_INTO(&t->daddr, sk, __sk_common.skc_v6_daddr);
+	}
+}
+
+/* Reads a sock or sockaddr argument into s->sock[i]; 0 for other types. */
+static __always_inline int read_net_arg(struct generic_state *s, __u64 i, __u8 type, __u64 raw,
+					__u8 *flags)
+{
+	if (i >= VIGIL_HOOK_ARGS_MAX)
+		return 0;
+	switch (type) {
+	case VIGIL_ARG_SOCKADDR:
+	case VIGIL_ARG_SOCKADDR_KERNEL:
+		read_sockaddr(&s->sock[i], raw, type == VIGIL_ARG_SOCKADDR, flags);
+		return 1;
+	case VIGIL_ARG_SOCK:
+		read_sock(&s->sock[i], (struct sock *)raw, flags);
+		return 1;
+	}
+	return 0;
+}
+
 /* Reads argument i of the current hook into the event; a bpf_loop callback. */
 static long read_arg(__u64 i, void *unused)
 {
@@ -353,6 +468,23 @@ integer:
 	case VIGIL_ARG_CRED:
 		len = read_kernel_object(dst, a->type, raw, &d->flags);
 		break;
+	case VIGIL_ARG_SOCKADDR:
+	case VIGIL_ARG_SOCKADDR_KERNEL: {
+		struct vigil_sockaddr_arg out = {};
+
+		read_net_arg(s, i, a->type, raw, &d->flags);
+		out.family = s->sock[i].family;
+		out.port = s->sock[i].sport;
+		__builtin_memcpy(out.addr, s->sock[i].saddr, sizeof(out.addr));
+		__builtin_memcpy(dst, &out, sizeof(out));
+		len = sizeof(out);
+		break;
+	}
+	case VIGIL_ARG_SOCK:
+		read_net_arg(s, i, a->type, raw, &d->flags);
+		__builtin_memcpy(dst, &s->sock[i], sizeof(s->sock[i]));
+		len = sizeof(s->sock[i]);
+		break;
 	case VIGIL_ARG_CHAR_BUF:
 		v = a->size_index ? s->regs[(a->size_index - 1) & 7] : 0;
 		if (v > ARG_MASK) {
@@ -390,6 +522,7 @@ integer:
 static __always_inline void filter_args(struct generic_state *s, struct vigil_hook_config *cfg)
 {
 	struct vigil_arg_config *a;
+	__u8 unused_flags = 0;
 	__u32 size;
 	__u64 raw;
 	long n;
@@ -428,6 +561,7 @@ static __always_inline void filter_args(struct generic_state *s, struct vigil_ho
 			s->arg_len[i] = n > 0 ? n - 1 : 0;
 			break;
 		default:
+			read_net_arg(s, i, a->type, raw, &unused_flags);
 			break;
 		}
 	}
@@ -497,6 +631,44 @@ static __always_inline int int_matches(struct vigil_match_arg *m, __u64 v)
 	return 0;
 }
 
+/* Whether the sock/sockaddr's source or destination address is in the
+ * entry's addresses and CIDRs (the `addr_match` trie under its match id). */
+static __always_inline int addr_matches(struct vigil_match_arg *m, struct vigil_sock_arg *t)
+{
+	struct vigil_addr_key key = { .match_id = m->match_id, .family = t->family };
+	int found;
+
+	if (t->family == VIGIL_AF_INET)
+		key.prefixlen = 64 + 32;
+	else if (t->family == VIGIL_AF_INET6)
+		key.prefixlen = 64 + 128;
+	else
+		return m->op == VIGIL_OP_ADDR_NOT_IN;
+	if (m->field == VIGIL_FIELD_SADDR)
+		__builtin_memcpy(key.addr, t->saddr, sizeof(key.addr));
+	else
+		__builtin_memcpy(key.addr, t->daddr, sizeof(key.addr));
+	found = bpf_map_lookup_elem(&addr_match, &key) != NULL;
+	return found == (m->op == VIGIL_OP_ADDR_IN);
+}
+
+static __always_inline __u64 sock_field(struct vigil_sock_arg *t, __u8 field)
+{
+	switch (field) {
+	case VIGIL_FIELD_FAMILY:
+		return t->family;
+	case VIGIL_FIELD_PROTOCOL:
+		return t->protocol;
+	case VIGIL_FIELD_STATE:
+		return t->state;
+	case VIGIL_FIELD_SPORT:
+		return t->sport;
+	case VIGIL_FIELD_DPORT:
+		return t->dport;
+	}
+	return 0;
+}
+
 static __always_inline int match_arg_matches(struct generic_state *s, struct vigil_match_arg *m)
 {
 	__u32 i = m->arg;
@@ -507,8 +679,10 @@ static __always_inline int match_arg_matches(struct generic_state *s, struct vig
 	if (i >= VIGIL_HOOK_ARGS_MAX)
 		return 0;
 	barrier_var(i);
+	if (m->op == VIGIL_OP_ADDR_IN || m->op == VIGIL_OP_ADDR_NOT_IN)
+		return addr_matches(m, &s->sock[i]);
 	if (m->op >= VIGIL_OP_INT_EQ)
-		return int_matches(m, s->arg_val[i]);
+		return int_matches(m, m->field ? sock_field(&s->sock[i], m->field) : s->arg_val[i]);
 	return string_matches(m->op, m->match_id, s->arg_len[i], &s->fwd[i].key, &s->rev[i]);
 }
 
@@ -905,7 +1079,7 @@ __noinline int run_hook(__u32 hook)
 		if (!(cfg->flags & VIGIL_HOOK_ENFORCE)) {
 			flags |= VIGIL_KPROBE_MONITORED;
 			hook_stat_inc(hook, VIGIL_HOOK_STAT_MONITORED);
-		} else if (bpf_send_signal(signal)) {
+		} else if (send_signal(signal)) {
 			flags |= VIGIL_KPROBE_SIGNAL_FAILED;
 		} else {
 			hook_stat_inc(hook, VIGIL_HOOK_STAT_ENFORCED);

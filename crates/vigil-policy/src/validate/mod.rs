@@ -6,7 +6,7 @@ mod hook;
 mod operator;
 mod selector;
 mod spec;
-mod value;
+pub(crate) mod value;
 
 use crate::error::{Errors, FieldPath, PolicyError};
 use crate::model::{Arg, Policy, Spec};

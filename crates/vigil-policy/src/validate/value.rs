@@ -3,9 +3,11 @@
 
 use std::net::IpAddr;
 
+pub(super) use crate::net::{FAMILIES, PROTOCOLS, TCP_STATES};
+
 /// Integer as Go's `strconv.ParseInt(s, 0, 64)` reads it: optional sign,
 /// then decimal, `0x` hex, `0o`/leading-`0` octal or `0b` binary.
-pub(super) fn parse_integer(text: &str) -> Option<i128> {
+pub(crate) fn parse_integer(text: &str) -> Option<i128> {
     let (negative, digits) = match text.strip_prefix('-') {
         Some(rest) => (true, rest),
         None => (false, text.strip_prefix('+').unwrap_or(text)),
@@ -93,65 +95,6 @@ pub(super) fn check_named_number(
         names.join(", ")
     ))
 }
-
-pub(super) const PROTOCOLS: &[(&str, u32)] = &[
-    ("IPPROTO_IP", 0),
-    ("IPPROTO_ICMP", 1),
-    ("IPPROTO_IGMP", 2),
-    ("IPPROTO_IPIP", 4),
-    ("IPPROTO_TCP", 6),
-    ("IPPROTO_EGP", 8),
-    ("IPPROTO_UDP", 17),
-    ("IPPROTO_DCCP", 33),
-    ("IPPROTO_IPV6", 41),
-    ("IPPROTO_RSVP", 46),
-    ("IPPROTO_GRE", 47),
-    ("IPPROTO_ESP", 50),
-    ("IPPROTO_AH", 51),
-    ("IPPROTO_ICMPV6", 58),
-    ("IPPROTO_PIM", 103),
-    ("IPPROTO_COMP", 108),
-    ("IPPROTO_L2TP", 115),
-    ("IPPROTO_SCTP", 132),
-    ("IPPROTO_UDPLITE", 136),
-    ("IPPROTO_MPLS", 137),
-    ("IPPROTO_RAW", 255),
-    ("IPPROTO_MPTCP", 262),
-];
-
-pub(super) const FAMILIES: &[(&str, u32)] = &[
-    ("AF_UNSPEC", 0),
-    ("AF_UNIX", 1),
-    ("AF_LOCAL", 1),
-    ("AF_INET", 2),
-    ("AF_BRIDGE", 7),
-    ("AF_INET6", 10),
-    ("AF_KEY", 15),
-    ("AF_NETLINK", 16),
-    ("AF_PACKET", 17),
-    ("AF_CAN", 29),
-    ("AF_TIPC", 30),
-    ("AF_BLUETOOTH", 31),
-    ("AF_ALG", 38),
-    ("AF_VSOCK", 40),
-    ("AF_XDP", 44),
-    ("AF_MCTP", 45),
-];
-
-pub(super) const TCP_STATES: &[(&str, u32)] = &[
-    ("TCP_ESTABLISHED", 1),
-    ("TCP_SYN_SENT", 2),
-    ("TCP_SYN_RECV", 3),
-    ("TCP_FIN_WAIT1", 4),
-    ("TCP_FIN_WAIT2", 5),
-    ("TCP_TIME_WAIT", 6),
-    ("TCP_CLOSE", 7),
-    ("TCP_CLOSE_WAIT", 8),
-    ("TCP_LAST_ACK", 9),
-    ("TCP_LISTEN", 10),
-    ("TCP_CLOSING", 11),
-    ("TCP_NEW_SYN_RECV", 12),
-];
 
 pub(super) const FILE_TYPES: &[&str] = &["reg", "dir", "lnk", "sock", "blk", "chr", "fifo"];
 

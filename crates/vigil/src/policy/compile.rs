@@ -7,19 +7,23 @@ use vigil_bpf::wire::{
     vigil_selector_config, VIGIL_ACTION_OVERRIDE, VIGIL_ACTION_POST, VIGIL_ACTION_SIGNAL,
     VIGIL_ARG_CAPABILITY, VIGIL_ARG_CHAR_BUF, VIGIL_ARG_CRED, VIGIL_ARG_DENTRY, VIGIL_ARG_FD,
     VIGIL_ARG_FILE, VIGIL_ARG_INT, VIGIL_ARG_KERNEL_CAP, VIGIL_ARG_LINUX_BINPRM, VIGIL_ARG_LONG,
-    VIGIL_ARG_NEED_REVERSED, VIGIL_ARG_PATH, VIGIL_ARG_SIZE, VIGIL_ARG_STRING, VIGIL_ARG_UINT,
-    VIGIL_ARG_ULONG, VIGIL_ARG_USER_NS, VIGIL_CAP_EFFECTIVE, VIGIL_CAP_INHERITABLE,
-    VIGIL_CAP_PERMITTED, VIGIL_HOOK_ARGS_MAX, VIGIL_HOOK_ENFORCE, VIGIL_HOOK_FILTER_FIRST,
-    VIGIL_HOOK_NEED_BINARY, VIGIL_HOOK_NEED_BINARY_REVERSED, VIGIL_HOOK_NEED_PARENT_BINARY,
+    VIGIL_ARG_NEED_REVERSED, VIGIL_ARG_PATH, VIGIL_ARG_SIZE, VIGIL_ARG_SOCK, VIGIL_ARG_SOCKADDR,
+    VIGIL_ARG_SOCKADDR_KERNEL, VIGIL_ARG_STRING, VIGIL_ARG_UINT, VIGIL_ARG_ULONG,
+    VIGIL_ARG_USER_NS, VIGIL_CAP_EFFECTIVE, VIGIL_CAP_INHERITABLE, VIGIL_CAP_PERMITTED,
+    VIGIL_FIELD_DADDR, VIGIL_FIELD_DPORT, VIGIL_FIELD_FAMILY, VIGIL_FIELD_PROTOCOL,
+    VIGIL_FIELD_SADDR, VIGIL_FIELD_SPORT, VIGIL_FIELD_STATE, VIGIL_HOOK_ARGS_MAX,
+    VIGIL_HOOK_ENFORCE, VIGIL_HOOK_FILTER_FIRST, VIGIL_HOOK_NEED_BINARY,
+    VIGIL_HOOK_NEED_BINARY_REVERSED, VIGIL_HOOK_NEED_PARENT_BINARY,
     VIGIL_HOOK_NEED_PARENT_BINARY_REVERSED, VIGIL_HOOK_RETURN, VIGIL_MATCH_ARGS_MAX,
     VIGIL_MATCH_CAPS_MAX, VIGIL_MATCH_NS_MAX, VIGIL_MATCH_NS_VALUES_MAX, VIGIL_MATCH_RETURN_ARG,
     VIGIL_MATCH_STRING_MAX, VIGIL_MATCH_VALUES_MAX, VIGIL_NS_CGROUP, VIGIL_NS_IPC, VIGIL_NS_MNT,
     VIGIL_NS_NET, VIGIL_NS_PID, VIGIL_NS_PID_FOR_CHILDREN, VIGIL_NS_TIME,
-    VIGIL_NS_TIME_FOR_CHILDREN, VIGIL_NS_USER, VIGIL_NS_UTS, VIGIL_OP_INT_EQ, VIGIL_OP_INT_GT,
-    VIGIL_OP_INT_IN_RANGE, VIGIL_OP_INT_LT, VIGIL_OP_INT_MASK, VIGIL_OP_INT_NEQ,
-    VIGIL_OP_INT_NOT_IN_RANGE, VIGIL_OP_PID_IN, VIGIL_OP_PID_NOT_IN, VIGIL_OP_STR_EQ,
-    VIGIL_OP_STR_NEQ, VIGIL_OP_STR_NOT_POSTFIX, VIGIL_OP_STR_NOT_PREFIX, VIGIL_OP_STR_POSTFIX,
-    VIGIL_OP_STR_PREFIX, VIGIL_RATE_GLOBAL, VIGIL_RATE_PROCESS, VIGIL_RATE_THREAD,
+    VIGIL_NS_TIME_FOR_CHILDREN, VIGIL_NS_USER, VIGIL_NS_UTS, VIGIL_OP_ADDR_IN,
+    VIGIL_OP_ADDR_NOT_IN, VIGIL_OP_INT_EQ, VIGIL_OP_INT_GT, VIGIL_OP_INT_IN_RANGE, VIGIL_OP_INT_LT,
+    VIGIL_OP_INT_MASK, VIGIL_OP_INT_NEQ, VIGIL_OP_INT_NOT_IN_RANGE, VIGIL_OP_PID_IN,
+    VIGIL_OP_PID_NOT_IN, VIGIL_OP_STR_EQ, VIGIL_OP_STR_NEQ, VIGIL_OP_STR_NOT_POSTFIX,
+    VIGIL_OP_STR_NOT_PREFIX, VIGIL_OP_STR_POSTFIX, VIGIL_OP_STR_PREFIX, VIGIL_RATE_GLOBAL,
+    VIGIL_RATE_PROCESS, VIGIL_RATE_THREAD,
 };
 use vigil_policy::{
     Action, ActionKind, Arg, ArgSelector, ArgType, BinaryOperator, BinarySelector,
@@ -28,7 +32,7 @@ use vigil_policy::{
     UProbeSpec,
 };
 
-use std::path::Path;
+use std::{net::IpAddr, path::Path};
 
 use super::syscalls;
 use crate::probe::{Feature, KernelFeatures};
@@ -76,6 +80,23 @@ pub struct StringEntry {
     pub value: String,
     /// Stored reversed (Postfix operators).
     pub reversed: bool,
+}
+
+/// A selector address or CIDR for the `addr_match` trie.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddrEntry {
+    /// Slot within the hook, as for strings.
+    pub slot: u32,
+    pub addr: IpAddr,
+    /// CIDR prefix length (32 or 128 for one address).
+    pub bits: u32,
+}
+
+/// The strings and addresses a hook's selectors compare with.
+#[derive(Debug, Default)]
+struct SelectorValues {
+    strings: Vec<StringEntry>,
+    addrs: Vec<AddrEntry>,
 }
 
 /// How user space renders one argument of the hook's events.
@@ -150,6 +171,11 @@ pub enum HookPoint {
         raw: bool,
         fields: Vec<TracepointArg>,
     },
+    /// connect(2) served by cgroup/connect4 and cgroup/connect6 on the cgroup
+    /// v2 root: the selectors can make the call fail before any packet leaves.
+    /// `function` is the hooked call events name (`__x64_sys_connect`,
+    /// `security_socket_connect`).
+    CgroupConnect { function: String },
 }
 
 /// Where a classic tracepoint argument lies in the tracepoint's record.
@@ -178,6 +204,7 @@ impl std::fmt::Display for HookPoint {
             HookPoint::Tracepoint {
                 subsystem, event, ..
             } => write!(f, "tracepoint {subsystem}/{event}"),
+            HookPoint::CgroupConnect { .. } => write!(f, "cgroup connect hooks"),
         }
     }
 }
@@ -192,6 +219,7 @@ impl HookPoint {
             HookPoint::Uprobe { .. } => "uprobe",
             HookPoint::Tracepoint { raw: false, .. } => "tracepoint",
             HookPoint::Tracepoint { raw: true, .. } => "raw tracepoint",
+            HookPoint::CgroupConnect { .. } => "cgroup connect",
         }
     }
 
@@ -210,12 +238,13 @@ impl HookPoint {
 
     /// Whether the hook's pointer arguments point to the calling process's memory.
     fn user_args(&self) -> bool {
-        matches!(
-            self,
+        match self {
             HookPoint::Syscall { .. }
-                | HookPoint::Uprobe { .. }
-                | HookPoint::Tracepoint { raw: false, .. }
-        )
+            | HookPoint::Uprobe { .. }
+            | HookPoint::Tracepoint { raw: false, .. } => true,
+            HookPoint::CgroupConnect { function } => function.starts_with("__x64_sys_"),
+            _ => false,
+        }
     }
 }
 
@@ -225,6 +254,7 @@ pub struct HookPlan {
     pub point: HookPoint,
     pub config: vigil_hook_config,
     pub strings: Vec<StringEntry>,
+    pub addrs: Vec<AddrEntry>,
     pub meta: HookMeta,
     /// The mechanism and the guarantee, for the status line.
     pub via: String,
@@ -387,11 +417,51 @@ fn compile_kprobe(
         return Err("calls from lists (list:NAME) are not implemented in vigil yet".into());
     }
     let point = if kprobe.syscall {
-        syscall_point(kprobe, features)?
+        let point = syscall_point(kprobe, features)?;
+        match &point {
+            HookPoint::Syscall { name, .. }
+                if name == "connect"
+                    && blocks_or_kills(kprobe)
+                    && features.has(Feature::CgroupConnect4) =>
+            {
+                HookPoint::CgroupConnect {
+                    function: "__x64_sys_connect".into(),
+                }
+            }
+            _ => point,
+        }
+    } else if kprobe.call == "security_socket_connect"
+        && features.has(Feature::CgroupConnect4)
+        && needs_cgroup_connect(kprobe, features)
+    {
+        HookPoint::CgroupConnect {
+            function: kprobe.call.clone(),
+        }
     } else {
         function_point(kprobe, features)?
     };
     plan_hook(policy, kprobe, point, enforce, features)
+}
+
+/// Whether a selector of the hook makes the call fail or kills the caller:
+/// then a connect(2) hook is served where it can really block.
+fn blocks_or_kills(kprobe: &KProbeSpec) -> bool {
+    kprobe
+        .selectors
+        .iter()
+        .flat_map(|s| &s.match_actions)
+        .any(|a| matches!(a.action, ActionKind::Override | ActionKind::Sigkill))
+}
+
+/// Whether security_socket_connect needs the cgroup hooks: for Override
+/// (vigil has no fmod_ret), or for Sigkill where the kernel cannot hook the
+/// function itself.
+fn needs_cgroup_connect(kprobe: &KProbeSpec, features: &KernelFeatures) -> bool {
+    let actions = || kprobe.selectors.iter().flat_map(|s| &s.match_actions);
+    actions().any(|a| a.action == ActionKind::Override)
+        || (actions().any(|a| a.action == ActionKind::Sigkill)
+            && !features.has(Feature::Fentry)
+            && !features.has(Feature::Kprobe))
 }
 
 /// An LSM hook: served by BPF-LSM only (the kernel's `bpf_lsm_HOOK`).
@@ -691,7 +761,11 @@ fn plan_hook(
     enforce: bool,
     features: &KernelFeatures,
 ) -> Result<HookPlan, String> {
-    let syscall = matches!(point, HookPoint::Syscall { .. });
+    let syscall = match &point {
+        HookPoint::Syscall { .. } => true,
+        HookPoint::CgroupConnect { function } => function.starts_with("__x64_sys_"),
+        _ => false,
+    };
     let uprobe = matches!(point, HookPoint::Uprobe { .. });
     let mut notes = Vec::new();
     let expanded = KProbeSpec {
@@ -714,6 +788,7 @@ fn plan_hook(
             HookPoint::Function { name, .. } => name.clone(),
             HookPoint::Lsm { hook } => hook.clone(),
             HookPoint::Uprobe { .. } | HookPoint::Tracepoint { .. } => kprobe.call.clone(),
+            HookPoint::CgroupConnect { function } => function.clone(),
         },
         message: kprobe.message.clone(),
         tags: kprobe.tags.clone(),
@@ -744,6 +819,9 @@ fn plan_hook(
     for (i, arg) in kprobe.args.iter().enumerate() {
         let path = format!("args[{i}]");
         config.args[i] = arg_config(arg, &point, &path)?;
+        if let HookPoint::CgroupConnect { function } = &point {
+            cgroup_connect_arg(&mut config.args[i], arg, syscall, function, &path)?;
+        }
         meta.args.push(ArgMeta {
             kind: config.args[i].type_,
             label: arg.label.clone(),
@@ -778,7 +856,7 @@ fn plan_hook(
         config.flags |= VIGIL_HOOK_ENFORCE;
     }
 
-    let mut strings = Vec::new();
+    let mut values = SelectorValues::default();
     let mut signals = false;
     let mut overrides = None;
     config.nselectors = kprobe.selectors.len() as u8;
@@ -789,7 +867,7 @@ fn plan_hook(
             s as u32,
             &kprobe.args,
             &mut config,
-            &mut strings,
+            &mut values,
             &point,
             &path,
         )?;
@@ -835,8 +913,15 @@ fn plan_hook(
                 .replacen("uprobe", "uprobe + uretprobe", 1)
         }
         HookPoint::Uprobe { .. } | HookPoint::Tracepoint { .. } => point.to_string(),
+        HookPoint::CgroupConnect { function } => format!(
+            "cgroup/connect4 + cgroup/connect6 on the cgroup v2 root (for {function}: connect(2) \
+             as the kernel checks it, before any packet leaves)"
+        ),
     };
     let guarantee = match (overrides, signals, enforce) {
+        _ if matches!(point, HookPoint::CgroupConnect { .. }) && enforce => {
+            cgroup_guarantee(overrides, signals)
+        }
         (Some(error), _, true) => format!(
             "blocked before the operation: {} fails with error {error} before it takes effect",
             kprobe.call
@@ -869,11 +954,64 @@ fn plan_hook(
     Ok(HookPlan {
         point,
         config,
-        strings,
+        strings: values.strings,
+        addrs: values.addrs,
         meta,
         via,
         guarantee,
     })
+}
+
+/// The cgroup hooks see connect(2)'s arguments (fd, the kernel's copy of the
+/// address, its length); security_socket_connect's are (struct socket *,
+/// the same address, the same length).
+fn cgroup_connect_arg(
+    config: &mut vigil_arg_config,
+    arg: &Arg,
+    syscall: bool,
+    function: &str,
+    path: &str,
+) -> Result<(), String> {
+    let kind = u32::from(config.type_);
+    if matches!(kind, VIGIL_ARG_SOCKADDR | VIGIL_ARG_SOCKADDR_KERNEL) {
+        if arg.index != 1 {
+            return Err(format!(
+                "{path}: the connect address is argument 1 of {function}, not {}",
+                arg.index
+            ));
+        }
+        config.type_ = VIGIL_ARG_SOCKADDR_KERNEL as u8;
+    } else if !syscall && arg.index == 0 {
+        return Err(format!(
+            "{path}: served by the cgroup connect hooks (no fmod_ret or kprobes here), \
+             {function} has its address (index 1) and length (index 2), not its struct socket"
+        ));
+    }
+    Ok(())
+}
+
+/// What the cgroup connect hooks guarantee for the selectors' enforcing actions.
+fn cgroup_guarantee(overrides: Option<i32>, signals: bool) -> String {
+    let blocked =
+        "blocked before the operation (cgroup/connect4, cgroup/connect6): connect() fails";
+    let mut out = match overrides {
+        Some(error) => format!(
+            "{blocked} with {} (Override), with EPERM (Sigkill), before any packet leaves",
+            errno_text(error)
+        ),
+        None => format!("{blocked} with EPERM before any packet leaves"),
+    };
+    if signals {
+        out.push_str("; signals are sent when connect() returns (syscalls/sys_exit_connect)");
+    }
+    out
+}
+
+/// `error -111 (Connection refused)`.
+fn errno_text(error: i32) -> String {
+    let text = std::io::Error::from_raw_os_error(-error).to_string();
+    let text = text.split(" (os error").next().unwrap_or_default();
+    format!("error {error} ({text})")
 }
 
 /// A system call hook: its own tracepoints when tracefs lists them, else raw_tp.
@@ -974,7 +1112,7 @@ fn plan_filter_reads(config: &mut vigil_hook_config, kprobe: &KProbeSpec) {
         let sel = &config.selectors[s];
         for (m, match_arg) in selector.match_args.iter().enumerate() {
             let arg = &mut config.args[usize::from(sel.match_args[m].arg)];
-            if int_kind_of(arg.type_) {
+            if int_kind_of(arg.type_) || net_kind_of(arg.type_) {
                 continue;
             }
             let longest = match_arg.values.iter().map(String::len).max().unwrap_or(0);
@@ -1020,6 +1158,13 @@ fn kernel_object_kind(t: ArgType) -> Option<u32> {
     })
 }
 
+fn net_kind_of(kind: u8) -> bool {
+    matches!(
+        u32::from(kind),
+        VIGIL_ARG_SOCKADDR | VIGIL_ARG_SOCKADDR_KERNEL | VIGIL_ARG_SOCK
+    )
+}
+
 fn int_kind(t: ArgType) -> Option<u8> {
     Some(match t {
         // The system call number (raw_syscalls/sys_enter's id).
@@ -1053,10 +1198,18 @@ fn arg_config(arg: &Arg, point: &HookPoint, path: &str) -> Result<vigil_arg_conf
     }
     let kind = match arg.arg_type {
         ArgType::Fd => VIGIL_ARG_FD,
+        ArgType::Sockaddr if user => VIGIL_ARG_SOCKADDR,
+        ArgType::Sockaddr => VIGIL_ARG_SOCKADDR_KERNEL,
+        ArgType::Sock if !user => VIGIL_ARG_SOCK,
+        ArgType::Sock => {
+            return Err(format!(
+                "{path}.type: sock is a kernel struct sock *, which {hook} hooks do not take (use sockaddr)"
+            ))
+        }
         t if !user => kernel_object_kind(t)
             .or_else(|| int_kind(t).map(u32::from))
             .ok_or_else(|| {
-                format!("{path}.type: {t} is not supported on {hook} hooks yet (supported: integer types, fd, file, path, dentry, linux_binprm, capability, kernel_cap_t, user_namespace, cred)")
+                format!("{path}.type: {t} is not supported on {hook} hooks yet (supported: integer types, fd, file, path, dentry, linux_binprm, capability, kernel_cap_t, user_namespace, cred, sock, sockaddr)")
             })?,
         ArgType::String | ArgType::Filename => VIGIL_ARG_STRING,
         ArgType::CharBuf => {
@@ -1068,7 +1221,7 @@ fn arg_config(arg: &Arg, point: &HookPoint, path: &str) -> Result<vigil_arg_conf
             VIGIL_ARG_CHAR_BUF
         }
         t => int_kind(t).ok_or_else(|| {
-            format!("{path}.type: {t} is not supported on {hook} hooks yet (supported: integer types, string, filename, fd, char_buf)")
+            format!("{path}.type: {t} is not supported on {hook} hooks yet (supported: integer types, string, filename, fd, char_buf, sockaddr)")
         })? as u32,
     };
     Ok(vigil_arg_config {
@@ -1099,10 +1252,11 @@ fn selector_config(
     s: u32,
     args: &[Arg],
     hook: &mut vigil_hook_config,
-    strings: &mut Vec<StringEntry>,
+    values: &mut SelectorValues,
     point: &HookPoint,
     path: &str,
 ) -> Result<(vigil_selector_config, &'static str), String> {
+    let SelectorValues { strings, addrs } = values;
     let unsupported = [
         ("macros", !selector.macros.is_empty()),
         ("matchData", !selector.match_data.is_empty()),
@@ -1295,6 +1449,8 @@ fn selector_config(
                 reversed,
                 &mpath,
             )?;
+        } else if net_kind_of(kind as u8) {
+            net_match(&mut ma, match_arg, base + m as u32, addrs, &mpath)?;
         } else {
             int_match(&mut ma, match_arg, &mpath)?;
         }
@@ -1472,6 +1628,96 @@ fn push_strings(
     Ok(())
 }
 
+/// A matchArgs entry on a sock or sockaddr argument: addresses go to the
+/// `addr_match` trie, ports, protocol, family and state are compared as
+/// integers on the field the operator names.
+fn net_match(
+    ma: &mut vigil_match_arg,
+    m: &ArgSelector,
+    slot: u32,
+    addrs: &mut Vec<AddrEntry>,
+    path: &str,
+) -> Result<(), String> {
+    use vigil_policy::net::{value_of, FAMILIES, PROTOCOLS, TCP_STATES};
+    let (op, field) = match m.operator {
+        Operator::SAddr => (VIGIL_OP_ADDR_IN, VIGIL_FIELD_SADDR),
+        Operator::NotSAddr => (VIGIL_OP_ADDR_NOT_IN, VIGIL_FIELD_SADDR),
+        Operator::DAddr => (VIGIL_OP_ADDR_IN, VIGIL_FIELD_DADDR),
+        Operator::NotDAddr => (VIGIL_OP_ADDR_NOT_IN, VIGIL_FIELD_DADDR),
+        Operator::SPort | Operator::SPortPriv => (VIGIL_OP_INT_IN_RANGE, VIGIL_FIELD_SPORT),
+        Operator::NotSPort | Operator::NotSPortPriv => {
+            (VIGIL_OP_INT_NOT_IN_RANGE, VIGIL_FIELD_SPORT)
+        }
+        Operator::DPort | Operator::DPortPriv => (VIGIL_OP_INT_IN_RANGE, VIGIL_FIELD_DPORT),
+        Operator::NotDPort | Operator::NotDPortPriv => {
+            (VIGIL_OP_INT_NOT_IN_RANGE, VIGIL_FIELD_DPORT)
+        }
+        Operator::Protocol => (VIGIL_OP_INT_EQ, VIGIL_FIELD_PROTOCOL),
+        Operator::Family => (VIGIL_OP_INT_EQ, VIGIL_FIELD_FAMILY),
+        Operator::State => (VIGIL_OP_INT_EQ, VIGIL_FIELD_STATE),
+        other => {
+            return Err(format!(
+                "{path}.operator: {other} on a sock or sockaddr argument is not implemented in vigil yet"
+            ))
+        }
+    };
+    ma.op = op as u8;
+    ma.field = field as u8;
+    let mut values = Vec::new();
+    for (v, text) in m.values.iter().enumerate() {
+        let vpath = format!("{path}.values[{v}]");
+        let named = |table| {
+            value_of(table, text)
+                .ok_or_else(|| format!("{vpath}: \"{text}\" is not a known name or number"))
+        };
+        match m.operator {
+            Operator::SAddr | Operator::NotSAddr | Operator::DAddr | Operator::NotDAddr => {
+                let (addr, bits) = parse_cidr(text)
+                    .ok_or_else(|| format!("{vpath}: \"{text}\" is not an IP address or CIDR"))?;
+                addrs.push(AddrEntry { slot, addr, bits });
+            }
+            Operator::Protocol => values.push(named(PROTOCOLS)?),
+            Operator::Family => values.push(named(FAMILIES)?),
+            Operator::State => values.push(named(TCP_STATES)?),
+            _ => {
+                let (lo, hi) = text.split_once(':').unwrap_or((text, text));
+                values.push(parse_int(lo, &vpath)?);
+                values.push(parse_int(hi, &vpath)?);
+            }
+        }
+    }
+    // The privileged ports: below 1024.
+    if matches!(
+        m.operator,
+        Operator::SPortPriv | Operator::NotSPortPriv | Operator::DPortPriv | Operator::NotDPortPriv
+    ) {
+        values = vec![0, 1023];
+    }
+    if values.len() > VIGIL_MATCH_VALUES_MAX as usize {
+        return Err(format!(
+            "{path}.values: vigil compares at most {VIGIL_MATCH_VALUES_MAX} integers (ranges count twice)"
+        ));
+    }
+    ma.nvalues = values.len() as u8;
+    for (slot, v) in ma.values.iter_mut().zip(values) {
+        *slot = v;
+    }
+    Ok(())
+}
+
+/// `10.0.0.0/8`, `fd00::/8` or one address.
+fn parse_cidr(text: &str) -> Option<(IpAddr, u32)> {
+    let (addr, bits) = match text.split_once('/') {
+        Some((a, b)) => (a.parse::<IpAddr>().ok()?, b.parse::<u32>().ok()?),
+        None => {
+            let a = text.parse::<IpAddr>().ok()?;
+            (a, if a.is_ipv4() { 32 } else { 128 })
+        }
+    };
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    (bits <= max).then_some((addr, bits))
+}
+
 fn parse_int(text: &str, path: &str) -> Result<u64, String> {
     let t = text.trim();
     let parsed = if let Some(hex) = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
@@ -1630,12 +1876,14 @@ fn actions_of(
                 signal = sig;
                 name = "KPROBE_ACTION_NOTIFYENFORCER";
             }
-            ActionKind::Override if matches!(point, HookPoint::Lsm { .. }) => {
+            ActionKind::Override
+                if matches!(point, HookPoint::Lsm { .. } | HookPoint::CgroupConnect { .. }) =>
+            {
                 error = match action.arg_error {
                     Some(e) if (-4095..0).contains(&e) => e,
                     other => {
                         return Err(format!(
-                            "{apath}.argError: {other:?}; an LSM hook fails with a negative errno, -4095 to -1 (e.g. -1 for EPERM)"
+                            "{apath}.argError: {other:?}; the operation fails with a negative errno, -4095 to -1 (e.g. -1 for EPERM)"
                         ))
                     }
                 };
@@ -1889,5 +2137,93 @@ format:
         assert_eq!(sel[0].match_args[0].values, ["32", "33", "7"]);
         assert_eq!(notes.len(), 1);
         assert!(notes[0].contains("__ia32_sys_dup ignored"), "{notes:?}");
+    }
+
+    const CONNECT_DENY: &str = "  - call: sys_connect\n    args:\n    - index: 0\n      type: fd\n    - index: 1\n      type: sockaddr\n    selectors:\n    - matchArgs:\n      - index: 1\n        operator: SAddr\n        values:\n        - 10.0.0.0/8\n        - fd00::1\n      - index: 1\n        operator: SPortPriv\n      matchActions:\n      - action: Override\n        argError: -13\n";
+
+    #[test]
+    fn blocking_connect_is_served_by_cgroup_hooks() {
+        let plan = first_hook(
+            CONNECT_DENY,
+            &[Feature::Tracepoint, Feature::CgroupConnect4],
+        )
+        .expect("served");
+        assert_eq!(
+            plan.point,
+            HookPoint::CgroupConnect {
+                function: "__x64_sys_connect".into()
+            }
+        );
+        assert!(
+            plan.guarantee.starts_with(
+                "blocked before the operation (cgroup/connect4, cgroup/connect6): connect() fails with error -13 (Permission denied)"
+            ),
+            "{}",
+            plan.guarantee
+        );
+        // The cgroup hooks hand the kernel's copy of the address to the selectors.
+        assert_eq!(
+            u32::from(plan.config.args[1].type_),
+            VIGIL_ARG_SOCKADDR_KERNEL
+        );
+        let m = &plan.config.selectors[0].match_args;
+        assert_eq!(
+            (u32::from(m[0].op), u32::from(m[0].field)),
+            (VIGIL_OP_ADDR_IN, VIGIL_FIELD_SADDR)
+        );
+        assert_eq!(
+            plan.addrs
+                .iter()
+                .map(|a| (a.addr.to_string(), a.bits))
+                .collect::<Vec<_>>(),
+            [("10.0.0.0".to_owned(), 8), ("fd00::1".to_owned(), 128)]
+        );
+        assert_eq!(u32::from(m[1].field), VIGIL_FIELD_SPORT);
+        assert_eq!(&m[1].values[..usize::from(m[1].nvalues)], [0, 1023]);
+    }
+
+    #[test]
+    fn blocking_connect_without_cgroup_hooks_is_refused() {
+        let why = first_hook(CONNECT_DENY, &[Feature::Tracepoint]).expect_err("refused");
+        assert!(why.contains("Override needs bpf_override_return"), "{why}");
+        let observe = CONNECT_DENY.replace(
+            "      - action: Override\n        argError: -13\n",
+            "      - action: Post\n",
+        );
+        let plan = first_hook(&observe, &[Feature::Tracepoint, Feature::CgroupConnect4])
+            .expect("observed");
+        assert!(matches!(plan.point, HookPoint::Syscall { .. }));
+        assert_eq!(u32::from(plan.config.args[1].type_), VIGIL_ARG_SOCKADDR);
+    }
+
+    #[test]
+    fn security_socket_connect_override_uses_cgroup_hooks() {
+        let hook = CONNECT_DENY
+            .replace(
+                "call: sys_connect",
+                "call: security_socket_connect\n    syscall: false",
+            )
+            .replace("    - index: 0\n      type: fd\n", "");
+        let plan = first_hook(&hook, &[Feature::Fentry, Feature::CgroupConnect4]).expect("served");
+        assert_eq!(plan.meta.function_name, "security_socket_connect");
+        assert_eq!(
+            u32::from(plan.config.args[0].type_),
+            VIGIL_ARG_SOCKADDR_KERNEL
+        );
+        let with_socket = CONNECT_DENY
+            .replace(
+                "call: sys_connect",
+                "call: security_socket_connect\n    syscall: false",
+            )
+            .replace("type: fd", "type: int");
+        let why = first_hook(&with_socket, &[Feature::CgroupConnect4]).expect_err("refused");
+        assert!(why.contains("not its struct socket"), "{why}");
+    }
+
+    #[test]
+    fn sock_args_only_on_kernel_functions() {
+        let hook = "  - call: sys_connect\n    args:\n    - index: 0\n      type: sock\n";
+        let why = first_hook(hook, &[Feature::Tracepoint]).expect_err("refused");
+        assert!(why.contains("sock is a kernel struct sock *"), "{why}");
     }
 }

@@ -1,18 +1,23 @@
 //! `process_kprobe` events from kernel records of policy hooks.
-use std::sync::OnceLock;
+use std::{
+    net::{Ipv4Addr, Ipv6Addr},
+    sync::OnceLock,
+};
 
 use vigil_bpf::wire::{
-    vigil_arg_cred, vigil_arg_user_ns, VIGIL_ARG_CAPABILITY, VIGIL_ARG_CHAR_BUF, VIGIL_ARG_CRED,
-    VIGIL_ARG_DENTRY, VIGIL_ARG_FD, VIGIL_ARG_FILE, VIGIL_ARG_INT, VIGIL_ARG_KERNEL_CAP,
-    VIGIL_ARG_LINUX_BINPRM, VIGIL_ARG_LONG, VIGIL_ARG_PATH, VIGIL_ARG_SIZE, VIGIL_ARG_STRING,
-    VIGIL_ARG_UINT, VIGIL_ARG_ULONG, VIGIL_ARG_USER_NS, VIGIL_KPROBE_MONITORED,
+    vigil_arg_cred, vigil_arg_user_ns, vigil_sock_arg, vigil_sockaddr_arg, VIGIL_ARG_CAPABILITY,
+    VIGIL_ARG_CHAR_BUF, VIGIL_ARG_CRED, VIGIL_ARG_DENTRY, VIGIL_ARG_FD, VIGIL_ARG_FILE,
+    VIGIL_ARG_INT, VIGIL_ARG_KERNEL_CAP, VIGIL_ARG_LINUX_BINPRM, VIGIL_ARG_LONG, VIGIL_ARG_PATH,
+    VIGIL_ARG_SIZE, VIGIL_ARG_SOCK, VIGIL_ARG_SOCKADDR, VIGIL_ARG_SOCKADDR_KERNEL,
+    VIGIL_ARG_STRING, VIGIL_ARG_UINT, VIGIL_ARG_ULONG, VIGIL_ARG_USER_NS, VIGIL_KPROBE_MONITORED,
     VIGIL_KPROBE_SIGNAL_FAILED,
 };
 use vigil_events::{
     caps, securebits_names, ArgValue, Capabilities, EventBody, KprobeArgument, KprobeCapability,
-    KprobeFile, Namespace, ProcessCredentials, ProcessKprobe, ProcessLsm, ProcessRef,
-    ProcessTracepoint, ProcessUprobe, SyscallId, UserNamespace,
+    KprobeFile, KprobeSock, KprobeSockaddr, Namespace, ProcessCredentials, ProcessKprobe,
+    ProcessLsm, ProcessRef, ProcessTracepoint, ProcessUprobe, SyscallId, UserNamespace,
 };
+use vigil_policy::net::{name_of, FAMILIES, PROTOCOLS, SOCK_TYPES, TCP_STATES};
 
 use super::compile::{ArgMeta, EventKind, HookMeta};
 use crate::decode::{read, KprobeRecord};
@@ -132,6 +137,22 @@ fn integer(bytes: &[u8]) -> u64 {
     u64::from_le_bytes(b)
 }
 
+/// A constant's name (`AF_INET`), or its number when it has none.
+fn named(table: &[(&'static str, u32)], value: u32) -> String {
+    name_of(table, value)
+        .map(str::to_owned)
+        .unwrap_or_else(|| value.to_string())
+}
+
+/// An IPv4 or IPv6 address in its usual text form; empty for other families.
+fn address(family: u16, addr: &[u8; 16]) -> String {
+    match i32::from(family) {
+        libc::AF_INET => Ipv4Addr::new(addr[0], addr[1], addr[2], addr[3]).to_string(),
+        libc::AF_INET6 => Ipv6Addr::from(*addr).to_string(),
+        _ => String::new(),
+    }
+}
+
 fn argument(meta: &ArgMeta, bytes: &[u8]) -> Option<KprobeArgument> {
     let text = || String::from_utf8_lossy(bytes).into_owned();
     let value = match u32::from(meta.kind) {
@@ -176,6 +197,33 @@ fn argument(meta: &ArgMeta, bytes: &[u8]) -> Option<KprobeArgument> {
                     inheritable: caps::names(c.cap_inheritable),
                 }),
                 user_ns: Some(user_ns(cred.user_ns)),
+            })
+        }
+        VIGIL_ARG_SOCKADDR | VIGIL_ARG_SOCKADDR_KERNEL => {
+            let a: vigil_sockaddr_arg = read(bytes).ok()?;
+            ArgValue::SockaddrArg(KprobeSockaddr {
+                family: named(FAMILIES, a.family.into()),
+                addr: address(a.family, &a.addr),
+                port: a.port.into(),
+            })
+        }
+        VIGIL_ARG_SOCK => {
+            let k: vigil_sock_arg = read(bytes).ok()?;
+            ArgValue::SockArg(KprobeSock {
+                family: named(FAMILIES, k.family.into()),
+                sock_type: named(SOCK_TYPES, k.sock_type.into()),
+                protocol: named(PROTOCOLS, k.protocol.into()),
+                mark: k.mark,
+                priority: k.priority,
+                saddr: address(k.family, &k.saddr),
+                daddr: address(k.family, &k.daddr),
+                sport: k.sport.into(),
+                dport: k.dport.into(),
+                state: if k.state == 0 {
+                    String::new()
+                } else {
+                    named(TCP_STATES, k.state.into())
+                },
             })
         }
         _ => return None,
@@ -285,5 +333,50 @@ mod tests {
             vec![],
         );
         assert_eq!(ev.action, "KPROBE_ACTION_POST");
+    }
+
+    #[test]
+    fn sock_and_sockaddr_args_use_tetragon_names() {
+        let mut k = vigil_sock_arg {
+            family: libc::AF_INET as u16,
+            sock_type: libc::SOCK_STREAM as u16,
+            protocol: libc::IPPROTO_TCP as u16,
+            state: 2,
+            sport: 40000,
+            dport: 4242,
+            ..Default::default()
+        };
+        k.saddr[..4].copy_from_slice(&[127, 0, 0, 1]);
+        k.daddr[..4].copy_from_slice(&[127, 0, 0, 2]);
+        let bytes = crate::sensors::bytes_of(&k);
+        let meta = |kind: u32, label: &str| ArgMeta {
+            kind: kind as u8,
+            label: label.to_owned(),
+            syscall_id: false,
+        };
+        let arg = argument(&meta(VIGIL_ARG_SOCK, ""), bytes).expect("sock arg");
+        assert_eq!(
+            serde_json::to_value(&arg).unwrap(),
+            serde_json::json!({"sock_arg": {"family": "AF_INET", "type": "SOCK_STREAM",
+                "protocol": "IPPROTO_TCP", "saddr": "127.0.0.1", "daddr": "127.0.0.2",
+                "sport": 40000, "dport": 4242, "state": "TCP_SYN_SENT"}})
+        );
+        let mut a = vigil_sockaddr_arg {
+            family: libc::AF_INET6 as u16,
+            port: 443,
+            ..Default::default()
+        };
+        a.addr[15] = 1;
+        let arg = argument(
+            &meta(VIGIL_ARG_SOCKADDR, "dst"),
+            crate::sensors::bytes_of(&a),
+        )
+        .expect("sockaddr arg");
+        assert_eq!(
+            serde_json::to_value(&arg).unwrap(),
+            serde_json::json!({"sockaddr_arg": {"family": "AF_INET6", "addr": "::1", "port": 443},
+                "label": "dst"})
+        );
+        assert!(argument(&meta(VIGIL_ARG_SOCK, ""), &bytes[..10]).is_none());
     }
 }

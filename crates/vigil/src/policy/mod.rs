@@ -10,7 +10,7 @@ mod syscalls;
 
 use std::path::{Path, PathBuf};
 
-pub use compile::{HookPlan, HookPoint, TracepointArg};
+pub use compile::{AddrEntry, HookPlan, HookPoint, TracepointArg};
 pub use event::hook_event;
 pub use metrics::PolicyMetrics;
 pub use state::{HookTable, PolicySet};

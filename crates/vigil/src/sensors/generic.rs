@@ -18,17 +18,19 @@ use vigil_bpf::{
     tracepoint::TracepointSkel,
     uprobe::UprobeSkel,
     wire::{
-        vigil_string_key, vigil_syscall_hooks, VIGIL_HOOKS_MAX, VIGIL_HOOK_RETURN,
+        vigil_addr_key, vigil_string_key, vigil_syscall_hooks, VIGIL_HOOKS_MAX, VIGIL_HOOK_RETURN,
         VIGIL_HOOK_STAT_MAX, VIGIL_MATCH_STRING_MAX,
     },
 };
 
 use super::{
+    bytes_of,
+    connect::ConnectHooks,
     process::ProcessSensor,
     tracepoint::{self, TracepointHook},
     uprobe::{self, UprobeHook},
 };
-use crate::policy::{HookPlan, HookPoint};
+use crate::policy::{AddrEntry, HookPlan, HookPoint};
 
 /// The hooks on one system call, and how it is served.
 struct SyscallHooks {
@@ -60,6 +62,7 @@ pub struct GenericObjects {
     functions: Vec<MaybeUninit<OpenObject>>,
     uprobe: MaybeUninit<OpenObject>,
     tracepoint: MaybeUninit<OpenObject>,
+    connect: MaybeUninit<OpenObject>,
 }
 
 impl Default for GenericObjects {
@@ -71,6 +74,7 @@ impl Default for GenericObjects {
                 .collect(),
             uprobe: MaybeUninit::uninit(),
             tracepoint: MaybeUninit::uninit(),
+            connect: MaybeUninit::uninit(),
         }
     }
 }
@@ -80,18 +84,12 @@ pub struct GenericSensor<'obj> {
     _functions: Vec<KprobeSkel<'obj>>,
     _uprobe: Option<UprobeSkel<'obj>>,
     _tracepoint: Option<TracepointSkel<'obj>>,
+    _connect: Option<ConnectHooks<'obj>>,
     _links: Vec<Link>,
 }
 
 /// Hooks that could not be attached, with the reason (the others still run).
 pub type FailedHooks = Vec<(u32, String)>;
-
-/// Bytes of a plain wire struct, for map updates.
-pub(super) fn bytes_of<T: Copy>(v: &T) -> &[u8] {
-    // SAFETY: T is a plain-old-data wire struct (integers and arrays only),
-    // fully initialized (built from Default), read as bytes for its size.
-    unsafe { std::slice::from_raw_parts((v as *const T).cast::<u8>(), std::mem::size_of::<T>()) }
-}
 
 /// The trie key of a selector string (reversed for Postfix operators).
 fn string_key(match_id: u32, value: &str, reversed: bool) -> vigil_string_key {
@@ -109,6 +107,26 @@ fn string_key(match_id: u32, value: &str, reversed: bool) -> vigil_string_key {
         key.data[..n].copy_from_slice(&bytes[..n]);
     }
     key.prefixlen = 32 + 8 * n as u32;
+    key
+}
+
+/// The trie key of a selector address or CIDR.
+fn addr_key(match_id: u32, entry: &AddrEntry) -> vigil_addr_key {
+    let mut key = vigil_addr_key {
+        match_id,
+        ..Default::default()
+    };
+    match entry.addr {
+        std::net::IpAddr::V4(a) => {
+            key.family = libc::AF_INET as u32;
+            key.addr[..4].copy_from_slice(&a.octets());
+        }
+        std::net::IpAddr::V6(a) => {
+            key.family = libc::AF_INET6 as u32;
+            key.addr.copy_from_slice(&a.octets());
+        }
+    }
+    key.prefixlen = 64 + entry.bits;
     key
 }
 
@@ -186,6 +204,7 @@ fn load_function<'obj>(
         (&mut maps.generic_scratch, to.generic_scratch.as_fd()),
         (&mut maps.hook_configs, to.hook_configs.as_fd()),
         (&mut maps.string_match, to.string_match.as_fd()),
+        (&mut maps.addr_match, to.addr_match.as_fd()),
         (&mut maps.hook_stats, to.hook_stats.as_fd()),
         (&mut maps.pending, to.pending.as_fd()),
     ];
@@ -264,6 +283,7 @@ impl<'obj> GenericSensor<'obj> {
         let mut by_function: BTreeMap<(String, Attach), FunctionHooks> = BTreeMap::new();
         let mut uprobes = Vec::new();
         let mut tracepoints = Vec::new();
+        let mut connect_ids = Vec::new();
         for (id, plan) in hooks {
             skel.maps
                 .hook_configs
@@ -276,6 +296,13 @@ impl<'obj> GenericSensor<'obj> {
                     .string_match
                     .update(bytes_of(&key), &len.to_ne_bytes(), MapFlags::ANY)
                     .with_context(|| format!("storing selector string {:?}", s.value))?;
+            }
+            for a in &plan.addrs {
+                let key = addr_key(HookPlan::match_id(*id, a.slot), a);
+                skel.maps
+                    .addr_match
+                    .update(bytes_of(&key), &[1], MapFlags::ANY)
+                    .with_context(|| format!("storing selector address {}/{}", a.addr, a.bits))?;
             }
             let (nr, name, tracepoint) = match &plan.point {
                 HookPoint::Syscall {
@@ -331,6 +358,10 @@ impl<'obj> GenericSensor<'obj> {
                         .or_insert_with(|| FunctionHooks { ids: Vec::new() })
                         .ids
                         .push(*id);
+                    continue;
+                }
+                HookPoint::CgroupConnect { .. } => {
+                    connect_ids.push(*id);
                     continue;
                 }
             };
@@ -436,12 +467,24 @@ impl<'obj> GenericSensor<'obj> {
                 Err(e) => failed.extend(tracepoints.iter().map(|h| (h.id, format!("{e:#}")))),
             }
         }
+        let connect = if connect_ids.is_empty() {
+            None
+        } else {
+            match ConnectHooks::load(&mut objs.connect, &skel, wakeup_bytes, &connect_ids) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    failed.extend(connect_ids.iter().map(|id| (*id, format!("{e:#}"))));
+                    None
+                }
+            }
+        };
         Ok((
             GenericSensor {
                 skel,
                 _functions: functions,
                 _uprobe: uprobe,
                 _tracepoint: tracepoint,
+                _connect: connect,
                 _links: links,
             },
             failed,

@@ -15,7 +15,10 @@ use vigil_bpf::{
     wire::{vigil_tp_field, vigil_tp_fields, VIGIL_TP_FIELD_INT, VIGIL_TP_FIELD_SIGNED},
 };
 
-use super::generic::{bytes_of, load_logged, FailedHooks};
+use super::{
+    bytes_of,
+    generic::{load_logged, FailedHooks},
+};
 use crate::{policy::TracepointArg, reuse_generic_maps};
 
 /// One tracepoint hook.

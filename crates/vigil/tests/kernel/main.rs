@@ -7,6 +7,7 @@ mod defaults;
 mod harness;
 mod kernel_args;
 mod metrics;
+mod network;
 mod policy;
 mod process;
 mod selectors;
@@ -176,6 +177,38 @@ const TESTS: &[(&str, TestFn)] = &[
     (
         "tracepoint::tetragon_kill_syscalls_enforcer",
         tracepoint::tetragon_kill_syscalls_enforcer,
+    ),
+    (
+        "network::connect_reports_sockaddr_and_addr_selectors",
+        network::connect_reports_sockaddr_and_addr_selectors,
+    ),
+    (
+        "network::override_blocks_connect_before_it_leaves",
+        network::override_blocks_connect_before_it_leaves,
+    ),
+    (
+        "network::security_socket_connect_override_blocks",
+        network::security_socket_connect_override_blocks,
+    ),
+    (
+        "network::monitor_mode_counts_and_lets_connect",
+        network::monitor_mode_counts_and_lets_connect,
+    ),
+    (
+        "network::sigkill_blocks_and_kills_the_connecting_process",
+        network::sigkill_blocks_and_kills_the_connecting_process,
+    ),
+    (
+        "network::cgroup_links_go_with_the_agent",
+        network::cgroup_links_go_with_the_agent,
+    ),
+    (
+        "network::tcp_connect_reports_sock",
+        network::tcp_connect_reports_sock,
+    ),
+    (
+        "network::tetragon_tcp_connect_policies",
+        network::tetragon_tcp_connect_policies,
     ),
     (
         "defaults::default_policies_load_and_post",

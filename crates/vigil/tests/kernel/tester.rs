@@ -18,6 +18,7 @@ pub fn run(mode: &str) -> ExitCode {
         "unshare-open" => unshare_then_open(),
         "uprobe" => uprobe_calls(),
         "mkdir" => mkdir_marker(),
+        "connect" => connect(),
         _ => {
             eprintln!("unknown tester mode {mode}");
             ExitCode::from(100)
@@ -179,4 +180,15 @@ fn mkdir_marker() -> ExitCode {
     // SAFETY: mkdir on a NUL-terminated path we own.
     let rc = unsafe { libc::syscall(libc::SYS_mkdir, path.as_ptr(), 0o755) };
     ExitCode::from(if rc == 0 { 0 } else { 106 })
+}
+
+/// Connects to the address in argv[1]: 0 when connected, 1 when refused.
+fn connect() -> ExitCode {
+    let Some(addr) = std::env::args().nth(1) else {
+        return ExitCode::from(104);
+    };
+    match std::net::TcpStream::connect(addr.as_str()) {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(_) => ExitCode::from(1),
+    }
 }

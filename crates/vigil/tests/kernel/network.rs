@@ -1,0 +1,732 @@
+//! Network policies end to end: real connects over loopback (127.0.0.1,
+//! another 127.x address, ::1), the sockaddr and sock arguments the agent
+//! reports, address and port selectors, and connect enforcement.
+use std::{
+    fs,
+    io::{ErrorKind, Read, Write},
+    net::{SocketAddr, TcpListener, TcpStream},
+    os::unix::process::ExitStatusExt,
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+
+use crate::{
+    harness::{of_kind, pid_of, str_at, vigil_bin, Agent, TestResult},
+    process::prog_name,
+    require_agent, skip, tester,
+};
+
+const WAIT: Duration = Duration::from_secs(20);
+/// Another loopback address than 127.0.0.1 (all of 127/8 is local on Linux).
+const OTHER: &str = "127.0.0.2";
+
+/// A policy on connect(fd, sockaddr, addrlen) with `selectors` (may be empty).
+fn connect_policy(name: &str, options: &str, selectors: &str) -> String {
+    format!(
+        "apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: {name}
+spec:
+{options}  kprobes:
+  - call: sys_connect
+    syscall: true
+    args:
+    - index: 0
+      type: fd
+    - index: 1
+      type: sockaddr
+    - index: 2
+      type: int
+{selectors}"
+    )
+}
+
+fn write_policy(dir: &Path, name: &str, text: &str) -> String {
+    let path = dir.join(format!("{name}.yaml"));
+    fs::write(&path, text).expect("write policy");
+    path.to_str().expect("utf-8 path").to_owned()
+}
+
+/// A listener on `ip` (port chosen by the kernel).
+fn listen(ip: &str) -> TcpListener {
+    let l = TcpListener::bind((ip, 0)).expect("listen on loopback");
+    l.set_nonblocking(true).expect("nonblocking");
+    l
+}
+
+fn connect(addr: SocketAddr) -> std::io::Result<TcpStream> {
+    TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+}
+
+/// connect events of this process whose sockaddr is `ip` and `port`.
+fn connects_to<'a>(evs: &'a [Value], ip: &str, port: u16) -> Vec<&'a Value> {
+    let me = u64::from(std::process::id());
+    of_kind(evs, "process_kprobe")
+        .into_iter()
+        .filter(|k| {
+            str_at(k, "/function_name") == "__x64_sys_connect"
+                && str_at(k, "/args/1/sockaddr_arg/addr") == ip
+                && k["args"][1]["sockaddr_arg"]["port"] == u64::from(port)
+                && pid_of(k) == me
+        })
+        .collect()
+}
+
+fn has_log(agent: &Agent, parts: &[&str]) -> bool {
+    agent
+        .log()
+        .iter()
+        .any(|l| parts.iter().all(|p| l.contains(p)))
+}
+
+pub fn connect_reports_sockaddr_and_addr_selectors() -> TestResult {
+    require_agent!();
+    let dir = tempfile::tempdir().expect("temp dir");
+    // Posts connects to OTHER or ::1, except to the port of `skipped`.
+    let (v4, other, skipped, v6) = (
+        listen("127.0.0.1"),
+        listen(OTHER),
+        listen(OTHER),
+        listen("::1"),
+    );
+    let skipped_port = skipped.local_addr().expect("addr").port();
+    let selectors = format!(
+        "    selectors:
+    - matchArgs:
+      - index: 1
+        operator: SAddr
+        values:
+        - {OTHER}/32
+        - ::1
+      - index: 1
+        operator: NotSPort
+        values:
+        - \"{skipped_port}\"
+      - index: 1
+        operator: Family
+        values:
+        - AF_INET
+        - AF_INET6
+"
+    );
+    let policy = write_policy(
+        dir.path(),
+        "watch",
+        &connect_policy("watch-connects", "", &selectors),
+    );
+    let agent = Agent::start(&["--tracing-policy", &policy]);
+    assert!(
+        has_log(
+            &agent,
+            &[
+                "policy hook loaded",
+                "syscalls/sys_enter_connect",
+                "observe only"
+            ]
+        ),
+        "an observing connect policy stays on the system call tracepoint"
+    );
+    for l in [&v4, &other, &skipped, &v6] {
+        connect(l.local_addr().expect("addr")).expect("connect over loopback");
+    }
+    let other_port = other.local_addr().expect("addr").port();
+    let v6_port = v6.local_addr().expect("addr").port();
+    let evs = agent.wait_for(WAIT, "connect events to 127.0.0.2 and ::1", |evs| {
+        !connects_to(evs, OTHER, other_port).is_empty()
+            && !connects_to(evs, "::1", v6_port).is_empty()
+    });
+    let ev = connects_to(&evs, OTHER, other_port)[0];
+    assert_eq!(str_at(ev, "/args/1/sockaddr_arg/family"), "AF_INET", "{ev}");
+    assert_eq!(ev["args"][2]["int_arg"], 16, "sizeof(struct sockaddr_in)");
+    assert_eq!(str_at(ev, "/action"), "KPROBE_ACTION_POST");
+    let ev6 = connects_to(&evs, "::1", v6_port)[0];
+    assert_eq!(
+        str_at(ev6, "/args/1/sockaddr_arg/family"),
+        "AF_INET6",
+        "{ev6}"
+    );
+    assert_eq!(ev6["args"][2]["int_arg"], 28, "sizeof(struct sockaddr_in6)");
+    let v4_port = v4.local_addr().expect("addr").port();
+    assert!(
+        connects_to(&evs, "127.0.0.1", v4_port).is_empty(),
+        "127.0.0.1 is outside SAddr but posted"
+    );
+    assert!(
+        connects_to(&evs, OTHER, skipped_port).is_empty(),
+        "the NotSPort port posted"
+    );
+    agent.stop();
+    Ok(())
+}
+
+/// Override on connect(2): EPERM for OTHER and ::1, a chosen errno for a
+/// port of 127.0.0.1, and every other connect goes through.
+pub fn override_blocks_connect_before_it_leaves() -> TestResult {
+    require_agent!();
+    if let Err(why) = probed("cgroup_connect4") {
+        skip!("kernel has no cgroup/connect4 ({why})");
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (allowed, denied, refused_port, v6) = (
+        listen("127.0.0.1"),
+        listen(OTHER),
+        listen("127.0.0.1"),
+        listen("::1"),
+    );
+    let eacces_port = refused_port.local_addr().expect("addr").port();
+    let selectors = format!(
+        "    selectors:
+    - matchArgs:
+      - index: 1
+        operator: SAddr
+        values:
+        - {OTHER}/32
+        - ::1/128
+      matchActions:
+      - action: Override
+        argError: -1
+    - matchArgs:
+      - index: 1
+        operator: SPort
+        values:
+        - \"{eacces_port}\"
+      matchActions:
+      - action: Override
+        argError: -13
+"
+    );
+    let policy = write_policy(
+        dir.path(),
+        "deny",
+        &connect_policy("deny-connects", "", &selectors),
+    );
+    let agent = Agent::start(&["--tracing-policy", &policy]);
+    assert!(
+        has_log(
+            &agent,
+            &[
+                "policy hook loaded",
+                "cgroup/connect4",
+                "blocked before the operation"
+            ]
+        ),
+        "no status line with the block guarantee"
+    );
+    connect(allowed.local_addr().expect("addr")).expect("127.0.0.1 is not selected");
+    for l in [&denied, &v6] {
+        let err = connect(l.local_addr().expect("addr")).expect_err("selected address connected");
+        assert_eq!(err.raw_os_error(), Some(libc::EPERM), "{err}");
+    }
+    let err = connect(refused_port.local_addr().expect("addr")).expect_err("port 2 connected");
+    assert_eq!(
+        err.raw_os_error(),
+        Some(libc::EACCES),
+        "argError -13: {err}"
+    );
+    // Blocked before anything left: the listeners never saw a connection.
+    for l in [&denied, &v6, &refused_port] {
+        assert_eq!(
+            l.accept().map(|_| ()).map_err(|e| e.kind()),
+            Err(ErrorKind::WouldBlock),
+            "a blocked connect reached its listener"
+        );
+    }
+    let denied_port = denied.local_addr().expect("addr").port();
+    let evs = agent.wait_for(WAIT, "the blocked connect's event", |evs| {
+        !connects_to(evs, OTHER, denied_port).is_empty()
+    });
+    let ev = connects_to(&evs, OTHER, denied_port)[0];
+    assert_eq!(str_at(ev, "/action"), "KPROBE_ACTION_OVERRIDE", "{ev}");
+    assert_eq!(str_at(ev, "/policy_name"), "deny-connects");
+    assert!(!str_at(ev, "/process/exec_id").is_empty(), "{ev}");
+    let allowed_port = allowed.local_addr().expect("addr").port();
+    assert!(connects_to(&evs, "127.0.0.1", allowed_port).is_empty());
+    agent.stop();
+    Ok(())
+}
+
+/// Override on security_socket_connect: served by the cgroup connect hooks
+/// (vigil has no fmod_ret), with the same block and the function's name.
+pub fn security_socket_connect_override_blocks() -> TestResult {
+    require_agent!();
+    if let Err(why) = probed("cgroup_connect4") {
+        skip!("kernel has no cgroup/connect4 ({why})");
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let policy = write_policy(
+        dir.path(),
+        "lsm-connect",
+        &format!(
+            "apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: deny-socket-connect
+spec:
+  kprobes:
+  - call: security_socket_connect
+    syscall: false
+    args:
+    - index: 1
+      type: sockaddr
+    - index: 2
+      type: int
+    selectors:
+    - matchArgs:
+      - index: 1
+        operator: SAddr
+        values:
+        - {OTHER}
+      matchActions:
+      - action: Override
+        argError: -1
+"
+        ),
+    );
+    let agent = Agent::start(&["--tracing-policy", &policy]);
+    assert!(has_log(
+        &agent,
+        &[
+            "policy hook loaded",
+            "cgroup/connect4",
+            "blocked before the operation"
+        ]
+    ));
+    let (allowed, denied) = (listen("127.0.0.1"), listen(OTHER));
+    connect(allowed.local_addr().expect("addr")).expect("127.0.0.1 is not selected");
+    let err = connect(denied.local_addr().expect("addr")).expect_err("selected address connected");
+    assert_eq!(err.raw_os_error(), Some(libc::EPERM), "{err}");
+    let port = denied.local_addr().expect("addr").port();
+    let evs = agent.wait_for(WAIT, "the blocked security_socket_connect event", |evs| {
+        of_kind(evs, "process_kprobe").iter().any(|k| {
+            str_at(k, "/function_name") == "security_socket_connect"
+                && k["args"][0]["sockaddr_arg"]["port"] == u64::from(port)
+        })
+    });
+    let ev = of_kind(&evs, "process_kprobe")
+        .into_iter()
+        .find(|k| k["args"][0]["sockaddr_arg"]["port"] == u64::from(port))
+        .expect("event");
+    assert_eq!(str_at(ev, "/args/0/sockaddr_arg/addr"), OTHER, "{ev}");
+    assert_eq!(ev["args"][1]["int_arg"], 16, "{ev}");
+    assert_eq!(str_at(ev, "/action"), "KPROBE_ACTION_OVERRIDE", "{ev}");
+    agent.stop();
+    Ok(())
+}
+
+fn deny_other_policy(dir: &Path, name: &str, options: &str, action: &str) -> String {
+    let selectors = format!(
+        "    selectors:
+    - matchArgs:
+      - index: 1
+        operator: SAddr
+        values:
+        - {OTHER}
+      matchActions:
+      - action: {action}
+"
+    );
+    write_policy(dir, name, &connect_policy(name, options, &selectors))
+}
+
+pub fn monitor_mode_counts_and_lets_connect() -> TestResult {
+    require_agent!();
+    if let Err(why) = probed("cgroup_connect4") {
+        skip!("kernel has no cgroup/connect4 ({why})");
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let options = "  options:\n  - name: policy-mode\n    value: monitor\n";
+    let policy = deny_other_policy(dir.path(), "watch-only", options, "Sigkill");
+    let metrics = free_port();
+    let agent = Agent::start(&[
+        "--tracing-policy",
+        &policy,
+        "--metrics-server",
+        &format!("127.0.0.1:{metrics}"),
+    ]);
+    assert!(has_log(&agent, &["policy hook loaded", "monitor mode"]));
+    let l = listen(OTHER);
+    connect(l.local_addr().expect("addr")).expect("monitor mode blocked the connect");
+    let port = l.local_addr().expect("addr").port();
+    let evs = agent.wait_for(WAIT, "the monitored connect's event", |evs| {
+        !connects_to(evs, OTHER, port).is_empty()
+    });
+    assert_eq!(
+        str_at(connects_to(&evs, OTHER, port)[0], "/action"),
+        "KPROBE_ACTION_POST",
+        "monitor mode does not claim the kill"
+    );
+    // Counted: the hook's monitored counter reaches the metrics within a second or two.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let text = scrape(metrics);
+        let counted = text.lines().any(|l| {
+            l.starts_with("vigil_policy_actions")
+                && l.contains("watch-only")
+                && l.contains("monitor")
+                && !l.ends_with(" 0")
+        });
+        if counted {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no monitored action counted:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    agent.stop();
+    Ok(())
+}
+
+pub fn sigkill_blocks_and_kills_the_connecting_process() -> TestResult {
+    require_agent!();
+    if let Err(why) = probed("cgroup_connect4") {
+        skip!("kernel has no cgroup/connect4 ({why})");
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let policy = deny_other_policy(dir.path(), "kill-connects", "", "Sigkill");
+    let agent = Agent::start(&["--tracing-policy", &policy]);
+    let l = listen(OTHER);
+    let target = l.local_addr().expect("addr").to_string();
+    let status = Command::new(std::env::current_exe().expect("test binary"))
+        .env(tester::MODE_VAR, "connect")
+        .arg(&target)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("run the connect tester");
+    assert_eq!(status.signal(), Some(libc::SIGKILL), "tester: {status}");
+    assert_eq!(
+        l.accept().map(|_| ()).map_err(|e| e.kind()),
+        Err(ErrorKind::WouldBlock),
+        "the killed process's connect reached the listener"
+    );
+    let port = l.local_addr().expect("addr").port();
+    let evs = agent.wait_for(WAIT, "the killed connect's event", |evs| {
+        of_kind(evs, "process_kprobe").iter().any(|k| {
+            str_at(k, "/args/1/sockaddr_arg/addr") == OTHER
+                && k["args"][1]["sockaddr_arg"]["port"] == u64::from(port)
+        })
+    });
+    let ev = of_kind(&evs, "process_kprobe")
+        .into_iter()
+        .find(|k| k["args"][1]["sockaddr_arg"]["port"] == u64::from(port))
+        .expect("event");
+    assert_eq!(str_at(ev, "/action"), "KPROBE_ACTION_SIGKILL", "{ev}");
+    assert!(has_log(
+        &agent,
+        &[
+            "policy hook loaded",
+            "blocked before the operation",
+            "sys_exit_connect"
+        ]
+    ));
+    agent.stop();
+    Ok(())
+}
+
+/// While the agent runs its cgroup connect programs are linked; after it
+/// stops, none of their links remains (what `bpftool link` lists,
+/// read with the bpf() commands themselves so that it runs in the VMs too).
+pub fn cgroup_links_go_with_the_agent() -> TestResult {
+    require_agent!();
+    if let Err(why) = probed("cgroup_connect4") {
+        skip!("kernel has no cgroup/connect4 ({why})");
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let policy = deny_other_policy(dir.path(), "links", "", "Sigkill");
+    let before = vigil_links();
+    let agent = Agent::start(&["--tracing-policy", &policy]);
+    let during = vigil_links();
+    agent.stop();
+    for name in ["vigil_connect4", "vigil_connect6"] {
+        assert!(
+            during
+                .iter()
+                .any(|(prog, kind)| prog == name && *kind == BPF_LINK_TYPE_CGROUP),
+            "{name} is not linked to a cgroup while the agent runs: {during:?}"
+        );
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while vigil_links().len() > before.len() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(vigil_links(), before, "links left after the agent stopped");
+    Ok(())
+}
+
+/// tcp_connect with a sock argument (where the kernel can hook it): the
+/// event's sock_arg has both ends, protocol and state; NotDAddr, DPort,
+/// Protocol and State selectors keep only the selected connects.
+pub fn tcp_connect_reports_sock() -> TestResult {
+    require_agent!();
+    if let Err(why) = function_hooks() {
+        skip!("{why}");
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (v4, other, v6) = (listen("127.0.0.1"), listen(OTHER), listen("::1"));
+    let (port, v6_port) = (
+        other.local_addr().expect("addr").port(),
+        v6.local_addr().expect("addr").port(),
+    );
+    let policy = write_policy(
+        dir.path(),
+        "tcp",
+        &format!(
+            "apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: tcp-connects
+spec:
+  kprobes:
+  - call: tcp_connect
+    syscall: false
+    args:
+    - index: 0
+      type: sock
+    selectors:
+    - matchArgs:
+      - index: 0
+        operator: NotDAddr
+        values:
+        - 127.0.0.1/32
+      - index: 0
+        operator: DPort
+        values:
+        - \"{port}\"
+        - \"{v6_port}\"
+      - index: 0
+        operator: Protocol
+        values:
+        - IPPROTO_TCP
+      - index: 0
+        operator: State
+        values:
+        - TCP_SYN_SENT
+"
+        ),
+    );
+    let agent = Agent::start(&["--tracing-policy", &policy]);
+    let local = connect(other.local_addr().expect("addr"))
+        .expect("connect")
+        .local_addr()
+        .expect("local addr");
+    connect(v4.local_addr().expect("addr")).expect("connect");
+    connect(v6.local_addr().expect("addr")).expect("connect");
+    let sock_to = |evs: &[Value], ip: &str, port: u16| -> Option<Value> {
+        of_kind(evs, "process_kprobe")
+            .into_iter()
+            .find(|k| {
+                str_at(k, "/function_name") == "tcp_connect"
+                    && str_at(k, "/args/0/sock_arg/daddr") == ip
+                    && k["args"][0]["sock_arg"]["dport"] == u64::from(port)
+            })
+            .cloned()
+    };
+    let evs = agent.wait_for(WAIT, "tcp_connect events", |evs| {
+        sock_to(evs, OTHER, port).is_some() && sock_to(evs, "::1", v6_port).is_some()
+    });
+    let ev = sock_to(&evs, OTHER, port).expect("event");
+    let sock = &ev["args"][0]["sock_arg"];
+    assert_eq!(sock["family"], "AF_INET", "{ev}");
+    assert_eq!(sock["type"], "SOCK_STREAM", "{ev}");
+    assert_eq!(sock["protocol"], "IPPROTO_TCP", "{ev}");
+    assert_eq!(sock["state"], "TCP_SYN_SENT", "{ev}");
+    assert_eq!(sock["saddr"], local.ip().to_string(), "{ev}");
+    assert_eq!(sock["sport"], u64::from(local.port()), "{ev}");
+    assert_eq!(pid_of(&ev), u64::from(std::process::id()));
+    let ev6 = sock_to(&evs, "::1", v6_port).expect("event");
+    assert_eq!(ev6["args"][0]["sock_arg"]["family"], "AF_INET6", "{ev6}");
+    assert!(
+        sock_to(&evs, "127.0.0.1", v4.local_addr().expect("addr").port()).is_none(),
+        "127.0.0.1 is outside DAddr but posted"
+    );
+    agent.stop();
+    Ok(())
+}
+
+/// Tetragon's tcp-connect.yaml and tcp-connect-with-selectors.yaml: served
+/// where the kernel can hook tcp_connect/tcp_close/tcp_sendmsg, else refused
+/// with the probe's reason.
+pub fn tetragon_tcp_connect_policies() -> TestResult {
+    require_agent!();
+    let Some(policies) = tetragon_policies() else {
+        skip!("Tetragon's example policies are not here (VIGIL_TETRAGON_POLICIES)");
+    };
+    for file in ["tcp-connect.yaml", "tcp-connect-with-selectors.yaml"] {
+        let path = policies.join(file);
+        let path = path.to_str().expect("utf-8");
+        let agent = Agent::start(&["--tracing-policy", path]);
+        match function_hooks() {
+            Ok(()) => {
+                assert!(has_log(&agent, &["policy enabled", "connect"]), "{file}");
+                let l = listen("127.0.0.1");
+                let mut s = connect(l.local_addr().expect("addr")).expect("connect");
+                s.write_all(b"ping").expect("send");
+                let port = l.local_addr().expect("addr").port();
+                let (mut peer, _) = accept(&l);
+                let mut buf = [0u8; 4];
+                peer.read_exact(&mut buf).expect("receive");
+                drop(s);
+                let me = u64::from(std::process::id());
+                let evs = agent.wait_for(WAIT, "tcp_connect, tcp_sendmsg, tcp_close", |evs| {
+                    ["tcp_connect", "tcp_sendmsg", "tcp_close"].iter().all(|f| {
+                        of_kind(evs, "process_kprobe").iter().any(|k| {
+                            str_at(k, "/function_name") == *f
+                                && pid_of(k) == me
+                                && k["args"][0]["sock_arg"]["dport"] == u64::from(port)
+                        })
+                    })
+                });
+                let send = of_kind(&evs, "process_kprobe")
+                    .into_iter()
+                    .find(|k| {
+                        str_at(k, "/function_name") == "tcp_sendmsg"
+                            && k["args"][0]["sock_arg"]["dport"] == u64::from(port)
+                    })
+                    .expect("sendmsg event");
+                assert_eq!(send["args"][1]["int_arg"], 4, "{send}");
+                assert_eq!(send["args"][0]["sock_arg"]["daddr"], "127.0.0.1");
+            }
+            Err(_) => assert!(
+                has_log(
+                    &agent,
+                    &[
+                        "policy hook refused",
+                        "tcp_connect",
+                        "kernel has no kprobes and no fentry"
+                    ]
+                ),
+                "{file}: tcp_connect refused with the probe's reason"
+            ),
+        }
+        agent.stop();
+    }
+    Ok(())
+}
+
+fn accept(l: &TcpListener) -> (TcpStream, SocketAddr) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match l.accept() {
+            Ok(pair) => return pair,
+            Err(e) if e.kind() == ErrorKind::WouldBlock && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10))
+            }
+            Err(e) => panic!("accept: {e}"),
+        }
+    }
+}
+
+fn tetragon_policies() -> Option<PathBuf> {
+    let dir = std::env::var_os("VIGIL_TETRAGON_POLICIES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/tetragon-policies")
+        });
+    dir.join("tcp-connect.yaml").is_file().then_some(dir)
+}
+
+/// What `vigil probe` says about `feature` here: available, or why not.
+fn probed(feature: &str) -> Result<(), String> {
+    let out = Command::new(vigil_bin())
+        .args(["probe", "--output", "json"])
+        .output()
+        .expect("vigil probe");
+    let v: Value = serde_json::from_slice(&out.stdout).expect("probe JSON");
+    let f = v["features"]
+        .as_array()
+        .expect("features")
+        .iter()
+        .find(|f| f["feature"].as_str() == Some(feature))
+        .unwrap_or_else(|| panic!("{feature} in the probe's report"));
+    if f["available"].as_bool() == Some(true) {
+        Ok(())
+    } else {
+        Err(f["reason"].as_str().unwrap_or("no reason").to_owned())
+    }
+}
+
+/// Whether kernel functions can be hooked here (fentry or kprobe).
+fn function_hooks() -> Result<(), String> {
+    match (probed("fentry"), probed("kprobe")) {
+        (Ok(()), _) | (_, Ok(())) => Ok(()),
+        (Err(fentry), Err(kprobe)) => Err(format!(
+            "kernel has neither fentry ({fentry}) nor kprobes ({kprobe})"
+        )),
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// The metrics page of the agent's metrics server.
+fn scrape(port: u16) -> String {
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+        return String::new();
+    };
+    let _ = s.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n");
+    let mut text = String::new();
+    let _ = s.read_to_string(&mut text);
+    text
+}
+
+const BPF_LINK_TYPE_CGROUP: u32 = 3;
+
+/// (program name, link type) of every BPF link whose program is one of
+/// vigil's connect programs (other vigil agents on the machine, e.g. other
+/// test runs, come and go with links of their own programs).
+fn vigil_links() -> Vec<(String, u32)> {
+    let mut links = Vec::new();
+    let mut id = 0u32;
+    loop {
+        let mut attr = [0u8; 128];
+        attr[0..4].copy_from_slice(&id.to_ne_bytes());
+        // SAFETY: BPF_LINK_GET_NEXT_ID reads start_id and writes next_id in attr.
+        let r = unsafe { libc::syscall(libc::SYS_bpf, 31, attr.as_mut_ptr(), 128) };
+        if r != 0 {
+            break;
+        }
+        id = u32::from_ne_bytes(attr[4..8].try_into().unwrap_or_default());
+        if let Some((kind, prog)) = link_info(id) {
+            if let Some(name) = prog_name(prog).filter(|n| n.starts_with("vigil_connect")) {
+                links.push((name, kind));
+            }
+        }
+    }
+    links.sort();
+    links
+}
+
+/// (link type, program id) of link `id`.
+fn link_info(id: u32) -> Option<(u32, u32)> {
+    let mut attr = [0u8; 128];
+    attr[0..4].copy_from_slice(&id.to_ne_bytes());
+    // SAFETY: BPF_LINK_GET_FD_BY_ID with link_id.
+    let fd = unsafe { libc::syscall(libc::SYS_bpf, 30, attr.as_mut_ptr(), 128) } as i32;
+    if fd < 0 {
+        return None;
+    }
+    let mut info = [0u8; 128];
+    let mut attr = [0u8; 128];
+    attr[0..4].copy_from_slice(&(fd as u32).to_ne_bytes());
+    attr[4..8].copy_from_slice(&(info.len() as u32).to_ne_bytes());
+    attr[8..16].copy_from_slice(&(info.as_mut_ptr() as u64).to_ne_bytes());
+    // SAFETY: BPF_OBJ_GET_INFO_BY_FD into our buffer; then close our fd.
+    let r = unsafe { libc::syscall(libc::SYS_bpf, 15, attr.as_mut_ptr(), 128) };
+    unsafe { libc::close(fd) };
+    if r != 0 {
+        return None;
+    }
+    // struct bpf_link_info: type, id, prog_id.
+    let word = |at: usize| u32::from_ne_bytes(info[at..at + 4].try_into().unwrap_or_default());
+    Some((word(0), word(8)))
+}
