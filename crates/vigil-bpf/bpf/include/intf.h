@@ -247,6 +247,9 @@ enum vigil_hook_flags {
 	 * on short reads (vigil_arg_config.filter_len), and read the arguments
 	 * in full only for an event that is posted. */
 	VIGIL_HOOK_FILTER_FIRST = 1 << 4,
+	/* Set by the loader while the hook exists: a removed hook's slot is
+	 * zeroed, and a program that still reads its id does nothing. */
+	VIGIL_HOOK_LIVE = 1 << 5,
 };
 
 /* vigil_msg_kprobe.flags */

@@ -495,7 +495,7 @@ __noinline int run_hook(__u32 hook)
 	__u32 matched, actions, signal = 0, flags = 0;
 	int derived, filter_first, error = 0;
 
-	if (!s || !cfg)
+	if (!s || !cfg || !(cfg->flags & VIGIL_HOOK_LIVE))
 		return 0;
 	s->hook = hook;
 	filter_first = cfg->flags & VIGIL_HOOK_FILTER_FIRST;

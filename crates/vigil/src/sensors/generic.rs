@@ -1,13 +1,22 @@
 //! The generic hook: TracingPolicy kprobes on system calls, served by the
 //! per-syscall tracepoints (raw_tp sys_enter/sys_exit for system calls
-//! without one), and on kernel functions, served by one fentry or kprobe
-//! instance per hooked function. Configured entirely through maps (hook
-//! configs, syscall -> hooks, selector strings) that every instance shares
-//! with the system call object, which shares the process sensor's ring
-//! buffer, counters and process table.
-use std::{collections::BTreeMap, mem::MaybeUninit, os::fd::AsFd, sync::Mutex};
+//! without one), and on kernel functions, served by one fentry, kprobe or
+//! lsm instance per hook. Configured entirely through maps (hook configs,
+//! syscall -> hooks, selector strings) that every instance shares with the
+//! system call object, which shares the process sensor's ring buffer,
+//! counters and process table.
+//!
+//! Hooks come and go while the agent runs: each gets an id from a free list,
+//! its map entries and its attachments, and removing it undoes exactly
+//! those, so the hooks of other policies never stop.
+use std::{
+    collections::{BTreeMap, VecDeque},
+    mem::{ManuallyDrop, MaybeUninit},
+    os::fd::AsFd,
+    sync::Mutex,
+};
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use libbpf_rs::{
     skel::{OpenSkel, SkelBuilder},
     Link, MapCore, MapFlags, OpenObject, PrintLevel, TracepointCategory,
@@ -16,25 +25,65 @@ use vigil_bpf::{
     kprobe::{KprobeSkel, KprobeSkelBuilder},
     syscall::{SyscallSkel, SyscallSkelBuilder},
     wire::{
-        vigil_string_key, vigil_syscall_hooks, VIGIL_HOOKS_MAX, VIGIL_HOOK_RETURN,
-        VIGIL_HOOK_STAT_MAX, VIGIL_MATCH_STRING_MAX,
+        vigil_hook_config, vigil_string_key, vigil_syscall_hooks, VIGIL_HOOKS_MAX,
+        VIGIL_HOOKS_PER_SYSCALL, VIGIL_HOOK_LIVE, VIGIL_HOOK_RETURN, VIGIL_HOOK_STAT_MAX,
+        VIGIL_MATCH_STRING_MAX,
     },
 };
 
 use super::process::ProcessSensor;
 use crate::policy::{HookPlan, HookPoint};
 
-/// The hooks on one system call, and how it is served.
-struct SyscallHooks {
-    name: String,
-    tracepoint: bool,
-    ids: Vec<u32>,
-    /// Some hook reports the return value.
-    exit: bool,
+/// A skeleton together with the heap storage its object lives in, so that
+/// skeletons can be made and dropped one by one while the agent runs.
+struct Owned<S> {
+    skel: ManuallyDrop<S>,
+    storage: *mut MaybeUninit<OpenObject>,
+}
+
+impl<S> Owned<S> {
+    /// Runs `open_and_load` on fresh storage; the storage is freed on failure.
+    fn new(
+        open_and_load: impl FnOnce(&'static mut MaybeUninit<OpenObject>) -> Result<S>,
+    ) -> Result<Self> {
+        let storage = Box::into_raw(Box::new(MaybeUninit::uninit()));
+        // SAFETY: the storage stays allocated until `Owned` drops it, after
+        // the skeleton (the only borrower); on failure the skeleton is
+        // already gone when it is freed.
+        match open_and_load(unsafe { &mut *storage }) {
+            Ok(skel) => Ok(Owned {
+                skel: ManuallyDrop::new(skel),
+                storage,
+            }),
+            Err(e) => {
+                // SAFETY: allocated above with Box, no borrow remains.
+                drop(unsafe { Box::from_raw(storage) });
+                Err(e)
+            }
+        }
+    }
+}
+
+impl<S> std::ops::Deref for Owned<S> {
+    type Target = S;
+    fn deref(&self) -> &S {
+        &self.skel
+    }
+}
+
+impl<S> Drop for Owned<S> {
+    fn drop(&mut self) {
+        // SAFETY: the skeleton is dropped once, here, before the storage it
+        // borrows; the storage came from Box::into_raw in `new`.
+        unsafe {
+            ManuallyDrop::drop(&mut self.skel);
+            drop(Box::from_raw(self.storage));
+        }
+    }
 }
 
 /// How a kernel function instance attaches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Attach {
     Fentry,
     Kprobe,
@@ -42,37 +91,47 @@ enum Attach {
     Lsm,
 }
 
-/// The hooks on one kernel function (or LSM hook).
-struct FunctionHooks {
-    ids: Vec<u32>,
+/// One hooked system call: its hooks and the attachments serving them.
+struct SyscallPoint {
+    name: String,
+    tracepoint: bool,
+    /// Hook ids, and whether each reports the return value.
+    hooks: Vec<(u32, bool)>,
+    enter: Option<Link>,
+    exit: Option<Link>,
 }
 
-/// Storage for the BPF objects: the system call object and one per hooked
-/// kernel function (at most one per hook).
-pub struct GenericObjects {
-    syscall: MaybeUninit<OpenObject>,
-    functions: Vec<MaybeUninit<OpenObject>>,
-}
-
-impl Default for GenericObjects {
-    fn default() -> Self {
-        GenericObjects {
-            syscall: MaybeUninit::uninit(),
-            functions: (0..VIGIL_HOOKS_MAX)
-                .map(|_| MaybeUninit::uninit())
-                .collect(),
-        }
+impl SyscallPoint {
+    fn needs_exit(&self) -> bool {
+        self.hooks.iter().any(|(_, ret)| *ret)
     }
 }
 
-pub struct GenericSensor<'obj> {
-    skel: SyscallSkel<'obj>,
-    _functions: Vec<KprobeSkel<'obj>>,
-    _links: Vec<Link>,
+/// The instance serving one kernel-function or LSM hook. The link is
+/// declared first: it is dropped (detached) before the object.
+struct FunctionInstance {
+    _link: Link,
+    _skel: Owned<KprobeSkel<'static>>,
 }
 
-/// Hooks that could not be attached, with the reason (the others still run).
-pub type FailedHooks = Vec<(u32, String)>;
+/// What removing a hook has to undo.
+struct LiveHook {
+    point: HookPoint,
+    string_keys: Vec<vigil_string_key>,
+}
+
+pub struct GenericSensor {
+    syscalls: BTreeMap<u32, SyscallPoint>,
+    raw_enter: Option<Link>,
+    raw_exit: Option<Link>,
+    functions: BTreeMap<u32, FunctionInstance>,
+    hooks: BTreeMap<u32, LiveHook>,
+    /// Unused hook ids, the longest unused first, so that a late record of
+    /// a removed hook is unlikely to meet a new hook under its id.
+    free_ids: VecDeque<u32>,
+    wakeup_bytes: u64,
+    skel: Owned<SyscallSkel<'static>>,
+}
 
 /// Bytes of a plain wire struct, for map updates.
 fn bytes_of<T: Copy>(v: &T) -> &[u8] {
@@ -149,14 +208,15 @@ fn load_logged<T>(load: impl FnOnce() -> libbpf_rs::Result<T>) -> Result<T> {
     })
 }
 
-/// Loads and attaches the instance for kernel function `name`: fentry,
-/// kprobe or lsm, with the system call object's maps and the function's hooks.
+/// Loads and attaches the instance serving hook `id` on kernel function
+/// `name`: fentry, kprobe or lsm, with the system call object's maps.
 fn load_function<'obj>(
     obj: &'obj mut MaybeUninit<OpenObject>,
     shared: &SyscallSkel<'_>,
     wakeup_bytes: u64,
-    (name, attach): &(String, Attach),
-    hooked: &FunctionHooks,
+    name: &str,
+    attach: Attach,
+    id: u32,
 ) -> Result<(KprobeSkel<'obj>, Link)> {
     let mut open = KprobeSkelBuilder::default()
         .open(obj)
@@ -184,15 +244,13 @@ fn load_function<'obj>(
     if let Some(rodata) = open.maps.rodata_data.as_deref_mut() {
         rodata.agent_tgid = std::process::id();
         rodata.vigil_config.wakeup_bytes = wakeup_bytes;
-        rodata.func_hooks.count = hooked.ids.len() as u32;
-        for (slot, id) in rodata.func_hooks.hooks.iter_mut().zip(&hooked.ids) {
-            *slot = *id;
-        }
+        rodata.func_hooks.count = 1;
+        rodata.func_hooks.hooks[0] = id;
     }
     let progs = &mut open.progs;
-    progs.vigil_fentry.set_autoload(*attach == Attach::Fentry);
-    progs.vigil_kprobe.set_autoload(*attach == Attach::Kprobe);
-    progs.vigil_lsm.set_autoload(*attach == Attach::Lsm);
+    progs.vigil_fentry.set_autoload(attach == Attach::Fentry);
+    progs.vigil_kprobe.set_autoload(attach == Attach::Kprobe);
+    progs.vigil_lsm.set_autoload(attach == Attach::Lsm);
     // libbpf finds an LSM hook's target as bpf_lsm_NAME.
     let target = match attach {
         Attach::Fentry => Some(&mut progs.vigil_fentry),
@@ -200,7 +258,7 @@ fn load_function<'obj>(
         Attach::Kprobe => None,
     };
     if let Some(prog) = target {
-        prog.set_attach_target(0, Some(name.clone()))
+        prog.set_attach_target(0, Some(name.to_owned()))
             .with_context(|| format!("setting the attach target {name}"))?;
     }
     let skel = load_logged(|| open.load())?;
@@ -214,169 +272,293 @@ fn load_function<'obj>(
     Ok((skel, link))
 }
 
-impl<'obj> GenericSensor<'obj> {
-    /// Loads the system call object and one instance per hooked kernel
-    /// function. A function that cannot be hooked refuses only its hooks
-    /// (returned); anything else fails the whole sensor.
-    pub fn load(
-        objs: &'obj mut GenericObjects,
-        process: &ProcessSensor,
-        wakeup_bytes: u64,
-        hooks: &[(u32, HookPlan)],
-    ) -> Result<(Self, FailedHooks)> {
-        let mut open = SyscallSkelBuilder::default()
-            .open(&mut objs.syscall)
-            .context("opening the generic syscall sensor's BPF object")?;
+impl GenericSensor {
+    /// Loads the system call object, which holds the maps every hook
+    /// shares. Nothing is attached until a hook is added.
+    pub fn load(process: &ProcessSensor, wakeup_bytes: u64) -> Result<Self> {
         let shared = &process.skel.maps;
-        open.maps
-            .events
-            .reuse_fd(shared.events.as_fd())
-            .context("sharing the ring buffer")?;
-        open.maps
-            .procs
-            .reuse_fd(shared.procs.as_fd())
-            .context("sharing the process table")?;
-        open.maps
-            .stats
-            .reuse_fd(shared.stats.as_fd())
-            .context("sharing the kernel counters")?;
-        if let Some(rodata) = open.maps.rodata_data.as_deref_mut() {
-            rodata.agent_tgid = std::process::id();
-            rodata.vigil_config.wakeup_bytes = wakeup_bytes;
-        }
-        let skel = load_logged(|| open.load())?;
+        let skel = Owned::new(|storage| {
+            let mut open = SyscallSkelBuilder::default()
+                .open(storage)
+                .context("opening the generic syscall sensor's BPF object")?;
+            open.maps
+                .events
+                .reuse_fd(shared.events.as_fd())
+                .context("sharing the ring buffer")?;
+            open.maps
+                .procs
+                .reuse_fd(shared.procs.as_fd())
+                .context("sharing the process table")?;
+            open.maps
+                .stats
+                .reuse_fd(shared.stats.as_fd())
+                .context("sharing the kernel counters")?;
+            if let Some(rodata) = open.maps.rodata_data.as_deref_mut() {
+                rodata.agent_tgid = std::process::id();
+                rodata.vigil_config.wakeup_bytes = wakeup_bytes;
+            }
+            load_logged(|| open.load())
+        })?;
+        Ok(GenericSensor {
+            syscalls: BTreeMap::new(),
+            raw_enter: None,
+            raw_exit: None,
+            functions: BTreeMap::new(),
+            hooks: BTreeMap::new(),
+            free_ids: (0..VIGIL_HOOKS_MAX).collect(),
+            wakeup_bytes,
+            skel,
+        })
+    }
 
-        let mut by_syscall: BTreeMap<u32, SyscallHooks> = BTreeMap::new();
-        let mut by_function: BTreeMap<(String, Attach), FunctionHooks> = BTreeMap::new();
-        for (id, plan) in hooks {
-            skel.maps
-                .hook_configs
-                .update(&id.to_ne_bytes(), bytes_of(&plan.config), MapFlags::ANY)
-                .with_context(|| format!("configuring hook {id}"))?;
-            for s in &plan.strings {
-                let key = string_key(HookPlan::match_id(*id, s.slot), &s.value, s.reversed);
-                let len = s.value.len() as u32;
-                skel.maps
-                    .string_match
-                    .update(bytes_of(&key), &len.to_ne_bytes(), MapFlags::ANY)
-                    .with_context(|| format!("storing selector string {:?}", s.value))?;
+    /// Loads one hook: an id, its configuration and selector strings, and
+    /// its attachment. Returns its id and its plan with the trie ids filled
+    /// in. On failure nothing of it stays.
+    pub fn add_hook(&mut self, plan: &HookPlan) -> Result<(u32, HookPlan)> {
+        if let HookPoint::Syscall { nr, .. } = &plan.point {
+            if self
+                .syscalls
+                .get(nr)
+                .is_some_and(|p| p.hooks.len() >= VIGIL_HOOKS_PER_SYSCALL as usize)
+            {
+                bail!(
+                    "more than {VIGIL_HOOKS_PER_SYSCALL} hooks on {}",
+                    plan.point
+                );
             }
-            let (nr, name, tracepoint) = match &plan.point {
-                HookPoint::Syscall {
-                    nr,
-                    name,
-                    tracepoint,
-                } => (nr, name, tracepoint),
-                HookPoint::Function { name, fentry } => {
-                    let attach = if *fentry {
-                        Attach::Fentry
-                    } else {
-                        Attach::Kprobe
-                    };
-                    by_function
-                        .entry((name.clone(), attach))
-                        .or_insert_with(|| FunctionHooks { ids: Vec::new() })
-                        .ids
-                        .push(*id);
-                    continue;
-                }
-                HookPoint::Lsm { hook } => {
-                    by_function
-                        .entry((hook.clone(), Attach::Lsm))
-                        .or_insert_with(|| FunctionHooks { ids: Vec::new() })
-                        .ids
-                        .push(*id);
-                    continue;
-                }
-            };
-            let entry = by_syscall.entry(*nr).or_insert_with(|| SyscallHooks {
-                name: name.clone(),
-                tracepoint: *tracepoint,
-                ids: Vec::new(),
-                exit: false,
-            });
-            entry.ids.push(*id);
-            entry.exit |= plan.config.flags & VIGIL_HOOK_RETURN != 0;
         }
-        let mut links = Vec::new();
-        let (mut raw_enter, mut raw_exit) = (false, false);
-        for (nr, hooked) in &by_syscall {
-            let mut entry = vigil_syscall_hooks {
-                count: hooked.ids.len() as u32,
-                raw_tp: u32::from(!hooked.tracepoint),
-                ..Default::default()
-            };
-            for (slot, id) in entry.hooks.iter_mut().zip(&hooked.ids) {
-                *slot = *id;
+        let id = self
+            .free_ids
+            .pop_front()
+            .with_context(|| format!("more than {VIGIL_HOOKS_MAX} hooks in all"))?;
+        let mut plan = plan.clone();
+        plan.assign(id);
+        self.hooks.insert(
+            id,
+            LiveHook {
+                point: plan.point.clone(),
+                string_keys: Vec::new(),
+            },
+        );
+        match self.configure_and_attach(id, &plan) {
+            Ok(()) => Ok((id, plan)),
+            Err(e) => {
+                if let Err(undo) = self.remove_hook(id) {
+                    tracing::warn!(hook = id, error = %format!("{undo:#}"), "undoing a failed hook");
+                }
+                Err(e)
             }
-            skel.maps
-                .syscall_hooks
-                .update(&nr.to_ne_bytes(), bytes_of(&entry), MapFlags::ANY)
-                .with_context(|| format!("hooking system call {nr}"))?;
-            if !hooked.tracepoint {
-                raw_enter = true;
-                raw_exit |= hooked.exit;
-                continue;
+        }
+    }
+
+    fn configure_and_attach(&mut self, id: u32, plan: &HookPlan) -> Result<()> {
+        self.reset_counters(id)?;
+        let maps = &self.skel.maps;
+        let mut config = plan.config;
+        config.flags |= VIGIL_HOOK_LIVE;
+        for s in &plan.strings {
+            let key = string_key(HookPlan::match_id(id, s.slot), &s.value, s.reversed);
+            let len = s.value.len() as u32;
+            maps.string_match
+                .update(bytes_of(&key), &len.to_ne_bytes(), MapFlags::ANY)
+                .with_context(|| format!("storing selector string {:?}", s.value))?;
+            if let Some(live) = self.hooks.get_mut(&id) {
+                live.string_keys.push(key);
             }
-            let enter = format!("sys_enter_{}", hooked.name);
-            links.push(
-                skel.progs
-                    .vigil_syscall_enter
-                    .attach_tracepoint(TracepointCategory::Syscalls, &enter)
-                    .with_context(|| format!("attaching tracepoint syscalls/{enter}"))?,
-            );
-            if hooked.exit {
-                let exit = format!("sys_exit_{}", hooked.name);
-                links.push(
-                    skel.progs
+        }
+        // The configuration goes in before anything can run the hook.
+        maps.hook_configs
+            .update(&id.to_ne_bytes(), bytes_of(&config), MapFlags::ANY)
+            .with_context(|| format!("configuring hook {id}"))?;
+        match &plan.point {
+            HookPoint::Syscall {
+                nr,
+                name,
+                tracepoint,
+            } => {
+                let ret = plan.config.flags & VIGIL_HOOK_RETURN != 0;
+                self.attach_syscall_hook(id, *nr, name, *tracepoint, ret)
+            }
+            HookPoint::Function { name, fentry } => {
+                let attach = if *fentry {
+                    Attach::Fentry
+                } else {
+                    Attach::Kprobe
+                };
+                self.attach_function_hook(id, name, attach)
+            }
+            HookPoint::Lsm { hook } => self.attach_function_hook(id, hook, Attach::Lsm),
+        }
+    }
+
+    fn attach_syscall_hook(
+        &mut self,
+        id: u32,
+        nr: u32,
+        name: &str,
+        tracepoint: bool,
+        ret: bool,
+    ) -> Result<()> {
+        let point = self.syscalls.entry(nr).or_insert_with(|| SyscallPoint {
+            name: name.to_owned(),
+            tracepoint,
+            hooks: Vec::new(),
+            enter: None,
+            exit: None,
+        });
+        point.hooks.push((id, ret));
+        write_syscall_hooks(&self.skel, nr, point)?;
+        let progs = &self.skel.progs;
+        if point.tracepoint {
+            if point.enter.is_none() {
+                let enter = format!("sys_enter_{}", point.name);
+                point.enter = Some(
+                    progs
+                        .vigil_syscall_enter
+                        .attach_tracepoint(TracepointCategory::Syscalls, &enter)
+                        .with_context(|| format!("attaching tracepoint syscalls/{enter}"))?,
+                );
+            }
+            if point.needs_exit() && point.exit.is_none() {
+                let exit = format!("sys_exit_{}", point.name);
+                point.exit = Some(
+                    progs
                         .vigil_syscall_exit
                         .attach_tracepoint(TracepointCategory::Syscalls, &exit)
                         .with_context(|| format!("attaching tracepoint syscalls/{exit}"))?,
                 );
             }
+            return Ok(());
         }
-        // The raw tracepoints run on every system call: attached only for
-        // hooked system calls that have no tracepoint of their own.
-        if raw_enter {
-            links.push(
-                skel.progs
-                    .vigil_sys_enter
-                    .attach_raw_tracepoint("sys_enter")
-                    .context("attaching raw_tp/sys_enter")?,
-            );
-        }
-        if raw_exit {
-            links.push(
-                skel.progs
-                    .vigil_sys_exit
-                    .attach_raw_tracepoint("sys_exit")
-                    .context("attaching raw_tp/sys_exit")?,
-            );
-        }
-        let mut functions = Vec::new();
-        let mut failed = Vec::new();
-        let mut slots = objs.functions.iter_mut();
-        for (function, hooked) in &by_function {
-            let loaded = slots
-                .next()
-                .context("more hooked kernel functions than hooks")
-                .and_then(|obj| load_function(obj, &skel, wakeup_bytes, function, hooked));
-            match loaded {
-                Ok((function, link)) => {
-                    functions.push(function);
-                    links.push(link);
-                }
-                Err(e) => failed.extend(hooked.ids.iter().map(|id| (*id, format!("{e:#}")))),
+        self.sync_raw_tracepoints()
+    }
+
+    /// The raw tracepoints run on every system call: attached only while a
+    /// hooked system call without a tracepoint of its own needs them.
+    fn sync_raw_tracepoints(&mut self) -> Result<()> {
+        let raw = || self.syscalls.values().filter(|p| !p.tracepoint);
+        let (need_enter, need_exit) = (raw().next().is_some(), raw().any(|p| p.needs_exit()));
+        let progs = &self.skel.progs;
+        match (need_enter, self.raw_enter.is_some()) {
+            (true, false) => {
+                self.raw_enter = Some(
+                    progs
+                        .vigil_sys_enter
+                        .attach_raw_tracepoint("sys_enter")
+                        .context("attaching raw_tp/sys_enter")?,
+                )
             }
+            (false, true) => self.raw_enter = None,
+            _ => {}
         }
-        Ok((
-            GenericSensor {
-                skel,
-                _functions: functions,
-                _links: links,
+        match (need_exit, self.raw_exit.is_some()) {
+            (true, false) => {
+                self.raw_exit = Some(
+                    progs
+                        .vigil_sys_exit
+                        .attach_raw_tracepoint("sys_exit")
+                        .context("attaching raw_tp/sys_exit")?,
+                )
+            }
+            (false, true) => self.raw_exit = None,
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn attach_function_hook(&mut self, id: u32, name: &str, attach: Attach) -> Result<()> {
+        let (shared, wakeup_bytes) = (&*self.skel, self.wakeup_bytes);
+        let mut link = None;
+        let skel = Owned::new(|storage| {
+            let (skel, l) = load_function(storage, shared, wakeup_bytes, name, attach, id)?;
+            link = Some(l);
+            Ok(skel)
+        })?;
+        let link = link.context("function hook attached without a link")?;
+        self.functions.insert(
+            id,
+            FunctionInstance {
+                _link: link,
+                _skel: skel,
             },
-            failed,
-        ))
+        );
+        Ok(())
+    }
+
+    /// Removes hook `id`: detaches what served only it, takes it out of the
+    /// system call's hook list, clears its configuration, selector strings
+    /// and pending return events, and frees its id.
+    pub fn remove_hook(&mut self, id: u32) -> Result<()> {
+        let live = self
+            .hooks
+            .remove(&id)
+            .with_context(|| format!("no hook {id}"))?;
+        let mut result = Ok(());
+        if let HookPoint::Syscall { nr, .. } = live.point {
+            if let Some(point) = self.syscalls.get_mut(&nr) {
+                point.hooks.retain(|(h, _)| *h != id);
+                result = write_syscall_hooks(&self.skel, nr, point);
+                if !point.needs_exit() {
+                    point.exit = None;
+                }
+                if point.hooks.is_empty() {
+                    self.syscalls.remove(&nr);
+                }
+            }
+            let raw = self.sync_raw_tracepoints();
+            result = result.and(raw);
+        } else {
+            self.functions.remove(&id);
+        }
+        let maps = &self.skel.maps;
+        let cleared = vigil_hook_config::default();
+        let config = maps
+            .hook_configs
+            .update(&id.to_ne_bytes(), bytes_of(&cleared), MapFlags::ANY)
+            .with_context(|| format!("clearing hook {id}"));
+        result = result.and(config);
+        for key in &live.string_keys {
+            // Absent when the hook failed before storing it: nothing to do.
+            let _ = maps.string_match.delete(bytes_of(key));
+        }
+        result = result.and(self.clear_pending(id));
+        self.free_ids.push_back(id);
+        result
+    }
+
+    /// Drops events of hook `id` still waiting for their call's return.
+    fn clear_pending(&self, id: u32) -> Result<()> {
+        let pending = &self.skel.maps.pending;
+        // struct pending_key: pid_tgid (u64), then the hook id (u32).
+        let ours: Vec<Vec<u8>> = pending
+            .keys()
+            .filter(|k| {
+                k.get(8..12)
+                    .and_then(|b| b.try_into().ok())
+                    .map(u32::from_ne_bytes)
+                    == Some(id)
+            })
+            .collect();
+        for key in ours {
+            // Gone already when its call returned meanwhile.
+            let _ = pending.delete(&key);
+        }
+        Ok(())
+    }
+
+    /// Zeroes hook `id`'s counters, so that a reused id starts from nothing.
+    fn reset_counters(&self, id: u32) -> Result<()> {
+        let cpus = libbpf_rs::num_possible_cpus().context("counting possible CPUs")?;
+        let zeros = vec![vec![0u8; 8]; cpus];
+        for stat in 0..VIGIL_HOOK_STAT_MAX {
+            let index = id * VIGIL_HOOK_STAT_MAX + stat;
+            self.skel
+                .maps
+                .hook_stats
+                .update_percpu(&index.to_ne_bytes(), &zeros, MapFlags::ANY)
+                .with_context(|| format!("resetting counters of hook {id}"))?;
+        }
+        Ok(())
     }
 
     /// A hook's counters (`enum vigil_hook_stat`), summed over CPUs.
@@ -390,6 +572,22 @@ impl<'obj> GenericSensor<'obj> {
         }
         Ok(out)
     }
+}
+
+/// Writes the hook list of system call `nr` (an empty list when its last hook went).
+fn write_syscall_hooks(skel: &SyscallSkel<'_>, nr: u32, point: &SyscallPoint) -> Result<()> {
+    let mut entry = vigil_syscall_hooks {
+        count: point.hooks.len() as u32,
+        raw_tp: u32::from(!point.tracepoint),
+        ..Default::default()
+    };
+    for (slot, (id, _)) in entry.hooks.iter_mut().zip(&point.hooks) {
+        *slot = *id;
+    }
+    skel.maps
+        .syscall_hooks
+        .update(&nr.to_ne_bytes(), bytes_of(&entry), MapFlags::ANY)
+        .with_context(|| format!("hooking system call {nr}"))
 }
 
 #[cfg(test)]
