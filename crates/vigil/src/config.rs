@@ -70,6 +70,15 @@ pub struct AgentArgs {
     #[arg(long, value_name = "ADDR")]
     pub metrics_server: Option<String>,
 
+    /// Serve the gRPC API here: `host:port` or `unix:///path`; empty disables it.
+    #[arg(long, value_name = "ADDR", default_value = crate::api::client::DEFAULT_SERVER_ADDRESS)]
+    pub server_address: String,
+
+    /// Events kept for each GetEvents subscriber that falls behind; past
+    /// that it loses the oldest, counted and told.
+    #[arg(long, default_value_t = 10000)]
+    pub event_queue_size: usize,
+
     /// Load this TracingPolicy file (repeatable).
     #[arg(long, value_name = "FILE")]
     pub tracing_policy: Vec<PathBuf>,
