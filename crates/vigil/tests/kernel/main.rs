@@ -2,6 +2,7 @@
 //! programs, and assertions on the events the agent exported. A small harness
 //! of our own (not libtest) so that a test can report itself skipped with a
 //! reason, and so that this binary doubles as the tester programs it runs.
+mod api;
 mod defaults;
 mod harness;
 mod policy;
@@ -86,6 +87,14 @@ const TESTS: &[(&str, TestFn)] = &[
     (
         "policy::lsm_override_blocks_open",
         policy::lsm_override_blocks_open,
+    ),
+    (
+        "api::policy_lifecycle_over_grpc",
+        api::policy_lifecycle_over_grpc,
+    ),
+    (
+        "api::bad_policy_over_grpc_keeps_agent",
+        api::bad_policy_over_grpc_keeps_agent,
     ),
     (
         "defaults::default_policies_load_and_post",

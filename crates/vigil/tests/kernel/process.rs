@@ -455,7 +455,8 @@ fn vigil_programs() -> Vec<String> {
     names
 }
 
-fn prog_name(id: u32) -> Option<String> {
+/// The name of BPF program `id`, if it still exists.
+pub fn prog_name(id: u32) -> Option<String> {
     let mut attr = [0u8; 128];
     attr[0..4].copy_from_slice(&id.to_ne_bytes());
     // SAFETY: BPF_PROG_GET_FD_BY_ID with prog_id.
