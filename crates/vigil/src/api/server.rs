@@ -324,7 +324,54 @@ impl Vigil for Api {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
+    use vigil_events::{LostEvents, Process, ProcessExec};
+
     use super::*;
+
+    fn exec_of(binary: &str) -> Event {
+        Event {
+            body: EventBody::ProcessExec(ProcessExec {
+                process: Arc::new(Process {
+                    binary: binary.into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            node_name: "n".into(),
+            time: "t".into(),
+        }
+    }
+
+    #[test]
+    fn subscriptions_filter_by_kind_and_binary() {
+        let sub = Subscription {
+            kinds: vec!["process_exec".into(), "lost_events".into()],
+            binary_prefixes: vec!["/usr/bin/".into()],
+            compact: false,
+        };
+        assert!(sub.wants(&exec_of("/usr/bin/cat")));
+        assert!(!sub.wants(&exec_of("/bin/cat")));
+        let lost = Event {
+            body: EventBody::LostEvents(LostEvents {
+                source: "s".into(),
+                kind: "k".into(),
+                count: 1,
+                total: 1,
+            }),
+            node_name: "n".into(),
+            time: "t".into(),
+        };
+        assert!(sub.wants(&lost), "losses pass the binary filter");
+        let Some(Ok(GetEventsResponse {
+            item: Some(Item::EventJson(json)),
+        })) = sub.render(&exec_of("/usr/bin/cat"))
+        else {
+            panic!("a JSON event");
+        };
+        assert!(json.starts_with("{\"process_exec\""), "{json}");
+    }
 
     #[test]
     fn addresses() {

@@ -5,7 +5,7 @@
 use std::{
     fs,
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    process::{Child, Command},
     sync::{
         atomic::{AtomicBool, Ordering},
         Arc,
@@ -140,20 +140,22 @@ fn unlink_then_open(unlink: &Path, open: &Path) -> u32 {
     pid
 }
 
-/// `vigil getevents` writing JSON lines into a file.
+/// `vigil getevents` writing JSON lines into a file, its complaints into another.
 struct Subscriber {
     child: Child,
     out: PathBuf,
+    err: PathBuf,
 }
 
 impl Subscriber {
-    fn start(agent: &Agent, dir: &Path) -> Subscriber {
-        let out = dir.join("getevents.json");
+    fn start(agent: &Agent, dir: &Path, args: &[&str]) -> Subscriber {
+        let (out, err) = (dir.join("getevents.json"), dir.join("getevents.err"));
         let child = Command::new(vigil_bin())
-            .args(["getevents", "--event-type", "process_kprobe"])
+            .arg("getevents")
+            .args(args)
             .arg(format!("--server-address={}", agent.server_address))
             .stdout(fs::File::create(&out).expect("getevents output"))
-            .stderr(Stdio::inherit())
+            .stderr(fs::File::create(&err).expect("getevents errors"))
             .spawn()
             .expect("spawn vigil getevents");
         let start = Instant::now();
@@ -161,7 +163,12 @@ impl Subscriber {
             assert!(start.elapsed() < WAIT, "vigil getevents never subscribed");
             thread::sleep(Duration::from_millis(50));
         }
-        Subscriber { child, out }
+        Subscriber { child, out, err }
+    }
+
+    fn signal(&self, signal: i32) {
+        // SAFETY: kill on our own child's pid.
+        unsafe { libc::kill(self.child.id() as i32, signal) };
     }
 
     fn events(&self) -> Vec<Value> {
@@ -215,7 +222,7 @@ pub fn policy_lifecycle_over_grpc() -> TestResult {
 
     let agent = Agent::start(&[]);
     assert!(policies(&agent).is_empty(), "started without policies");
-    let subscriber = Subscriber::start(&agent, dir.path());
+    let subscriber = Subscriber::start(&agent, dir.path(), &["--event-type", "process_kprobe"]);
 
     cli_ok(&agent, &["tracingpolicy", "add", &b_policy]);
     let links_without_a = enter_links(&agent);
@@ -389,6 +396,69 @@ pub fn bad_policy_over_grpc_keeps_agent() -> TestResult {
         .as_array()
         .is_some_and(|v| v.iter().any(|x| x == "generic")));
     assert!(s["kernel_release"].as_str().is_some_and(|k| !k.is_empty()));
+    agent.stop();
+    Ok(())
+}
+
+/// A subscriber that stops reading loses events, is told how many, and the
+/// export file misses nothing.
+pub fn slow_subscriber_loses_not_the_file() -> TestResult {
+    require_agent!();
+    const N: usize = 300;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let agent = Agent::start(&["--event-queue-size", "8"]);
+    let subscriber = Subscriber::start(&agent, dir.path(), &["--event-type", "process_exec"]);
+    subscriber.signal(libc::SIGSTOP);
+    let mut sh = Command::new("/bin/sh")
+        .args([
+            "-c",
+            &format!("i=0; while [ $i -lt {N} ]; do /bin/true; i=$((i+1)); done"),
+        ])
+        .spawn()
+        .expect("spawn sh");
+    let sh_pid = sh.id();
+    assert!(sh.wait().expect("wait sh").success());
+    let evs = agent.wait_for(WAIT, "every exec of the loop", |evs| {
+        of_kind(evs, "process_exec")
+            .iter()
+            .filter(|e| str_at(e, "/process/binary") == "/bin/true")
+            .filter(|e| e["parent"]["pid"].as_u64() == Some(u64::from(sh_pid)))
+            .count()
+            == N
+    });
+    assert!(
+        of_kind(&evs, "lost_events").is_empty(),
+        "the file lost nothing"
+    );
+    subscriber.signal(libc::SIGCONT);
+    let start = Instant::now();
+    let lost: u64 = loop {
+        let err = fs::read_to_string(&subscriber.err).unwrap_or_default();
+        // "vigil getevents: fell behind, N events lost", once per gap.
+        let told: u64 = err
+            .lines()
+            .filter(|l| l.contains("events lost"))
+            .filter_map(|l| l.split_whitespace().find_map(|w| w.parse::<u64>().ok()))
+            .sum();
+        if told > 0 {
+            break told;
+        }
+        assert!(
+            start.elapsed() < WAIT,
+            "the subscriber was never told of its loss: {err}"
+        );
+        thread::sleep(Duration::from_millis(50));
+    };
+    let streamed = subscriber.events().len();
+    assert!(
+        agent.cli(&["status"]).status.success(),
+        "the agent still serves"
+    );
+    println!(
+        "stopped subscriber (queue of 8): {streamed} execs streamed so far, \
+         told of {lost} events lost; the file has all {N}"
+    );
+    drop(subscriber);
     agent.stop();
     Ok(())
 }

@@ -97,6 +97,10 @@ const TESTS: &[(&str, TestFn)] = &[
         api::bad_policy_over_grpc_keeps_agent,
     ),
     (
+        "api::slow_subscriber_loses_not_the_file",
+        api::slow_subscriber_loses_not_the_file,
+    ),
+    (
         "defaults::default_policies_load_and_post",
         defaults::default_policies_load_and_post,
     ),
