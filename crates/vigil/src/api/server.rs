@@ -28,7 +28,7 @@ use vigil_events::{compact, Event, EventBody};
 use super::{Command, CommandSender, Reply};
 use crate::{
     metrics::LossLabels,
-    output::EventStream,
+    output::{EventStream, SubscriberGuard},
     policy::{PolicyError, PolicyReport, PolicyState},
 };
 
@@ -121,11 +121,12 @@ pub async fn serve(address: &Address, api: Api) -> Result<()> {
     Ok(())
 }
 
-/// A subscriber's filters and format.
+/// A subscriber's filters and format; it is counted while its stream lives.
 struct Subscription {
     kinds: Vec<String>,
     binary_prefixes: Vec<String>,
     compact: bool,
+    _counted: SubscriberGuard,
 }
 
 impl Subscription {
@@ -213,22 +214,23 @@ impl Vigil for Api {
         request: Request<GetEventsRequest>,
     ) -> Result<Response<EventsStream>, Status> {
         let req = request.into_inner();
+        let (rx, guard) = self.stream.subscribe();
         let sub = Subscription {
             compact: req.format() == EventFormat::Compact,
             kinds: req.event_types,
             binary_prefixes: req.binary_prefixes,
+            _counted: guard,
         };
         let lost = self.lost.clone();
-        let events =
-            BroadcastStream::new(self.stream.subscribe()).filter_map(move |item| match item {
-                Ok(ev) => sub.render(&ev),
-                Err(BroadcastStreamRecvError::Lagged(count)) => {
-                    lost.inc_by(count);
-                    Some(Ok(GetEventsResponse {
-                        item: Some(Item::Lost(SubscriberLoss { count })),
-                    }))
-                }
-            });
+        let events = BroadcastStream::new(rx).filter_map(move |item| match item {
+            Ok(ev) => sub.render(&ev),
+            Err(BroadcastStreamRecvError::Lagged(count)) => {
+                lost.inc_by(count);
+                Some(Ok(GetEventsResponse {
+                    item: Some(Item::Lost(SubscriberLoss { count })),
+                }))
+            }
+        });
         Ok(Response::new(Box::pin(events)))
     }
 
@@ -346,10 +348,12 @@ mod tests {
 
     #[test]
     fn subscriptions_filter_by_kind_and_binary() {
+        let stream = EventStream::new(1);
         let sub = Subscription {
             kinds: vec!["process_exec".into(), "lost_events".into()],
             binary_prefixes: vec!["/usr/bin/".into()],
             compact: false,
+            _counted: stream.subscribe().1,
         };
         assert!(sub.wants(&exec_of("/usr/bin/cat")));
         assert!(!sub.wants(&exec_of("/bin/cat")));

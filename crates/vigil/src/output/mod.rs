@@ -8,7 +8,7 @@ use std::io::{self, BufWriter, Write};
 use vigil_events::{compact, Event};
 
 pub use file::RotatingFile;
-pub use stream::EventStream;
+pub use stream::{EventStream, SubscriberGuard};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
