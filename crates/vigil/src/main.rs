@@ -154,8 +154,18 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
+    // A client's error is the server's answer (e.g. one line per policy
+    // problem): printed as is, not as a log line.
+    let client = matches!(
+        cli.command,
+        Command::Tracingpolicy(_) | Command::Getevents { .. } | Command::Status { .. }
+    );
     match run(cli.command) {
         Ok(code) => code,
+        Err(e) if client => {
+            eprintln!("vigil: {e:#}");
+            ExitCode::FAILURE
+        }
         Err(e) => {
             tracing::error!("{e:#}");
             ExitCode::FAILURE
