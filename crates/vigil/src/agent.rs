@@ -18,24 +18,21 @@ use libbpf_rs::RingBufferBuilder;
 use prometheus_client::metrics::counter::Counter;
 use tracing::{info, warn};
 use vigil_bpf::wire::{
-    VIGIL_HOOK_STAT_MAX, VIGIL_STAT_LOST_CLONE, VIGIL_STAT_LOST_EXEC, VIGIL_STAT_LOST_EXIT,
-    VIGIL_STAT_LOST_KPROBE, VIGIL_STAT_MAX, VIGIL_STAT_PROC_TABLE_FULL, VIGIL_STAT_PROC_TABLE_MISS,
+    VIGIL_STAT_LOST_CLONE, VIGIL_STAT_LOST_EXEC, VIGIL_STAT_LOST_EXIT, VIGIL_STAT_LOST_KPROBE,
+    VIGIL_STAT_MAX, VIGIL_STAT_PROC_TABLE_FULL, VIGIL_STAT_PROC_TABLE_MISS,
 };
 use vigil_events::{Event, EventBody, LostEvents};
 
 use crate::{
+    api::{AgentStatus, Command, CommandReceiver, FeatureReport},
     config::AgentArgs,
     debug::StatsSwitch,
     decode::{self, ExecRecord, KprobeRecord, Record},
     events::{host_namespaces, EventBuilder, EventOptions},
     metrics::{self, LossLabels, Metrics, TypeLabel},
-    output::{Format, Outputs, RotatingFile, Sink},
-    policy::{self, HookTable, PolicyMetrics, PolicySet},
-    probe,
-    sensors::{
-        generic::{GenericObjects, GenericSensor},
-        process::{ProcessSensor, ProcessSensorConfig},
-    },
+    output::{EventStream, Format, Outputs, RotatingFile, Sink},
+    policy::{self, HookTable, PolicyManager, PolicyMetrics},
+    sensors::process::{ProcessSensor, ProcessSensorConfig},
 };
 
 const COUNTER_INTERVAL: Duration = Duration::from_secs(1);
@@ -181,9 +178,19 @@ impl Pipeline {
     }
 }
 
-pub fn run(args: AgentArgs, stop: Arc<AtomicBool>) -> Result<()> {
+/// The agent's side of the API: commands to serve, and the events stream.
+pub struct ApiLink {
+    pub commands: CommandReceiver,
+    pub stream: EventStream,
+}
+
+pub fn run(
+    args: AgentArgs,
+    stop: Arc<AtomicBool>,
+    metrics: Arc<Metrics>,
+    api: Option<ApiLink>,
+) -> Result<()> {
     let node_name = args.node_name.clone().unwrap_or_else(hostname);
-    let metrics = Arc::new(Metrics::default());
     let policy_metrics = PolicyMetrics::default();
     if let Some(addr) = &args.metrics_server {
         let mut registry = metrics.registry();
@@ -209,12 +216,10 @@ pub fn run(args: AgentArgs, stop: Arc<AtomicBool>) -> Result<()> {
     let sensor = ProcessSensor::load(&mut obj, &cfg)?;
     info!("process sensor attached (tp_btf sched_process_exec/fork/exit)");
 
-    let mut policies = PolicySet::default();
-    let mut generic_obj = GenericObjects::default();
-    let (generic, hooks) = load_policies(&args, &sensor, &cfg, &mut policies, &mut generic_obj);
-    policy_metrics.set_states(&policies);
-    let mut hook_totals = vec![[0u64; VIGIL_HOOK_STAT_MAX as usize]; hooks.len()];
-
+    let (mut commands, stream) = match api {
+        Some(a) => (Some(a.commands), Some(a.stream)),
+        None => (None, None),
+    };
     let opts = EventOptions {
         node_name,
         enable_process_cred: args.enable_process_cred,
@@ -228,14 +233,22 @@ pub fn run(args: AgentArgs, stop: Arc<AtomicBool>) -> Result<()> {
     };
     let pipeline = Rc::new(RefCell::new(Pipeline {
         builder: EventBuilder::new(opts, host_namespaces()),
-        outputs: Outputs::new(sinks(&args)?),
+        outputs: Outputs::new(sinks(&args)?, stream),
         metrics: metrics.clone(),
         event_counters: Vec::new(),
         kernel_counters: [0; VIGIL_STAT_MAX as usize],
         decode_errors: 0,
         write_errors: 0,
-        hooks,
+        hooks: HookTable::default(),
     }));
+
+    let mut policies = PolicyManager::new(policy_metrics, cfg.wakeup_bytes);
+    policies.load_files(
+        &args.tracing_policy,
+        &args.tracing_policy_dir,
+        &sensor,
+        &mut pipeline.borrow_mut().hooks,
+    );
 
     let mut rb = RingBufferBuilder::new();
     let sink = pipeline.clone();
@@ -265,21 +278,18 @@ pub fn run(args: AgentArgs, stop: Arc<AtomicBool>) -> Result<()> {
             }
         }
         rb.consume().context("reading the ring buffer")?;
+        if let Some(commands) = &mut commands {
+            while let Ok(command) = commands.try_recv() {
+                serve_command(command, &mut policies, &sensor, &mut pipeline.borrow_mut());
+            }
+        }
         if last_check.elapsed() >= COUNTER_INTERVAL {
             last_check = Instant::now();
             let counters = sensor.counters()?;
             let mut p = pipeline.borrow_mut();
             p.check_kernel_counters(counters);
             p.outputs.flush().context("writing events")?;
-            if let Some(generic) = &generic {
-                update_policy_metrics(
-                    generic,
-                    &policies,
-                    &p.hooks,
-                    &policy_metrics,
-                    &mut hook_totals,
-                )?;
-            }
+            policies.refresh_counters();
         }
         pipeline
             .borrow_mut()
@@ -332,57 +342,55 @@ fn load_snapshot(p: &mut Pipeline, mut data: &[u8]) -> usize {
     found
 }
 
-/// Validates and compiles the policies, then loads the generic syscall hook
-/// for the hooks that can be served. Failures never stop the agent: they
-/// become hook and policy states, logged one line each.
-fn load_policies<'obj>(
-    args: &AgentArgs,
+/// Runs one API command on the event loop, between two ring buffer reads.
+/// A caller that went away (its reply channel closed) is no error.
+fn serve_command(
+    command: Command,
+    policies: &mut PolicyManager,
     sensor: &ProcessSensor,
-    cfg: &ProcessSensorConfig,
-    policies: &mut PolicySet,
-    obj: &'obj mut GenericObjects,
-) -> (Option<GenericSensor<'obj>>, HookTable) {
-    if args.tracing_policy.is_empty() && args.tracing_policy_dir.is_empty() {
-        return (None, HookTable::default());
-    }
-    let features = probe::detect();
-    *policies = policy::load(&args.tracing_policy, &args.tracing_policy_dir, &features);
-    let (plans, hooks) = policies.assign_hooks();
-    let generic = if plans.is_empty() {
-        None
-    } else {
-        match GenericSensor::load(obj, sensor, cfg.wakeup_bytes, &plans) {
-            Ok((g, failed)) => {
-                policies.hooks_failed(&failed);
-                Some(g)
+    p: &mut Pipeline,
+) {
+    match command {
+        Command::Status(reply) => {
+            let mut sensors = vec!["process".to_owned()];
+            if policies.generic_loaded() {
+                sensors.push("generic".to_owned());
             }
-            Err(e) => {
-                policies.sensor_failed(&format!("{e:#}"));
-                None
-            }
+            let features = policies.features();
+            let status = AgentStatus {
+                node_name: p.builder.node_name().to_owned(),
+                kernel_release: features.kernel.clone(),
+                sensors,
+                features: features
+                    .features
+                    .iter()
+                    .map(|f| FeatureReport {
+                        name: f.name.to_owned(),
+                        available: f.available,
+                        reason: f.reason.clone().unwrap_or_default(),
+                    })
+                    .collect(),
+                events_written: p.outputs.written,
+                policies: policies.len(),
+            };
+            let _ = reply.send(status);
         }
-    };
-    policies.log();
-    (generic, hooks)
-}
-
-fn update_policy_metrics(
-    generic: &GenericSensor,
-    policies: &PolicySet,
-    hooks: &HookTable,
-    metrics: &PolicyMetrics,
-    totals: &mut [[u64; VIGIL_HOOK_STAT_MAX as usize]],
-) -> Result<()> {
-    for (hook, last) in totals.iter_mut().enumerate() {
-        let now = generic.hook_counters(hook as u32)?;
-        let mut delta = [0u64; VIGIL_HOOK_STAT_MAX as usize];
-        for (d, (n, l)) in delta.iter_mut().zip(now.iter().zip(last.iter())) {
-            *d = n.saturating_sub(*l);
+        Command::ListPolicies(reply) => {
+            let _ = reply.send(policies.list());
         }
-        metrics.add(policies, hooks, hook as u32, delta);
-        *last = now;
+        Command::AddPolicy { yaml, reply } => {
+            let _ = reply.send(policies.add_yaml(&yaml, sensor, &mut p.hooks));
+        }
+        Command::DeletePolicy { name, reply } => {
+            let _ = reply.send(policies.delete(&name));
+        }
+        Command::EnablePolicy { name, reply } => {
+            let _ = reply.send(policies.enable(&name, sensor, &mut p.hooks));
+        }
+        Command::DisablePolicy { name, reply } => {
+            let _ = reply.send(policies.disable(&name));
+        }
     }
-    Ok(())
 }
 
 fn complete_from_proc(rec: &mut ExecRecord) {

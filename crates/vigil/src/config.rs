@@ -75,6 +75,14 @@ pub struct AgentArgs {
     /// (costs a few tens of ns per program run).
     #[arg(long)]
     pub enable_bpf_stats: bool,
+    /// Serve the gRPC API here: `host:port` or `unix:///path`; empty disables it.
+    #[arg(long, value_name = "ADDR", default_value = crate::api::client::DEFAULT_SERVER_ADDRESS)]
+    pub server_address: String,
+
+    /// Events kept for each GetEvents subscriber that falls behind; past
+    /// that it loses the oldest, counted and told.
+    #[arg(long, default_value_t = 10000)]
+    pub event_queue_size: usize,
 
     /// Load this TracingPolicy file (repeatable).
     #[arg(long, value_name = "FILE")]

@@ -1,5 +1,6 @@
 //! vigil: eBPF security observability and runtime enforcement.
 mod agent;
+mod api;
 mod bpf_usage;
 mod config;
 mod debug;
@@ -50,6 +51,72 @@ enum Command {
     /// Look inside a running vigil.
     #[command(subcommand)]
     Debug(DebugCommand),
+    /// Manage the policies of a running agent (gRPC).
+    #[command(subcommand, visible_alias = "tp")]
+    Tracingpolicy(TracingPolicyCommand),
+    /// Stream a running agent's events (gRPC).
+    Getevents {
+        #[command(flatten)]
+        server: ServerArg,
+        /// Line format.
+        #[arg(long, short = 'o', value_enum, default_value = "json")]
+        output: output::Format,
+        /// Only these event kinds (process_exec, process_kprobe, ...; repeatable).
+        #[arg(long = "event-type", value_name = "KIND")]
+        event_types: Vec<String>,
+        /// Only events of processes whose binary starts with this (repeatable).
+        #[arg(long = "binary-prefix", value_name = "PATH")]
+        binary_prefixes: Vec<String>,
+    },
+    /// Version, node, sensors and kernel features of a running agent (gRPC).
+    Status {
+        #[command(flatten)]
+        server: ServerArg,
+        #[arg(long, short = 'o', value_parser = ["text", "json"], default_value = "text")]
+        output: String,
+    },
+}
+
+#[derive(clap::Args)]
+struct ServerArg {
+    /// The agent's gRPC address: `host:port` or `unix:///path`.
+    #[arg(long, env = "VIGIL_SERVER_ADDRESS", default_value = api::client::DEFAULT_SERVER_ADDRESS)]
+    server_address: String,
+}
+
+#[derive(Subcommand)]
+enum TracingPolicyCommand {
+    /// Add a policy from a YAML file; validation errors name the field.
+    Add {
+        #[command(flatten)]
+        server: ServerArg,
+        file: std::path::PathBuf,
+    },
+    /// Detach a policy and forget it.
+    Delete {
+        #[command(flatten)]
+        server: ServerArg,
+        name: String,
+    },
+    /// Policies with state, mode and counters.
+    List {
+        #[command(flatten)]
+        server: ServerArg,
+        #[arg(long, short = 'o', value_parser = ["text", "json"], default_value = "text")]
+        output: String,
+    },
+    /// Re-attach a disabled policy.
+    Enable {
+        #[command(flatten)]
+        server: ServerArg,
+        name: String,
+    },
+    /// Detach a policy's hooks, keeping the policy.
+    Disable {
+        #[command(flatten)]
+        server: ServerArg,
+        name: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -94,8 +161,18 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
+    // A client's error is the server's answer (e.g. one line per policy
+    // problem): printed as is, not as a log line.
+    let client = matches!(
+        cli.command,
+        Command::Tracingpolicy(_) | Command::Getevents { .. } | Command::Status { .. }
+    );
     match run(cli.command) {
         Ok(code) => code,
+        Err(e) if client => {
+            eprintln!("vigil: {e:#}");
+            ExitCode::FAILURE
+        }
         Err(e) => {
             tracing::error!("{e:#}");
             ExitCode::FAILURE
@@ -128,6 +205,43 @@ fn run(command: Command) -> Result<ExitCode> {
                 ExitCode::FAILURE
             })
         }
+        Command::Tracingpolicy(tp) => {
+            match tp {
+                TracingPolicyCommand::Add { server, file } => {
+                    api::client::add_policy(&server.server_address, &file)
+                }
+                TracingPolicyCommand::Delete { server, name } => {
+                    api::client::delete_policy(&server.server_address, &name)
+                }
+                TracingPolicyCommand::List { server, output } => {
+                    api::client::list_policies(&server.server_address, output == "json")
+                }
+                TracingPolicyCommand::Enable { server, name } => {
+                    api::client::set_enabled(&server.server_address, &name, true)
+                }
+                TracingPolicyCommand::Disable { server, name } => {
+                    api::client::set_enabled(&server.server_address, &name, false)
+                }
+            }?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Getevents {
+            server,
+            output,
+            event_types,
+            binary_prefixes,
+        } => {
+            let query = api::client::EventsQuery {
+                compact: output == output::Format::Compact,
+                event_types,
+                binary_prefixes,
+            };
+            api::client::get_events(&server.server_address, query).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Status { server, output } => {
+            api::client::status(&server.server_address, output == "json")
+                .map(|()| ExitCode::SUCCESS)
+        }
         Command::Agent(args) => {
             let stop = Arc::new(AtomicBool::new(false));
             let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -136,19 +250,47 @@ fn run(command: Command) -> Result<ExitCode> {
                 .build()
                 .context("starting the async runtime")?;
             runtime.block_on(async {
+                let metrics = Arc::new(metrics::Metrics::default());
+                let address = api::server::Address::parse(&args.server_address);
+                let api = match &address {
+                    Some(addr) => {
+                        let (commands, receiver) = api::command_channel();
+                        let stream = output::EventStream::new(args.event_queue_size);
+                        let server =
+                            api::server::Api::new(commands, stream.clone(), &metrics.lost_events);
+                        api::server::serve(addr, server).await?;
+                        tracing::info!(address = %args.server_address, "serving the gRPC API");
+                        Some(agent::ApiLink {
+                            commands: receiver,
+                            stream,
+                        })
+                    }
+                    None => None,
+                };
                 let pipeline_stop = stop.clone();
-                let pipeline = tokio::task::spawn_blocking(move || agent::run(args, pipeline_stop));
+                let mut pipeline = tokio::task::spawn_blocking(move || {
+                    agent::run(args, pipeline_stop, metrics, api)
+                });
                 let mut term =
                     tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
                         .context("installing the SIGTERM handler")?;
-                tokio::select! {
-                    r = pipeline => return r.context("agent thread")?.map(|()| ExitCode::SUCCESS),
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
+                let stopped = tokio::select! {
+                    r = &mut pipeline => Some(r),
+                    _ = tokio::signal::ctrl_c() => None,
+                    _ = term.recv() => None,
+                };
+                let result = match stopped {
+                    Some(r) => r.context("agent thread")?,
+                    None => {
+                        tracing::info!("stopping");
+                        stop.store(true, Ordering::Relaxed);
+                        pipeline.await.context("agent thread")?
+                    }
+                };
+                if let Some(api::server::Address::Unix(path)) = &address {
+                    let _ = std::fs::remove_file(path);
                 }
-                tracing::info!("stopping");
-                stop.store(true, Ordering::Relaxed);
-                Ok(ExitCode::SUCCESS)
+                result.map(|()| ExitCode::SUCCESS)
             })
         }
     }

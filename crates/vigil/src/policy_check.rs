@@ -1,17 +1,16 @@
 //! `vigil policy check --kernel`: everything the agent would do with the
 //! policies at start (validate, compile against this kernel's hook kinds,
-//! load and attach through the verifier), then detach and report per hook
-//! how it would be served or why it is refused.
+//! load and attach every hook through the verifier, as `PolicyManager`
+//! does), then detach and report per hook how it would be served or why it
+//! is refused.
 use std::{mem::MaybeUninit, path::PathBuf};
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 
 use crate::{
-    policy, probe,
-    sensors::{
-        generic::{GenericObjects, GenericSensor},
-        process::{ProcessSensor, ProcessSensorConfig},
-    },
+    policy::{HookTable, PolicyManager, PolicyMetrics},
+    probe,
+    sensors::process::{ProcessSensor, ProcessSensorConfig},
 };
 
 /// Small maps: the trial load only has to pass the verifier and attach.
@@ -28,24 +27,19 @@ pub fn on_this_kernel(files: &[PathBuf]) -> Result<(String, bool)> {
         bail!("--kernel loads BPF programs to try each hook: run it as root");
     }
     let features = probe::detect();
-    let mut policies = policy::load(files, &[], &features);
-    let (plans, _hooks) = policies.assign_hooks();
-    if !plans.is_empty() {
-        let mut process_obj = MaybeUninit::uninit();
-        let mut generic_obj = GenericObjects::default();
-        match ProcessSensor::load(&mut process_obj, &TRIAL_SENSOR) {
-            Ok(sensor) => match GenericSensor::load(
-                &mut generic_obj,
-                &sensor,
-                TRIAL_SENSOR.wakeup_bytes,
-                &plans,
-            ) {
-                Ok((_generic, failed)) => policies.hooks_failed(&failed),
-                Err(e) => policies.sensor_failed(&format!("{e:#}")),
-            },
-            Err(e) => policies.sensor_failed(&format!("process sensor: {e:#}")),
-        };
-    }
-    let report = format!("kernel {}\n{}", features.kernel, policies.report());
-    Ok((report, policies.all_served()))
+    let kernel = features.kernel.clone();
+    let mut process_obj = MaybeUninit::uninit();
+    let process = ProcessSensor::load(&mut process_obj, &TRIAL_SENSOR)
+        .context("loading the process sensor the policy hooks share maps with")?;
+    let mut policies = PolicyManager::with_features(
+        PolicyMetrics::default(),
+        TRIAL_SENSOR.wakeup_bytes,
+        features,
+    );
+    let mut table = HookTable::default();
+    policies.load_files(files, &[], &process, &mut table);
+    let (report, served) = policies.report();
+    // Dropping the manager detaches every hook it attached.
+    drop(policies);
+    Ok((format!("kernel {kernel}\n{report}"), served))
 }

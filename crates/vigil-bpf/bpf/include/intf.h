@@ -368,6 +368,9 @@ enum vigil_hook_flags {
 	/* Some selector matches the parent's binary (matchParentBinaries). */
 	VIGIL_HOOK_NEED_PARENT_BINARY = 1 << 5,
 	VIGIL_HOOK_NEED_PARENT_BINARY_REVERSED = 1 << 6,
+	/* Set by the loader while the hook exists: a removed hook's slot is
+	 * zeroed, and a program that still reads its id does nothing. */
+	VIGIL_HOOK_LIVE = 1 << 7,
 };
 
 /* vigil_msg_kprobe.flags */

@@ -1044,7 +1044,7 @@ __noinline int run_hook(__u32 hook)
 	__u32 matched, actions, size, signal = 0, flags = 0;
 	int derived, filter_first, error = 0;
 
-	if (!s || !cfg)
+	if (!s || !cfg || !(cfg->flags & VIGIL_HOOK_LIVE))
 		return 0;
 	s->hook = hook;
 	filter_first = cfg->flags & VIGIL_HOOK_FILTER_FIRST;
@@ -1178,7 +1178,8 @@ __noinline int finish_return(__u32 hook, __s64 ret)
 
 	if (!ev)
 		return 0;
-	if (!cfg || !s)
+	/* A removed hook's slot is inert here too: its event is dropped. */
+	if (!cfg || !s || !(cfg->flags & VIGIL_HOOK_LIVE))
 		goto done;
 	ev->msg.ret = ret;
 	ev->msg.flags |= VIGIL_KPROBE_HAS_RETURN;

@@ -1,11 +1,14 @@
-//! Where events go: JSON lines or compact lines, to stdout and/or a rotated file.
+//! Where events go: JSON lines or compact lines, to stdout and/or a rotated
+//! file, and to the API's events stream.
 mod file;
+mod stream;
 
 use std::io::{self, BufWriter, Write};
 
 use vigil_events::{compact, Event};
 
 pub use file::RotatingFile;
+pub use stream::{EventStream, SubscriberGuard};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -39,20 +42,25 @@ impl Sink {
 /// Fans each event out to every sink, serializing once per format.
 pub struct Outputs {
     sinks: Vec<Sink>,
+    stream: Option<EventStream>,
     json: Vec<u8>,
     pub written: u64,
 }
 
 impl Outputs {
-    pub fn new(sinks: Vec<Sink>) -> Self {
+    pub fn new(sinks: Vec<Sink>, stream: Option<EventStream>) -> Self {
         Outputs {
             sinks,
+            stream,
             json: Vec::with_capacity(4096),
             written: 0,
         }
     }
 
     pub fn write(&mut self, ev: &Event) -> io::Result<()> {
+        if let Some(stream) = &self.stream {
+            stream.publish(ev);
+        }
         let mut compact_line: Option<String> = None;
         self.json.clear();
         for sink in &mut self.sinks {

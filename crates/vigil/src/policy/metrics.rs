@@ -9,7 +9,7 @@ use vigil_bpf::wire::{
     VIGIL_HOOK_STAT_POSTED, VIGIL_HOOK_STAT_RATE_LIMITED,
 };
 
-use super::state::{HookTable, PolicySet};
+use super::state::PolicyState;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PolicyLabels {
@@ -41,7 +41,7 @@ impl PolicyMetrics {
     pub fn register(&self, r: &mut Registry) {
         r.register(
             "policy_state",
-            "1 for each policy's current state (enabled, partially_enabled, error)",
+            "1 for each policy's current state (enabled, partially_enabled, disabled, error), 0 for the others",
             self.state.clone(),
         );
         r.register(
@@ -61,36 +61,51 @@ impl PolicyMetrics {
         );
     }
 
-    pub fn set_states(&self, set: &PolicySet) {
-        for p in &set.policies {
+    /// Sets 1 for the policy's current state and 0 for the others.
+    pub fn set_state(&self, policy: &str, state: PolicyState) {
+        for s in PolicyState::ALL {
             self.state
                 .get_or_create(&StateLabels {
-                    policy: p.name.clone(),
-                    state: p.state().name().into(),
+                    policy: policy.to_owned(),
+                    state: s.name().into(),
                 })
-                .set(1);
+                .set(i64::from(s == state));
         }
     }
 
-    /// Adds what hook `hook` did since the last call (`enum vigil_hook_stat` deltas).
-    pub fn add(
-        &self,
-        set: &PolicySet,
-        table: &HookTable,
-        hook: u32,
-        delta: [u64; VIGIL_HOOK_STAT_MAX as usize],
-    ) {
-        let Some(policy) = table.policy_of(hook).and_then(|p| set.policies.get(p)) else {
-            return;
-        };
+    /// Drops a deleted policy's series.
+    pub fn forget(&self, policy: &str) {
+        for s in PolicyState::ALL {
+            self.state.remove(&StateLabels {
+                policy: policy.to_owned(),
+                state: s.name().into(),
+            });
+        }
+        self.events.remove(&PolicyLabels {
+            policy: policy.to_owned(),
+        });
+        self.rate_limited.remove(&PolicyLabels {
+            policy: policy.to_owned(),
+        });
+        for outcome in ["enforced", "monitored"] {
+            self.actions.remove(&ActionLabels {
+                policy: policy.to_owned(),
+                outcome: outcome.into(),
+            });
+        }
+    }
+
+    /// Adds what one of the policy's hooks did since the last look
+    /// (`enum vigil_hook_stat` deltas).
+    pub fn add(&self, policy: &str, delta: &[u64; VIGIL_HOOK_STAT_MAX as usize]) {
         self.events
             .get_or_create(&PolicyLabels {
-                policy: policy.name.clone(),
+                policy: policy.to_owned(),
             })
             .inc_by(delta[VIGIL_HOOK_STAT_POSTED as usize]);
         self.rate_limited
             .get_or_create(&PolicyLabels {
-                policy: policy.name.clone(),
+                policy: policy.to_owned(),
             })
             .inc_by(delta[VIGIL_HOOK_STAT_RATE_LIMITED as usize]);
         for (stat, outcome) in [
@@ -99,7 +114,7 @@ impl PolicyMetrics {
         ] {
             self.actions
                 .get_or_create(&ActionLabels {
-                    policy: policy.name.clone(),
+                    policy: policy.to_owned(),
                     outcome: outcome.into(),
                 })
                 .inc_by(delta[stat as usize]);

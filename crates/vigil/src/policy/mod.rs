@@ -1,9 +1,11 @@
-//! TracingPolicy loading: read and validate the files (vigil-policy),
-//! compile each hook against this kernel (`compile`), give every hook a
-//! status and every policy a state (`state`), and turn kernel records of
-//! policy hooks into `process_kprobe` events (`event`).
+//! TracingPolicy loading: read and validate the files or API requests
+//! (vigil-policy), compile each hook against this kernel (`compile`), load,
+//! unload and account for them while the agent runs (`manager`), give every
+//! hook a status and every policy a state (`state`), and turn kernel records
+//! of policy hooks into `process_kprobe` events (`event`).
 mod compile;
 mod event;
+mod manager;
 mod metrics;
 mod state;
 mod syscalls;
@@ -12,10 +14,9 @@ use std::path::{Path, PathBuf};
 
 pub use compile::{AddrEntry, HookPlan, HookPoint, TracepointArg};
 pub use event::hook_event;
+pub use manager::{PolicyError, PolicyManager};
 pub use metrics::PolicyMetrics;
-pub use state::{HookTable, PolicySet};
-
-use crate::probe::KernelFeatures;
+pub use state::{HookTable, PolicyReport, PolicySet, PolicyState};
 
 /// The policy files named on the command line: each `--tracing-policy` file,
 /// then the `.yaml`/`.yml` files of each `--tracing-policy-dir`, sorted.
@@ -41,24 +42,4 @@ pub fn policy_files(files: &[PathBuf], dirs: &[PathBuf]) -> (Vec<PathBuf>, Vec<(
 
 fn is_yaml(p: &Path) -> bool {
     p.is_file() && p.extension().is_some_and(|e| e == "yaml" || e == "yml")
-}
-
-/// Validates and compiles every policy; invalid files become policies in the error state.
-pub fn load(files: &[PathBuf], dirs: &[PathBuf], features: &KernelFeatures) -> PolicySet {
-    let (paths, unreadable) = policy_files(files, dirs);
-    let mut set = PolicySet::default();
-    for (dir, why) in unreadable {
-        set.add_invalid(&dir, why);
-    }
-    for path in paths {
-        match vigil_policy::check_file(&path) {
-            Ok(policies) => {
-                for policy in &policies {
-                    set.add(&path, compile::compile(policy, features));
-                }
-            }
-            Err(errors) => set.add_invalid(&path, errors.to_string()),
-        }
-    }
-    set
 }

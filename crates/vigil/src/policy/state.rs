@@ -1,24 +1,38 @@
 //! Policy and hook states: which hooks the kernel serves (and how, with what
-//! guarantee), which were refused and why, and each policy's resulting state.
+//! guarantee), which were refused and why, which policies are disabled, and
+//! each policy's resulting state and counters.
 use std::{fmt::Write, path::Path};
 
 use tracing::{error, info, warn};
-use vigil_bpf::wire::{VIGIL_HOOKS_MAX, VIGIL_HOOKS_PER_SYSCALL};
+use vigil_bpf::wire::{
+    VIGIL_HOOKS_MAX, VIGIL_HOOK_STAT_ENFORCED, VIGIL_HOOK_STAT_MAX, VIGIL_HOOK_STAT_MONITORED,
+    VIGIL_HOOK_STAT_POSTED,
+};
 
 use super::compile::{CompiledPolicy, HookMeta, HookPlan};
+use crate::sensors::generic::GenericSensor;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PolicyState {
     Enabled,
     PartiallyEnabled,
+    Disabled,
     Error,
 }
 
 impl PolicyState {
+    pub const ALL: [PolicyState; 4] = [
+        PolicyState::Enabled,
+        PolicyState::PartiallyEnabled,
+        PolicyState::Disabled,
+        PolicyState::Error,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             PolicyState::Enabled => "enabled",
             PolicyState::PartiallyEnabled => "partially_enabled",
+            PolicyState::Disabled => "disabled",
             PolicyState::Error => "error",
         }
     }
@@ -26,8 +40,8 @@ impl PolicyState {
 
 #[derive(Debug)]
 enum HookStatus {
-    /// Compiled; waiting for the generic sensor to load.
-    Ready(Box<HookPlan>),
+    /// Compiled, not in the kernel (the policy is disabled or not loaded yet).
+    Unloaded,
     Loaded {
         id: u32,
         via: String,
@@ -39,26 +53,49 @@ enum HookStatus {
 #[derive(Debug)]
 struct HookEntry {
     name: String,
+    /// What to load; `None` when the hook cannot be served here at all.
+    plan: Option<Box<HookPlan>>,
     status: HookStatus,
+}
+
+/// What a policy's hooks did, summed over its hooks since it was added.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PolicyCounters {
+    pub posted: u64,
+    pub enforced: u64,
+    pub monitored: u64,
+}
+
+impl PolicyCounters {
+    fn add(&mut self, delta: &[u64; VIGIL_HOOK_STAT_MAX as usize]) {
+        self.posted += delta[VIGIL_HOOK_STAT_POSTED as usize];
+        self.enforced += delta[VIGIL_HOOK_STAT_ENFORCED as usize];
+        self.monitored += delta[VIGIL_HOOK_STAT_MONITORED as usize];
+    }
 }
 
 #[derive(Debug)]
 pub struct PolicyEntry {
     pub name: String,
-    file: String,
+    /// The file it came from, or `grpc`.
+    source: String,
     enforce: bool,
+    enabled: bool,
     refused: Option<String>,
     hooks: Vec<HookEntry>,
+    pub counters: PolicyCounters,
 }
 
 impl PolicyEntry {
     pub fn state(&self) -> PolicyState {
-        let loaded = self
-            .hooks
-            .iter()
-            .filter(|h| matches!(h.status, HookStatus::Loaded { .. }))
-            .count();
-        if self.refused.is_some() || loaded == 0 {
+        if self.refused.is_some() {
+            return PolicyState::Error;
+        }
+        if !self.enabled {
+            return PolicyState::Disabled;
+        }
+        let loaded = self.loaded_ids().count();
+        if loaded == 0 {
             PolicyState::Error
         } else if loaded == self.hooks.len() {
             PolicyState::Enabled
@@ -66,135 +103,269 @@ impl PolicyEntry {
             PolicyState::PartiallyEnabled
         }
     }
+
+    /// Ids of the hooks in the kernel now.
+    pub fn loaded_ids(&self) -> impl Iterator<Item = u32> + '_ {
+        self.hooks.iter().filter_map(|h| match h.status {
+            HookStatus::Loaded { id, .. } => Some(id),
+            _ => None,
+        })
+    }
+
+    /// Why nothing of the policy runs: its own refusal or its hooks'.
+    pub fn refusal(&self) -> String {
+        if let Some(why) = &self.refused {
+            return why.clone();
+        }
+        let reasons: Vec<String> = self
+            .hooks
+            .iter()
+            .filter_map(|h| match &h.status {
+                HookStatus::Refused(why) => Some(format!("{}: {why}", h.name)),
+                _ => None,
+            })
+            .collect();
+        if reasons.is_empty() {
+            "the policy has no hooks".into()
+        } else {
+            reasons.join("; ")
+        }
+    }
+
+    pub fn report(&self) -> PolicyReport {
+        PolicyReport {
+            name: self.name.clone(),
+            source: self.source.clone(),
+            state: self.state(),
+            mode: if self.enforce { "enforce" } else { "monitor" },
+            error: self.refused.clone(),
+            hooks: self
+                .hooks
+                .iter()
+                .map(|h| {
+                    let mut r = HookReport {
+                        name: h.name.clone(),
+                        ..Default::default()
+                    };
+                    match &h.status {
+                        HookStatus::Unloaded => r.status = "disabled",
+                        HookStatus::Loaded { via, guarantee, .. } => {
+                            r.status = "loaded";
+                            r.mechanism = via.clone();
+                            r.guarantee = guarantee.clone();
+                        }
+                        HookStatus::Refused(why) => {
+                            r.status = "refused";
+                            r.reason = why.clone();
+                        }
+                    }
+                    r
+                })
+                .collect(),
+            counters: self.counters,
+        }
+    }
+
+    /// Loads every hook that has a plan into the generic sensor; a hook the
+    /// sensor refuses is refused with the reason, the others still load.
+    pub fn load(&mut self, sensor: &mut GenericSensor, table: &mut HookTable) {
+        self.enabled = true;
+        if self.refused.is_some() {
+            return;
+        }
+        for hook in &mut self.hooks {
+            let Some(plan) = &hook.plan else { continue };
+            if matches!(hook.status, HookStatus::Loaded { .. }) {
+                continue;
+            }
+            hook.status = match sensor.add_hook(plan) {
+                Ok((id, plan)) => {
+                    table.insert(id, plan.meta);
+                    HookStatus::Loaded {
+                        id,
+                        via: plan.via,
+                        guarantee: plan.guarantee,
+                    }
+                }
+                Err(e) => HookStatus::Refused(format!("{e:#}")),
+            };
+        }
+    }
+
+    /// Takes every loaded hook out of the kernel; they stay compiled, for `load`.
+    pub fn unload(&mut self, sensor: &mut GenericSensor) {
+        self.enabled = false;
+        for hook in &mut self.hooks {
+            if let HookStatus::Loaded { id, .. } = hook.status {
+                if let Err(e) = sensor.remove_hook(id) {
+                    warn!(policy = %self.name, hook = %hook.name, error = %format!("{e:#}"),
+                        "removing a hook left something behind");
+                }
+                hook.status = HookStatus::Unloaded;
+            }
+        }
+    }
+
+    /// The generic sensor could not load: every hook that was to use it is refused.
+    pub fn sensor_failed(&mut self, why: &str) {
+        for hook in &mut self.hooks {
+            if hook.plan.is_some() {
+                hook.status = HookStatus::Refused(format!("generic syscall sensor: {why}"));
+            }
+        }
+    }
+
+    /// One line per hook (status, mechanism, guarantee) and one for the policy (state).
+    pub fn log(&self) {
+        let mode = if self.enforce { "enforce" } else { "monitor" };
+        for hook in &self.hooks {
+            match &hook.status {
+                HookStatus::Loaded { id, via, guarantee } => info!(
+                    policy = %self.name, hook = %hook.name, id, via = %via, guarantee = %guarantee,
+                    "policy hook loaded"
+                ),
+                HookStatus::Refused(why) => warn!(
+                    policy = %self.name, hook = %hook.name, reason = %why,
+                    "policy hook refused"
+                ),
+                HookStatus::Unloaded => {}
+            }
+        }
+        let state = self.state();
+        let (name, file) = (&self.name, &self.source);
+        match (&self.refused, state) {
+            (Some(why), _) => error!(
+                policy = %name, file = %file, state = state.name(), reason = %why,
+                "policy refused"
+            ),
+            (None, PolicyState::Error) => error!(
+                policy = %name, file = %file, state = state.name(), mode,
+                "policy refused: none of its hooks can be served on this kernel"
+            ),
+            (None, PolicyState::PartiallyEnabled) => warn!(
+                policy = %name, file = %file, state = state.name(), mode,
+                "policy partially enabled: some hooks are refused (see above)"
+            ),
+            (None, PolicyState::Enabled | PolicyState::Disabled) => info!(
+                policy = %name, file = %file, state = state.name(), mode,
+                "policy {}", state.name()
+            ),
+        }
+    }
 }
 
-/// Every policy given to the agent, loaded or not.
+/// A policy as the API and the CLI show it.
+#[derive(Debug, Clone)]
+pub struct PolicyReport {
+    pub name: String,
+    pub source: String,
+    pub state: PolicyState,
+    pub mode: &'static str,
+    pub error: Option<String>,
+    pub hooks: Vec<HookReport>,
+    pub counters: PolicyCounters,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct HookReport {
+    pub name: String,
+    /// `loaded`, `disabled` or `refused`.
+    pub status: &'static str,
+    pub mechanism: String,
+    pub guarantee: String,
+    pub reason: String,
+}
+
+/// Every policy given to the agent, loaded or not, in the order added.
 #[derive(Debug, Default)]
 pub struct PolicySet {
     pub policies: Vec<PolicyEntry>,
 }
 
-/// Hook number -> what its events need (policy name, function, argument types).
-#[derive(Debug, Default)]
+/// Hook id -> what its events need (policy name, function, argument types).
+/// An entry outlives its hook until the id is reused, so that a record the
+/// hook posted just before its removal still finds its policy.
+#[derive(Debug)]
 pub struct HookTable {
-    hooks: Vec<Option<(usize, HookMeta)>>,
+    hooks: Vec<Option<HookMeta>>,
+}
+
+impl Default for HookTable {
+    fn default() -> Self {
+        HookTable {
+            hooks: vec![None; VIGIL_HOOKS_MAX as usize],
+        }
+    }
 }
 
 impl HookTable {
     pub fn get(&self, hook: u32) -> Option<&HookMeta> {
-        self.hooks
-            .get(hook as usize)
-            .and_then(|h| h.as_ref())
-            .map(|(_, m)| m)
+        self.hooks.get(hook as usize).and_then(|h| h.as_ref())
     }
 
-    /// Index of the hook's policy in the `PolicySet`.
-    pub fn policy_of(&self, hook: u32) -> Option<usize> {
-        self.hooks
-            .get(hook as usize)
-            .and_then(|h| h.as_ref())
-            .map(|(p, _)| *p)
-    }
-
-    pub fn len(&self) -> usize {
-        self.hooks.len()
+    fn insert(&mut self, hook: u32, meta: HookMeta) {
+        if let Some(slot) = self.hooks.get_mut(hook as usize) {
+            *slot = Some(meta);
+        }
     }
 }
 
 impl PolicySet {
-    pub fn add(&mut self, file: &Path, compiled: CompiledPolicy) {
+    /// Adds a compiled policy (not loaded yet); refused when the name is taken.
+    pub fn add(&mut self, source: &str, compiled: CompiledPolicy) -> Result<usize, String> {
+        if self.find(&compiled.name).is_some() {
+            return Err(format!(
+                "a policy named {:?} is already loaded",
+                compiled.name
+            ));
+        }
         let hooks = compiled
             .hooks
             .into_iter()
-            .map(|h| HookEntry {
-                name: h.name,
-                status: match h.plan {
-                    Ok(plan) => HookStatus::Ready(Box::new(plan)),
-                    Err(why) => HookStatus::Refused(why),
+            .map(|h| match h.plan {
+                Ok(plan) => HookEntry {
+                    name: h.name,
+                    plan: Some(Box::new(plan)),
+                    status: HookStatus::Unloaded,
+                },
+                Err(why) => HookEntry {
+                    name: h.name,
+                    plan: None,
+                    status: HookStatus::Refused(why),
                 },
             })
             .collect();
         self.policies.push(PolicyEntry {
             name: compiled.name,
-            file: file.display().to_string(),
+            source: source.to_owned(),
             enforce: compiled.enforce,
+            enabled: true,
             refused: compiled.refused,
             hooks,
+            counters: PolicyCounters::default(),
         });
+        Ok(self.policies.len() - 1)
     }
 
     /// A file that did not validate: a policy in the error state named after the file.
     pub fn add_invalid(&mut self, file: &Path, why: String) {
         self.policies.push(PolicyEntry {
             name: file.display().to_string(),
-            file: file.display().to_string(),
+            source: file.display().to_string(),
             enforce: false,
+            enabled: true,
             refused: Some(why),
             hooks: Vec::new(),
+            counters: PolicyCounters::default(),
         });
     }
 
-    /// Numbers the hooks to load (refusing those beyond the kernel tables'
-    /// room) and returns their plans and the table events are built with.
-    pub fn assign_hooks(&mut self) -> (Vec<(u32, HookPlan)>, HookTable) {
-        let mut plans: Vec<(u32, HookPlan)> = Vec::new();
-        let mut table = HookTable::default();
-        for (p, policy) in self.policies.iter_mut().enumerate() {
-            for hook in &mut policy.hooks {
-                let HookStatus::Ready(plan) = &hook.status else {
-                    continue;
-                };
-                let on_point = plans.iter().filter(|(_, q)| q.point == plan.point).count();
-                if on_point >= VIGIL_HOOKS_PER_SYSCALL as usize {
-                    hook.status = HookStatus::Refused(format!(
-                        "more than {VIGIL_HOOKS_PER_SYSCALL} hooks on {}",
-                        plan.point
-                    ));
-                    continue;
-                }
-                if plans.len() >= VIGIL_HOOKS_MAX as usize {
-                    hook.status =
-                        HookStatus::Refused(format!("more than {VIGIL_HOOKS_MAX} hooks in all"));
-                    continue;
-                }
-                let id = plans.len() as u32;
-                let mut plan = (**plan).clone();
-                plan.assign(id);
-                table.hooks.push(Some((p, plan.meta.clone())));
-                hook.status = HookStatus::Loaded {
-                    id,
-                    via: plan.via.clone(),
-                    guarantee: plan.guarantee.clone(),
-                };
-                plans.push((id, plan));
-            }
-        }
-        (plans, table)
+    pub fn find(&self, name: &str) -> Option<usize> {
+        self.policies.iter().position(|p| p.name == name)
     }
 
-    /// The generic sensor did not load: every hook that was to use it is refused.
-    pub fn sensor_failed(&mut self, why: &str) {
-        for hook in self.policies.iter_mut().flat_map(|p| p.hooks.iter_mut()) {
-            if matches!(hook.status, HookStatus::Loaded { .. }) {
-                hook.status = HookStatus::Refused(format!("generic syscall sensor: {why}"));
-            }
-        }
-    }
-
-    /// Hooks the generic sensor could not attach: refused with the reason.
-    pub fn hooks_failed(&mut self, failed: &[(u32, String)]) {
-        for hook in self.policies.iter_mut().flat_map(|p| p.hooks.iter_mut()) {
-            if let HookStatus::Loaded { id, .. } = hook.status {
-                if let Some((_, why)) = failed.iter().find(|(f, _)| *f == id) {
-                    hook.status = HookStatus::Refused(why.clone());
-                }
-            }
-        }
-    }
-
-    /// The same facts as `log`, as text for `vigil policy check --kernel`:
-    /// each policy's state, then each hook's mechanism and guarantee, or why
-    /// this kernel refuses it.
+    /// Each policy's state, then each hook's mechanism and guarantee, or why
+    /// this kernel refuses it: the text of `vigil policy check --kernel`.
     pub fn report(&self) -> String {
         let mut out = String::new();
         for policy in &self.policies {
@@ -202,7 +373,7 @@ impl PolicySet {
             let _ = writeln!(
                 out,
                 "{}: policy {}: {} ({mode})",
-                policy.file,
+                policy.source,
                 policy.name,
                 policy.state().name()
             );
@@ -215,7 +386,7 @@ impl PolicySet {
                         writeln!(out, "  {}: attached via {via}; {guarantee}", hook.name)
                     }
                     HookStatus::Refused(why) => writeln!(out, "  {}: refused: {why}", hook.name),
-                    HookStatus::Ready(_) => writeln!(out, "  {}: not loaded", hook.name),
+                    HookStatus::Unloaded => writeln!(out, "  {}: not loaded", hook.name),
                 };
             }
         }
@@ -229,42 +400,72 @@ impl PolicySet {
             .all(|p| p.state() != PolicyState::Error)
     }
 
-    /// One line per hook (status, mechanism, guarantee) and one per policy (state).
-    pub fn log(&self) {
-        for policy in &self.policies {
-            let mode = if policy.enforce { "enforce" } else { "monitor" };
-            for hook in &policy.hooks {
-                match &hook.status {
-                    HookStatus::Loaded { id, via, guarantee } => info!(
-                        policy = %policy.name, hook = %hook.name, id, via = %via, guarantee = %guarantee,
-                        "policy hook loaded"
-                    ),
-                    HookStatus::Refused(why) => warn!(
-                        policy = %policy.name, hook = %hook.name, reason = %why,
-                        "policy hook refused"
-                    ),
-                    HookStatus::Ready(_) => {}
-                }
-            }
-            let state = policy.state();
-            match (&policy.refused, state) {
-                (Some(why), _) => error!(
-                    policy = %policy.name, file = %policy.file, state = state.name(), reason = %why,
-                    "policy refused"
-                ),
-                (None, PolicyState::Error) => error!(
-                    policy = %policy.name, file = %policy.file, state = state.name(), mode,
-                    "policy refused: none of its hooks can be served on this kernel"
-                ),
-                (None, PolicyState::PartiallyEnabled) => warn!(
-                    policy = %policy.name, file = %policy.file, state = state.name(), mode,
-                    "policy partially enabled: some hooks are refused (see above)"
-                ),
-                (None, PolicyState::Enabled) => info!(
-                    policy = %policy.name, file = %policy.file, state = state.name(), mode,
-                    "policy enabled"
-                ),
-            }
+    /// Adds what hook `hook` did since the last look to its policy's counters.
+    pub fn count(&mut self, policy: usize, delta: &[u64; VIGIL_HOOK_STAT_MAX as usize]) {
+        if let Some(p) = self.policies.get_mut(policy) {
+            p.counters.add(delta);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(enabled: bool, statuses: Vec<HookStatus>) -> PolicyEntry {
+        PolicyEntry {
+            name: "p".into(),
+            source: "grpc".into(),
+            enforce: true,
+            enabled,
+            refused: None,
+            hooks: statuses
+                .into_iter()
+                .map(|status| HookEntry {
+                    name: "h".into(),
+                    plan: None,
+                    status,
+                })
+                .collect(),
+            counters: PolicyCounters::default(),
+        }
+    }
+
+    fn loaded(id: u32) -> HookStatus {
+        HookStatus::Loaded {
+            id,
+            via: String::new(),
+            guarantee: String::new(),
+        }
+    }
+
+    #[test]
+    fn states_follow_hooks_and_enablement() {
+        assert_eq!(
+            entry(true, vec![loaded(0), loaded(1)]).state(),
+            PolicyState::Enabled
+        );
+        assert_eq!(
+            entry(true, vec![loaded(0), HookStatus::Refused("x".into())]).state(),
+            PolicyState::PartiallyEnabled
+        );
+        assert_eq!(
+            entry(false, vec![HookStatus::Unloaded]).state(),
+            PolicyState::Disabled
+        );
+        let refused = entry(true, vec![HookStatus::Refused("no such call".into())]);
+        assert_eq!(refused.state(), PolicyState::Error);
+        assert_eq!(refused.refusal(), "h: no such call");
+    }
+
+    #[test]
+    fn counters_add_hook_stats() {
+        let mut c = PolicyCounters::default();
+        let mut delta = [0u64; VIGIL_HOOK_STAT_MAX as usize];
+        delta[VIGIL_HOOK_STAT_POSTED as usize] = 3;
+        delta[VIGIL_HOOK_STAT_MONITORED as usize] = 1;
+        c.add(&delta);
+        c.add(&delta);
+        assert_eq!((c.posted, c.enforced, c.monitored), (6, 0, 2));
     }
 }

@@ -3,11 +3,11 @@
 //! link-attached to the cgroup v2 root (multi-attach: other programs there
 //! keep running, and dropping the links detaches only ours), plus the
 //! sys_exit_connect tracepoint that sends the signals cgroup programs may
-//! not send themselves.
+//! not send themselves. One instance per hook, so that hooks come and go
+//! one by one.
 use std::{
     ffi::CString,
     fs, io,
-    mem::MaybeUninit,
     os::fd::{AsFd, AsRawFd},
     path::PathBuf,
 };
@@ -15,62 +15,44 @@ use std::{
 use anyhow::{bail, Context, Result};
 use libbpf_rs::{
     skel::{OpenSkel, SkelBuilder},
-    Link, OpenObject, TracepointCategory,
+    Link, TracepointCategory,
 };
 use vigil_bpf::{
     connect::{ConnectSkel, ConnectSkelBuilder},
     syscall::SyscallSkel,
 };
 
-use super::generic::load_logged;
+use super::{generic::load_logged, Owned};
+use crate::reuse_generic_maps;
 
 /// Where vigil mounts the cgroup v2 hierarchy when the host has not.
 const OWN_CGROUP2: &str = "/run/vigil/cgroup2";
 
-pub struct ConnectHooks<'obj> {
-    _skel: ConnectSkel<'obj>,
+/// The instance serving one connect hook. The links are declared first:
+/// they are dropped (detached) before the object.
+pub struct ConnectHook {
     _links: Vec<Link>,
+    _skel: Owned<ConnectSkel<'static>>,
 }
 
-impl<'obj> ConnectHooks<'obj> {
-    /// Loads the connect front-end with the system call object's maps and
-    /// the hooks `ids`, and attaches it to the cgroup v2 root.
-    pub fn load(
-        obj: &'obj mut MaybeUninit<OpenObject>,
-        shared: &SyscallSkel<'_>,
-        wakeup_bytes: u64,
-        ids: &[u32],
-    ) -> Result<Self> {
-        let mut open = ConnectSkelBuilder::default()
-            .open(obj)
-            .context("opening the cgroup connect hook's BPF object")?;
-        let (maps, to) = (&mut open.maps, &shared.maps);
-        let reuse = [
-            (&mut maps.events, to.events.as_fd()),
-            (&mut maps.stats, to.stats.as_fd()),
-            (&mut maps.procs, to.procs.as_fd()),
-            (&mut maps.proc_entry_scratch, to.proc_entry_scratch.as_fd()),
-            (&mut maps.path_scratch, to.path_scratch.as_fd()),
-            (&mut maps.generic_scratch, to.generic_scratch.as_fd()),
-            (&mut maps.hook_configs, to.hook_configs.as_fd()),
-            (&mut maps.string_match, to.string_match.as_fd()),
-            (&mut maps.addr_match, to.addr_match.as_fd()),
-            (&mut maps.hook_stats, to.hook_stats.as_fd()),
-            (&mut maps.pending, to.pending.as_fd()),
-        ];
-        for (map, fd) in reuse {
-            map.reuse_fd(fd)
-                .with_context(|| format!("sharing map {}", map.name().to_string_lossy()))?;
-        }
-        if let Some(rodata) = open.maps.rodata_data.as_deref_mut() {
-            rodata.agent_tgid = std::process::id();
-            rodata.vigil_config.wakeup_bytes = wakeup_bytes;
-            rodata.connect_hooks.count = ids.len() as u32;
-            for (slot, id) in rodata.connect_hooks.hooks.iter_mut().zip(ids) {
-                *slot = *id;
+impl ConnectHook {
+    /// Loads a connect front-end for hook `id` with the system call
+    /// object's maps, and attaches it to the cgroup v2 root.
+    pub fn load(shared: &SyscallSkel<'_>, wakeup_bytes: u64, id: u32) -> Result<Self> {
+        let skel = Owned::new(|storage| {
+            let mut open = ConnectSkelBuilder::default()
+                .open(storage)
+                .context("opening the cgroup connect hook's BPF object")?;
+            reuse_generic_maps!(&mut open.maps, &shared.maps)?;
+            if let Some(rodata) = open.maps.rodata_data.as_deref_mut() {
+                rodata.agent_tgid = std::process::id();
+                rodata.host_user_ns = crate::events::host_namespaces().user;
+                rodata.vigil_config.wakeup_bytes = wakeup_bytes;
+                rodata.connect_hooks.count = 1;
+                rodata.connect_hooks.hooks[0] = id;
             }
-        }
-        let skel = load_logged(|| open.load())?;
+            load_logged(|| open.load())
+        })?;
         let root = cgroup2_root()?;
         let dir = fs::File::open(&root)
             .with_context(|| format!("opening the cgroup v2 root {}", root.display()))?;
@@ -89,10 +71,10 @@ impl<'obj> ConnectHooks<'obj> {
                 .attach_tracepoint(TracepointCategory::Syscalls, "sys_exit_connect")
                 .context("attaching tracepoint syscalls/sys_exit_connect")?,
         ];
-        tracing::debug!(root = %root.display(), "cgroup connect hooks attached");
-        Ok(ConnectHooks {
-            _skel: skel,
+        tracing::debug!(root = %root.display(), hook = id, "cgroup connect hook attached");
+        Ok(ConnectHook {
             _links: links,
+            _skel: skel,
         })
     }
 }

@@ -1,13 +1,24 @@
 //! The generic hook: TracingPolicy kprobes on system calls, served by the
 //! per-syscall tracepoints (raw_tp sys_enter/sys_exit for system calls
-//! without one), and on kernel functions, served by one fentry or kprobe
-//! instance per hooked function. Configured entirely through maps (hook
-//! configs, syscall -> hooks, selector strings) that every instance shares
-//! with the system call object, which shares the process sensor's ring
-//! buffer, counters and process table.
-use std::{collections::BTreeMap, mem::MaybeUninit, os::fd::AsFd, sync::Mutex};
+//! without one); on kernel functions, served by one fentry, kprobe or lsm
+//! instance per hook; uprobes and tracepoints, served by one object each
+//! (`uprobe.rs`, `tracepoint.rs`); connect(2) hooks served by cgroup
+//! programs (`connect.rs`). Configured entirely through maps (hook configs,
+//! syscall -> hooks, selector strings and addresses) that every object
+//! shares with the system call object, which shares the process sensor's
+//! ring buffer, counters and process table.
+//!
+//! Hooks come and go while the agent runs: each gets an id from a free list,
+//! its map entries and its attachments, and removing it undoes exactly
+//! those, so the hooks of other policies never stop.
+use std::{
+    collections::{BTreeMap, VecDeque},
+    mem::MaybeUninit,
+    os::fd::AsFd,
+    sync::Mutex,
+};
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use libbpf_rs::{
     skel::{OpenSkel, SkelBuilder},
     Link, MapCore, MapFlags, OpenObject, PrintLevel, TracepointCategory,
@@ -15,34 +26,28 @@ use libbpf_rs::{
 use vigil_bpf::{
     kprobe::{KprobeSkel, KprobeSkelBuilder},
     syscall::{SyscallSkel, SyscallSkelBuilder},
-    tracepoint::TracepointSkel,
-    uprobe::UprobeSkel,
     wire::{
-        vigil_addr_key, vigil_string_key, vigil_syscall_hooks, VIGIL_HOOKS_MAX, VIGIL_HOOK_RETURN,
-        VIGIL_HOOK_STAT_MAX, VIGIL_MATCH_STRING_MAX,
+        vigil_addr_key, vigil_hook_config, vigil_string_key, vigil_syscall_hooks, VIGIL_HOOKS_MAX,
+        VIGIL_HOOKS_PER_SYSCALL, VIGIL_HOOK_LIVE, VIGIL_HOOK_RETURN, VIGIL_HOOK_STAT_MAX,
+        VIGIL_MATCH_STRING_MAX,
     },
 };
 
 use super::{
     bytes_of,
-    connect::ConnectHooks,
+    connect::ConnectHook,
     process::ProcessSensor,
-    tracepoint::{self, TracepointHook},
-    uprobe::{self, UprobeHook},
+    tracepoint::{TracepointHook, TracepointHooks},
+    uprobe::{UprobeHook, UprobeHooks},
+    Owned,
 };
-use crate::policy::{AddrEntry, HookPlan, HookPoint};
-
-/// The hooks on one system call, and how it is served.
-struct SyscallHooks {
-    name: String,
-    tracepoint: bool,
-    ids: Vec<u32>,
-    /// Some hook reports the return value.
-    exit: bool,
-}
+use crate::{
+    policy::{AddrEntry, HookPlan, HookPoint},
+    reuse_generic_maps,
+};
 
 /// How a kernel function instance attaches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Attach {
     Fentry,
     Kprobe,
@@ -50,46 +55,53 @@ enum Attach {
     Lsm,
 }
 
-/// The hooks on one kernel function (or LSM hook).
-struct FunctionHooks {
-    ids: Vec<u32>,
+/// One hooked system call: its hooks and the attachments serving them.
+struct SyscallPoint {
+    name: String,
+    tracepoint: bool,
+    /// Hook ids, and whether each reports the return value.
+    hooks: Vec<(u32, bool)>,
+    enter: Option<Link>,
+    exit: Option<Link>,
 }
 
-/// Storage for the BPF objects: the system call object and one per hooked
-/// kernel function (at most one per hook).
-pub struct GenericObjects {
-    syscall: MaybeUninit<OpenObject>,
-    functions: Vec<MaybeUninit<OpenObject>>,
-    uprobe: MaybeUninit<OpenObject>,
-    tracepoint: MaybeUninit<OpenObject>,
-    connect: MaybeUninit<OpenObject>,
-}
-
-impl Default for GenericObjects {
-    fn default() -> Self {
-        GenericObjects {
-            syscall: MaybeUninit::uninit(),
-            functions: (0..VIGIL_HOOKS_MAX)
-                .map(|_| MaybeUninit::uninit())
-                .collect(),
-            uprobe: MaybeUninit::uninit(),
-            tracepoint: MaybeUninit::uninit(),
-            connect: MaybeUninit::uninit(),
-        }
+impl SyscallPoint {
+    fn needs_exit(&self) -> bool {
+        self.hooks.iter().any(|(_, ret)| *ret)
     }
 }
 
-pub struct GenericSensor<'obj> {
-    skel: SyscallSkel<'obj>,
-    _functions: Vec<KprobeSkel<'obj>>,
-    _uprobe: Option<UprobeSkel<'obj>>,
-    _tracepoint: Option<TracepointSkel<'obj>>,
-    _connect: Option<ConnectHooks<'obj>>,
-    _links: Vec<Link>,
+/// The instance serving one kernel-function or LSM hook. The link is
+/// declared first: it is dropped (detached) before the object.
+struct FunctionInstance {
+    _link: Link,
+    _skel: Owned<KprobeSkel<'static>>,
 }
 
-/// Hooks that could not be attached, with the reason (the others still run).
-pub type FailedHooks = Vec<(u32, String)>;
+/// What removing a hook has to undo.
+struct LiveHook {
+    point: HookPoint,
+    string_keys: Vec<vigil_string_key>,
+    addr_keys: Vec<vigil_addr_key>,
+}
+
+pub struct GenericSensor {
+    syscalls: BTreeMap<u32, SyscallPoint>,
+    raw_enter: Option<Link>,
+    raw_exit: Option<Link>,
+    functions: BTreeMap<u32, FunctionInstance>,
+    /// Loaded with the first uprobe hook, dropped with the last.
+    uprobes: Option<UprobeHooks>,
+    /// Loaded with the first tracepoint hook, dropped with the last.
+    tracepoints: Option<TracepointHooks>,
+    connects: BTreeMap<u32, ConnectHook>,
+    hooks: BTreeMap<u32, LiveHook>,
+    /// Unused hook ids, the longest unused first, so that a late record of
+    /// a removed hook is unlikely to meet a new hook under its id.
+    free_ids: VecDeque<u32>,
+    wakeup_bytes: u64,
+    skel: Owned<SyscallSkel<'static>>,
+}
 
 /// The trie key of a selector string (reversed for Postfix operators).
 fn string_key(match_id: u32, value: &str, reversed: bool) -> vigil_string_key {
@@ -179,52 +191,31 @@ pub(super) fn load_logged<T>(load: impl FnOnce() -> libbpf_rs::Result<T>) -> Res
     })
 }
 
-/// Loads and attaches the instance for kernel function `name`: fentry,
-/// kprobe or lsm, with the system call object's maps and the function's hooks.
+/// Loads and attaches the instance serving hook `id` on kernel function
+/// `name`: fentry, kprobe or lsm, with the system call object's maps.
 fn load_function<'obj>(
     obj: &'obj mut MaybeUninit<OpenObject>,
     shared: &SyscallSkel<'_>,
     wakeup_bytes: u64,
-    (name, attach): &(String, Attach),
-    hooked: &FunctionHooks,
+    name: &str,
+    attach: Attach,
+    id: u32,
 ) -> Result<(KprobeSkel<'obj>, Link)> {
     let mut open = KprobeSkelBuilder::default()
         .open(obj)
         .context("opening the kernel function hook's BPF object")?;
-    let (maps, to) = (&mut open.maps, &shared.maps);
-    // Per-CPU scratch maps are shared too: hook programs do not nest on a CPU
-    // (their helpers call no hooked function), and copies would cost their
-    // size times the CPU count per function.
-    let reuse = [
-        (&mut maps.events, to.events.as_fd()),
-        (&mut maps.stats, to.stats.as_fd()),
-        (&mut maps.procs, to.procs.as_fd()),
-        (&mut maps.proc_entry_scratch, to.proc_entry_scratch.as_fd()),
-        (&mut maps.path_scratch, to.path_scratch.as_fd()),
-        (&mut maps.generic_scratch, to.generic_scratch.as_fd()),
-        (&mut maps.hook_configs, to.hook_configs.as_fd()),
-        (&mut maps.string_match, to.string_match.as_fd()),
-        (&mut maps.addr_match, to.addr_match.as_fd()),
-        (&mut maps.hook_stats, to.hook_stats.as_fd()),
-        (&mut maps.pending, to.pending.as_fd()),
-    ];
-    for (map, fd) in reuse {
-        map.reuse_fd(fd)
-            .with_context(|| format!("sharing map {}", map.name().to_string_lossy()))?;
-    }
+    reuse_generic_maps!(&mut open.maps, &shared.maps)?;
     if let Some(rodata) = open.maps.rodata_data.as_deref_mut() {
         rodata.agent_tgid = std::process::id();
         rodata.host_user_ns = crate::events::host_namespaces().user;
         rodata.vigil_config.wakeup_bytes = wakeup_bytes;
-        rodata.func_hooks.count = hooked.ids.len() as u32;
-        for (slot, id) in rodata.func_hooks.hooks.iter_mut().zip(&hooked.ids) {
-            *slot = *id;
-        }
+        rodata.func_hooks.count = 1;
+        rodata.func_hooks.hooks[0] = id;
     }
     let progs = &mut open.progs;
-    progs.vigil_fentry.set_autoload(*attach == Attach::Fentry);
-    progs.vigil_kprobe.set_autoload(*attach == Attach::Kprobe);
-    progs.vigil_lsm.set_autoload(*attach == Attach::Lsm);
+    progs.vigil_fentry.set_autoload(attach == Attach::Fentry);
+    progs.vigil_kprobe.set_autoload(attach == Attach::Kprobe);
+    progs.vigil_lsm.set_autoload(attach == Attach::Lsm);
     // libbpf finds an LSM hook's target as bpf_lsm_NAME.
     let target = match attach {
         Attach::Fentry => Some(&mut progs.vigil_fentry),
@@ -232,7 +223,7 @@ fn load_function<'obj>(
         Attach::Kprobe => None,
     };
     if let Some(prog) = target {
-        prog.set_attach_target(0, Some(name.clone()))
+        prog.set_attach_target(0, Some(name.to_owned()))
             .with_context(|| format!("setting the attach target {name}"))?;
     }
     let skel = load_logged(|| open.load())?;
@@ -246,249 +237,380 @@ fn load_function<'obj>(
     Ok((skel, link))
 }
 
-impl<'obj> GenericSensor<'obj> {
-    /// Loads the system call object and one instance per hooked kernel
-    /// function. A function that cannot be hooked refuses only its hooks
-    /// (returned); anything else fails the whole sensor.
-    pub fn load(
-        objs: &'obj mut GenericObjects,
-        process: &ProcessSensor,
-        wakeup_bytes: u64,
-        hooks: &[(u32, HookPlan)],
-    ) -> Result<(Self, FailedHooks)> {
-        let mut open = SyscallSkelBuilder::default()
-            .open(&mut objs.syscall)
-            .context("opening the generic syscall sensor's BPF object")?;
+impl GenericSensor {
+    /// Loads the system call object, which holds the maps every hook
+    /// shares. Nothing is attached until a hook is added.
+    pub fn load(process: &ProcessSensor, wakeup_bytes: u64) -> Result<Self> {
         let shared = &process.skel.maps;
-        open.maps
-            .events
-            .reuse_fd(shared.events.as_fd())
-            .context("sharing the ring buffer")?;
-        open.maps
-            .procs
-            .reuse_fd(shared.procs.as_fd())
-            .context("sharing the process table")?;
-        open.maps
-            .stats
-            .reuse_fd(shared.stats.as_fd())
-            .context("sharing the kernel counters")?;
-        if let Some(rodata) = open.maps.rodata_data.as_deref_mut() {
-            rodata.agent_tgid = std::process::id();
-            rodata.host_user_ns = crate::events::host_namespaces().user;
-            rodata.vigil_config.wakeup_bytes = wakeup_bytes;
-        }
-        let skel = load_logged(|| open.load())?;
+        let skel = Owned::new(|storage| {
+            let mut open = SyscallSkelBuilder::default()
+                .open(storage)
+                .context("opening the generic syscall sensor's BPF object")?;
+            open.maps
+                .events
+                .reuse_fd(shared.events.as_fd())
+                .context("sharing the ring buffer")?;
+            open.maps
+                .procs
+                .reuse_fd(shared.procs.as_fd())
+                .context("sharing the process table")?;
+            open.maps
+                .stats
+                .reuse_fd(shared.stats.as_fd())
+                .context("sharing the kernel counters")?;
+            if let Some(rodata) = open.maps.rodata_data.as_deref_mut() {
+                rodata.agent_tgid = std::process::id();
+                rodata.host_user_ns = crate::events::host_namespaces().user;
+                rodata.vigil_config.wakeup_bytes = wakeup_bytes;
+            }
+            load_logged(|| open.load())
+        })?;
+        Ok(GenericSensor {
+            syscalls: BTreeMap::new(),
+            raw_enter: None,
+            raw_exit: None,
+            functions: BTreeMap::new(),
+            uprobes: None,
+            tracepoints: None,
+            connects: BTreeMap::new(),
+            hooks: BTreeMap::new(),
+            free_ids: (0..VIGIL_HOOKS_MAX).collect(),
+            wakeup_bytes,
+            skel,
+        })
+    }
 
-        let mut by_syscall: BTreeMap<u32, SyscallHooks> = BTreeMap::new();
-        let mut by_function: BTreeMap<(String, Attach), FunctionHooks> = BTreeMap::new();
-        let mut uprobes = Vec::new();
-        let mut tracepoints = Vec::new();
-        let mut connect_ids = Vec::new();
-        for (id, plan) in hooks {
-            skel.maps
-                .hook_configs
-                .update(&id.to_ne_bytes(), bytes_of(&plan.config), MapFlags::ANY)
-                .with_context(|| format!("configuring hook {id}"))?;
-            for s in &plan.strings {
-                let key = string_key(HookPlan::match_id(*id, s.slot), &s.value, s.reversed);
-                let len = s.value.len() as u32;
-                skel.maps
-                    .string_match
-                    .update(bytes_of(&key), &len.to_ne_bytes(), MapFlags::ANY)
-                    .with_context(|| format!("storing selector string {:?}", s.value))?;
+    /// Loads one hook: an id, its configuration and selector strings, and
+    /// its attachment. Returns its id and its plan with the trie ids filled
+    /// in. On failure nothing of it stays.
+    pub fn add_hook(&mut self, plan: &HookPlan) -> Result<(u32, HookPlan)> {
+        if let HookPoint::Syscall { nr, .. } = &plan.point {
+            if self
+                .syscalls
+                .get(nr)
+                .is_some_and(|p| p.hooks.len() >= VIGIL_HOOKS_PER_SYSCALL as usize)
+            {
+                bail!(
+                    "more than {VIGIL_HOOKS_PER_SYSCALL} hooks on {}",
+                    plan.point
+                );
             }
-            for a in &plan.addrs {
-                let key = addr_key(HookPlan::match_id(*id, a.slot), a);
-                skel.maps
-                    .addr_match
-                    .update(bytes_of(&key), &[1], MapFlags::ANY)
-                    .with_context(|| format!("storing selector address {}/{}", a.addr, a.bits))?;
-            }
-            let (nr, name, tracepoint) = match &plan.point {
-                HookPoint::Syscall {
-                    nr,
-                    name,
-                    tracepoint,
-                } => (nr, name, tracepoint),
-                HookPoint::Function { name, fentry } => {
-                    let attach = if *fentry {
-                        Attach::Fentry
-                    } else {
-                        Attach::Kprobe
-                    };
-                    by_function
-                        .entry((name.clone(), attach))
-                        .or_insert_with(|| FunctionHooks { ids: Vec::new() })
-                        .ids
-                        .push(*id);
-                    continue;
+        }
+        let id = self
+            .free_ids
+            .pop_front()
+            .with_context(|| format!("more than {VIGIL_HOOKS_MAX} hooks in all"))?;
+        let mut plan = plan.clone();
+        plan.assign(id);
+        self.hooks.insert(
+            id,
+            LiveHook {
+                point: plan.point.clone(),
+                string_keys: Vec::new(),
+                addr_keys: Vec::new(),
+            },
+        );
+        match self.configure_and_attach(id, &plan) {
+            Ok(()) => Ok((id, plan)),
+            Err(e) => {
+                if let Err(undo) = self.remove_hook(id) {
+                    tracing::warn!(hook = id, error = %format!("{undo:#}"), "undoing a failed hook");
                 }
-                HookPoint::Uprobe {
+                Err(e)
+            }
+        }
+    }
+
+    fn configure_and_attach(&mut self, id: u32, plan: &HookPlan) -> Result<()> {
+        self.reset_counters(id)?;
+        let maps = &self.skel.maps;
+        let mut config = plan.config;
+        config.flags |= VIGIL_HOOK_LIVE;
+        for s in &plan.strings {
+            let key = string_key(HookPlan::match_id(id, s.slot), &s.value, s.reversed);
+            let len = s.value.len() as u32;
+            maps.string_match
+                .update(bytes_of(&key), &len.to_ne_bytes(), MapFlags::ANY)
+                .with_context(|| format!("storing selector string {:?}", s.value))?;
+            if let Some(live) = self.hooks.get_mut(&id) {
+                live.string_keys.push(key);
+            }
+        }
+        for a in &plan.addrs {
+            let key = addr_key(HookPlan::match_id(id, a.slot), a);
+            maps.addr_match
+                .update(bytes_of(&key), &[1], MapFlags::ANY)
+                .with_context(|| format!("storing selector address {}/{}", a.addr, a.bits))?;
+            if let Some(live) = self.hooks.get_mut(&id) {
+                live.addr_keys.push(key);
+            }
+        }
+        // The configuration goes in before anything can run the hook.
+        maps.hook_configs
+            .update(&id.to_ne_bytes(), bytes_of(&config), MapFlags::ANY)
+            .with_context(|| format!("configuring hook {id}"))?;
+        match &plan.point {
+            HookPoint::Syscall {
+                nr,
+                name,
+                tracepoint,
+            } => {
+                let ret = plan.config.flags & VIGIL_HOOK_RETURN != 0;
+                self.attach_syscall_hook(id, *nr, name, *tracepoint, ret)
+            }
+            HookPoint::Function { name, fentry } => {
+                let attach = if *fentry {
+                    Attach::Fentry
+                } else {
+                    Attach::Kprobe
+                };
+                self.attach_function_hook(id, name, attach)
+            }
+            HookPoint::Lsm { hook } => self.attach_function_hook(id, hook, Attach::Lsm),
+            HookPoint::Uprobe {
+                path,
+                symbol,
+                offset,
+            } => {
+                let hook = UprobeHook {
+                    id,
                     path,
-                    symbol,
-                    offset,
-                } => {
-                    uprobes.push(UprobeHook {
-                        id: *id,
-                        path,
-                        symbol: symbol.as_deref(),
-                        offset: *offset,
-                        ret: plan.config.flags & VIGIL_HOOK_RETURN != 0,
-                    });
-                    continue;
-                }
-                HookPoint::Tracepoint {
+                    symbol: symbol.as_deref(),
+                    offset: *offset,
+                    ret: plan.config.flags & VIGIL_HOOK_RETURN != 0,
+                };
+                let uprobes = match &mut self.uprobes {
+                    Some(u) => u,
+                    None => self
+                        .uprobes
+                        .insert(UprobeHooks::load(&self.skel, self.wakeup_bytes)?),
+                };
+                uprobes.attach(&hook)
+            }
+            HookPoint::Tracepoint {
+                subsystem,
+                event,
+                raw,
+                fields,
+            } => {
+                let hook = TracepointHook {
+                    id,
                     subsystem,
                     event,
-                    raw,
+                    raw: *raw,
                     fields,
-                } => {
-                    tracepoints.push(TracepointHook {
-                        id: *id,
-                        subsystem,
-                        event,
-                        raw: *raw,
-                        fields,
-                    });
-                    continue;
-                }
-                HookPoint::Lsm { hook } => {
-                    by_function
-                        .entry((hook.clone(), Attach::Lsm))
-                        .or_insert_with(|| FunctionHooks { ids: Vec::new() })
-                        .ids
-                        .push(*id);
-                    continue;
-                }
-                HookPoint::CgroupConnect { .. } => {
-                    connect_ids.push(*id);
-                    continue;
-                }
-            };
-            let entry = by_syscall.entry(*nr).or_insert_with(|| SyscallHooks {
-                name: name.clone(),
-                tracepoint: *tracepoint,
-                ids: Vec::new(),
-                exit: false,
-            });
-            entry.ids.push(*id);
-            entry.exit |= plan.config.flags & VIGIL_HOOK_RETURN != 0;
+                };
+                let tracepoints = match &mut self.tracepoints {
+                    Some(t) => t,
+                    None => self
+                        .tracepoints
+                        .insert(TracepointHooks::load(&self.skel, self.wakeup_bytes)?),
+                };
+                tracepoints.attach(&hook)
+            }
+            HookPoint::CgroupConnect { .. } => {
+                let connect = ConnectHook::load(&self.skel, self.wakeup_bytes, id)?;
+                self.connects.insert(id, connect);
+                Ok(())
+            }
         }
-        let mut links = Vec::new();
-        let (mut raw_enter, mut raw_exit) = (false, false);
-        for (nr, hooked) in &by_syscall {
-            let mut entry = vigil_syscall_hooks {
-                count: hooked.ids.len() as u32,
-                raw_tp: u32::from(!hooked.tracepoint),
-                ..Default::default()
-            };
-            for (slot, id) in entry.hooks.iter_mut().zip(&hooked.ids) {
-                *slot = *id;
+    }
+
+    fn attach_syscall_hook(
+        &mut self,
+        id: u32,
+        nr: u32,
+        name: &str,
+        tracepoint: bool,
+        ret: bool,
+    ) -> Result<()> {
+        let point = self.syscalls.entry(nr).or_insert_with(|| SyscallPoint {
+            name: name.to_owned(),
+            tracepoint,
+            hooks: Vec::new(),
+            enter: None,
+            exit: None,
+        });
+        point.hooks.push((id, ret));
+        write_syscall_hooks(&self.skel, nr, point)?;
+        let progs = &self.skel.progs;
+        if point.tracepoint {
+            if point.enter.is_none() {
+                let enter = format!("sys_enter_{}", point.name);
+                point.enter = Some(
+                    progs
+                        .vigil_syscall_enter
+                        .attach_tracepoint(TracepointCategory::Syscalls, &enter)
+                        .with_context(|| format!("attaching tracepoint syscalls/{enter}"))?,
+                );
             }
-            skel.maps
-                .syscall_hooks
-                .update(&nr.to_ne_bytes(), bytes_of(&entry), MapFlags::ANY)
-                .with_context(|| format!("hooking system call {nr}"))?;
-            if !hooked.tracepoint {
-                raw_enter = true;
-                raw_exit |= hooked.exit;
-                continue;
-            }
-            let enter = format!("sys_enter_{}", hooked.name);
-            links.push(
-                skel.progs
-                    .vigil_syscall_enter
-                    .attach_tracepoint(TracepointCategory::Syscalls, &enter)
-                    .with_context(|| format!("attaching tracepoint syscalls/{enter}"))?,
-            );
-            if hooked.exit {
-                let exit = format!("sys_exit_{}", hooked.name);
-                links.push(
-                    skel.progs
+            if point.needs_exit() && point.exit.is_none() {
+                let exit = format!("sys_exit_{}", point.name);
+                point.exit = Some(
+                    progs
                         .vigil_syscall_exit
                         .attach_tracepoint(TracepointCategory::Syscalls, &exit)
                         .with_context(|| format!("attaching tracepoint syscalls/{exit}"))?,
                 );
             }
+            return Ok(());
         }
-        // The raw tracepoints run on every system call: attached only for
-        // hooked system calls that have no tracepoint of their own.
-        if raw_enter {
-            links.push(
-                skel.progs
-                    .vigil_sys_enter
-                    .attach_raw_tracepoint("sys_enter")
-                    .context("attaching raw_tp/sys_enter")?,
-            );
-        }
-        if raw_exit {
-            links.push(
-                skel.progs
-                    .vigil_sys_exit
-                    .attach_raw_tracepoint("sys_exit")
-                    .context("attaching raw_tp/sys_exit")?,
-            );
-        }
-        let mut functions = Vec::new();
-        let mut failed = Vec::new();
-        let mut slots = objs.functions.iter_mut();
-        for (function, hooked) in &by_function {
-            let loaded = slots
-                .next()
-                .context("more hooked kernel functions than hooks")
-                .and_then(|obj| load_function(obj, &skel, wakeup_bytes, function, hooked));
-            match loaded {
-                Ok((function, link)) => {
-                    functions.push(function);
-                    links.push(link);
-                }
-                Err(e) => failed.extend(hooked.ids.iter().map(|id| (*id, format!("{e:#}")))),
+        self.sync_raw_tracepoints()
+    }
+
+    /// The raw tracepoints run on every system call: attached only while a
+    /// hooked system call without a tracepoint of its own needs them.
+    fn sync_raw_tracepoints(&mut self) -> Result<()> {
+        let raw = || self.syscalls.values().filter(|p| !p.tracepoint);
+        let (need_enter, need_exit) = (raw().next().is_some(), raw().any(|p| p.needs_exit()));
+        let progs = &self.skel.progs;
+        match (need_enter, self.raw_enter.is_some()) {
+            (true, false) => {
+                self.raw_enter = Some(
+                    progs
+                        .vigil_sys_enter
+                        .attach_raw_tracepoint("sys_enter")
+                        .context("attaching raw_tp/sys_enter")?,
+                )
             }
+            (false, true) => self.raw_enter = None,
+            _ => {}
         }
-        let mut uprobe = None;
-        if !uprobes.is_empty() {
-            match uprobe::load(&mut objs.uprobe, &skel, wakeup_bytes, &uprobes) {
-                Ok((loaded, mut attached, mut refused)) => {
-                    uprobe = Some(loaded);
-                    links.append(&mut attached);
-                    failed.append(&mut refused);
-                }
-                Err(e) => failed.extend(uprobes.iter().map(|h| (h.id, format!("{e:#}")))),
+        match (need_exit, self.raw_exit.is_some()) {
+            (true, false) => {
+                self.raw_exit = Some(
+                    progs
+                        .vigil_sys_exit
+                        .attach_raw_tracepoint("sys_exit")
+                        .context("attaching raw_tp/sys_exit")?,
+                )
             }
+            (false, true) => self.raw_exit = None,
+            _ => {}
         }
-        let mut tracepoint = None;
-        if !tracepoints.is_empty() {
-            match tracepoint::load(&mut objs.tracepoint, &skel, wakeup_bytes, &tracepoints) {
-                Ok((loaded, mut attached, mut refused)) => {
-                    tracepoint = Some(loaded);
-                    links.append(&mut attached);
-                    failed.append(&mut refused);
-                }
-                Err(e) => failed.extend(tracepoints.iter().map(|h| (h.id, format!("{e:#}")))),
-            }
-        }
-        let connect = if connect_ids.is_empty() {
-            None
-        } else {
-            match ConnectHooks::load(&mut objs.connect, &skel, wakeup_bytes, &connect_ids) {
-                Ok(c) => Some(c),
-                Err(e) => {
-                    failed.extend(connect_ids.iter().map(|id| (*id, format!("{e:#}"))));
-                    None
-                }
-            }
-        };
-        Ok((
-            GenericSensor {
-                skel,
-                _functions: functions,
-                _uprobe: uprobe,
-                _tracepoint: tracepoint,
-                _connect: connect,
-                _links: links,
+        Ok(())
+    }
+
+    fn attach_function_hook(&mut self, id: u32, name: &str, attach: Attach) -> Result<()> {
+        let (shared, wakeup_bytes) = (&*self.skel, self.wakeup_bytes);
+        let mut link = None;
+        let skel = Owned::new(|storage| {
+            let (skel, l) = load_function(storage, shared, wakeup_bytes, name, attach, id)?;
+            link = Some(l);
+            Ok(skel)
+        })?;
+        let link = link.context("function hook attached without a link")?;
+        self.functions.insert(
+            id,
+            FunctionInstance {
+                _link: link,
+                _skel: skel,
             },
-            failed,
-        ))
+        );
+        Ok(())
+    }
+
+    /// Removes hook `id`: detaches what served only it (the uprobe and
+    /// tracepoint objects go with their last hook), takes it out of the
+    /// system call's hook list, clears its configuration, tracepoint fields,
+    /// selector strings and addresses and pending return events, and frees
+    /// its id.
+    pub fn remove_hook(&mut self, id: u32) -> Result<()> {
+        let live = self
+            .hooks
+            .remove(&id)
+            .with_context(|| format!("no hook {id}"))?;
+        let mut result = Ok(());
+        match live.point {
+            HookPoint::Syscall { nr, .. } => {
+                if let Some(point) = self.syscalls.get_mut(&nr) {
+                    point.hooks.retain(|(h, _)| *h != id);
+                    result = write_syscall_hooks(&self.skel, nr, point);
+                    if !point.needs_exit() {
+                        point.exit = None;
+                    }
+                    if point.hooks.is_empty() {
+                        self.syscalls.remove(&nr);
+                    }
+                }
+                let raw = self.sync_raw_tracepoints();
+                result = result.and(raw);
+            }
+            HookPoint::Function { .. } | HookPoint::Lsm { .. } => {
+                self.functions.remove(&id);
+            }
+            HookPoint::Uprobe { .. } => {
+                if let Some(uprobes) = &mut self.uprobes {
+                    uprobes.detach(id);
+                    if uprobes.is_empty() {
+                        self.uprobes = None;
+                    }
+                }
+            }
+            HookPoint::Tracepoint { .. } => {
+                if let Some(tracepoints) = &mut self.tracepoints {
+                    result = tracepoints.detach(id);
+                    if tracepoints.is_empty() {
+                        self.tracepoints = None;
+                    }
+                }
+            }
+            HookPoint::CgroupConnect { .. } => {
+                self.connects.remove(&id);
+            }
+        }
+        let maps = &self.skel.maps;
+        let cleared = vigil_hook_config::default();
+        let config = maps
+            .hook_configs
+            .update(&id.to_ne_bytes(), bytes_of(&cleared), MapFlags::ANY)
+            .with_context(|| format!("clearing hook {id}"));
+        result = result.and(config);
+        for key in &live.string_keys {
+            // Absent when the hook failed before storing it: nothing to do.
+            let _ = maps.string_match.delete(bytes_of(key));
+        }
+        for key in &live.addr_keys {
+            let _ = maps.addr_match.delete(bytes_of(key));
+        }
+        result = result.and(self.clear_pending(id));
+        self.free_ids.push_back(id);
+        result
+    }
+
+    /// Drops events of hook `id` still waiting for their call's return.
+    fn clear_pending(&self, id: u32) -> Result<()> {
+        let pending = &self.skel.maps.pending;
+        // struct pending_key: pid_tgid (u64), then the hook id (u32).
+        let ours: Vec<Vec<u8>> = pending
+            .keys()
+            .filter(|k| {
+                k.get(8..12)
+                    .and_then(|b| b.try_into().ok())
+                    .map(u32::from_ne_bytes)
+                    == Some(id)
+            })
+            .collect();
+        for key in ours {
+            // Gone already when its call returned meanwhile.
+            let _ = pending.delete(&key);
+        }
+        Ok(())
+    }
+
+    /// Zeroes hook `id`'s counters, so that a reused id starts from nothing.
+    fn reset_counters(&self, id: u32) -> Result<()> {
+        let cpus = libbpf_rs::num_possible_cpus().context("counting possible CPUs")?;
+        let zeros = vec![vec![0u8; 8]; cpus];
+        for stat in 0..VIGIL_HOOK_STAT_MAX {
+            let index = id * VIGIL_HOOK_STAT_MAX + stat;
+            self.skel
+                .maps
+                .hook_stats
+                .update_percpu(&index.to_ne_bytes(), &zeros, MapFlags::ANY)
+                .with_context(|| format!("resetting counters of hook {id}"))?;
+        }
+        Ok(())
     }
 
     /// A hook's counters (`enum vigil_hook_stat`), summed over CPUs.
@@ -502,6 +624,22 @@ impl<'obj> GenericSensor<'obj> {
         }
         Ok(out)
     }
+}
+
+/// Writes the hook list of system call `nr` (an empty list when its last hook went).
+fn write_syscall_hooks(skel: &SyscallSkel<'_>, nr: u32, point: &SyscallPoint) -> Result<()> {
+    let mut entry = vigil_syscall_hooks {
+        count: point.hooks.len() as u32,
+        raw_tp: u32::from(!point.tracepoint),
+        ..Default::default()
+    };
+    for (slot, (id, _)) in entry.hooks.iter_mut().zip(&point.hooks) {
+        *slot = *id;
+    }
+    skel.maps
+        .syscall_hooks
+        .update(&nr.to_ne_bytes(), bytes_of(&entry), MapFlags::ANY)
+        .with_context(|| format!("hooking system call {nr}"))
 }
 
 #[cfg(test)]

@@ -61,6 +61,8 @@ pub struct Agent {
     child: Child,
     _dir: tempfile::TempDir,
     pub events_path: PathBuf,
+    /// Where its gRPC API listens (a socket in its temp dir unless the test chose).
+    pub server_address: String,
     log: Arc<Mutex<Vec<String>>>,
 }
 
@@ -69,6 +71,12 @@ impl Agent {
     pub fn start(extra: &[&str]) -> Agent {
         let dir = tempfile::tempdir().expect("temp dir");
         let events_path = dir.path().join("events.json");
+        // A socket of its own: agents of parallel test runs never collide on a port.
+        let chosen = extra.iter().position(|a| *a == "--server-address");
+        let server_address = match chosen {
+            Some(i) => extra.get(i + 1).copied().unwrap_or_default().to_owned(),
+            None => format!("unix://{}", dir.path().join("vigil.sock").display()),
+        };
         let mut cmd = Command::new(vigil_bin());
         cmd.arg("agent")
             .arg("--export-filename")
@@ -84,6 +92,9 @@ impl Agent {
             .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
+        if chosen.is_none() {
+            cmd.arg(format!("--server-address={server_address}"));
+        }
         // SAFETY: prctl in the child before exec; a test that dies takes its agent along.
         unsafe {
             cmd.pre_exec(|| {
@@ -115,8 +126,22 @@ impl Agent {
             child,
             _dir: dir,
             events_path,
+            server_address,
             log,
         }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Runs `vigil ARGS --server-address ADDR` against this agent.
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        Command::new(vigil_bin())
+            .args(args)
+            .arg(format!("--server-address={}", self.server_address))
+            .output()
+            .expect("running the vigil CLI")
     }
 
     /// The agent's log lines (stderr) so far.

@@ -2,6 +2,7 @@
 //! programs, and assertions on the events the agent exported. A small harness
 //! of our own (not libtest) so that a test can report itself skipped with a
 //! reason, and so that this binary doubles as the tester programs it runs.
+mod api;
 mod compat;
 mod defaults;
 mod harness;
@@ -209,6 +210,18 @@ const TESTS: &[(&str, TestFn)] = &[
     (
         "network::tetragon_tcp_connect_policies",
         network::tetragon_tcp_connect_policies,
+    ),
+    (
+        "api::policy_lifecycle_over_grpc",
+        api::policy_lifecycle_over_grpc,
+    ),
+    (
+        "api::bad_policy_over_grpc_keeps_agent",
+        api::bad_policy_over_grpc_keeps_agent,
+    ),
+    (
+        "api::slow_subscriber_loses_not_the_file",
+        api::slow_subscriber_loses_not_the_file,
     ),
     (
         "defaults::default_policies_load_and_post",

@@ -455,6 +455,7 @@ fn vigil_programs() -> Vec<String> {
     names
 }
 
+/// The name of BPF program `id`, if it still exists.
 pub fn prog_name(id: u32) -> Option<String> {
     let mut attr = [0u8; 128];
     attr[0..4].copy_from_slice(&id.to_ne_bytes());

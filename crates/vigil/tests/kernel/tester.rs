@@ -8,6 +8,9 @@ pub const MODE_VAR: &str = "VIGIL_TESTER";
 pub const THREADS_STATUS: u8 = 7;
 /// The name the `memfd` tester gives its memory file.
 pub const MEMFD_NAME: &str = "vigil-memfd-test";
+/// The `unlink-open` tester's paths: unlinked first, then opened.
+pub const UNLINK_VAR: &str = "VIGIL_TESTER_UNLINK";
+pub const OPEN_VAR: &str = "VIGIL_TESTER_OPEN";
 
 pub fn run(mode: &str) -> ExitCode {
     match mode {
@@ -19,6 +22,7 @@ pub fn run(mode: &str) -> ExitCode {
         "uprobe" => uprobe_calls(),
         "mkdir" => mkdir_marker(),
         "connect" => connect(),
+        "unlink-open" => unlink_then_open(),
         _ => {
             eprintln!("unknown tester mode {mode}");
             ExitCode::from(100)
@@ -191,4 +195,21 @@ fn connect() -> ExitCode {
         Ok(_) => ExitCode::SUCCESS,
         Err(_) => ExitCode::from(1),
     }
+}
+/// unlinkat(2) of one path, then openat(2) of another, from one thread: a
+/// policy's event for the open proves the unlink was already reported, or not.
+fn unlink_then_open() -> ExitCode {
+    let (Some(unlink), Some(open)) = (std::env::var_os(UNLINK_VAR), std::env::var_os(OPEN_VAR))
+    else {
+        return ExitCode::from(104);
+    };
+    let Ok(unlink) = CString::new(unlink.into_encoded_bytes()) else {
+        return ExitCode::from(105);
+    };
+    // SAFETY: unlinkat on a NUL-terminated path we own.
+    let removed = unsafe { libc::unlinkat(libc::AT_FDCWD, unlink.as_ptr(), 0) };
+    if removed != 0 || std::fs::File::open(open).is_err() {
+        return ExitCode::from(106);
+    }
+    ExitCode::SUCCESS
 }

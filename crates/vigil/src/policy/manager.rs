@@ -1,0 +1,269 @@
+//! The policies of a running agent: loaded from files at start, added,
+//! deleted, enabled and disabled while it runs (the API's commands), each
+//! with its state and counters. Runs on the agent's event loop thread, which
+//! owns the generic sensor; the sensor is loaded when the first policy
+//! needs it.
+use std::path::PathBuf;
+
+use tracing::info;
+use vigil_bpf::wire::{VIGIL_HOOKS_MAX, VIGIL_HOOK_STAT_MAX};
+
+use super::state::HookTable;
+use super::{compile, metrics::PolicyMetrics, policy_files, PolicyReport, PolicySet, PolicyState};
+use crate::{
+    probe::{self, KernelFeatures},
+    sensors::{generic::GenericSensor, process::ProcessSensor},
+};
+
+/// Where a policy added over the API comes from, in listings.
+pub const API_SOURCE: &str = "grpc";
+
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    /// Validation errors, one `PATH: message` line each.
+    #[error("{0}")]
+    Invalid(String),
+    #[error("a policy named {0:?} is already loaded")]
+    Exists(String),
+    #[error("no policy named {0:?}")]
+    NotFound(String),
+    /// Valid, but nothing of it can be served on this kernel.
+    #[error("policy {name:?} cannot be loaded: {why}")]
+    Refused { name: String, why: String },
+}
+
+type HookCounters = [u64; VIGIL_HOOK_STAT_MAX as usize];
+
+pub struct PolicyManager {
+    set: PolicySet,
+    generic: Option<GenericSensor>,
+    features: Option<KernelFeatures>,
+    /// Per hook id: its kernel counters at the last look.
+    last_counters: Vec<HookCounters>,
+    metrics: PolicyMetrics,
+    wakeup_bytes: u64,
+}
+
+impl PolicyManager {
+    pub fn new(metrics: PolicyMetrics, wakeup_bytes: u64) -> Self {
+        PolicyManager {
+            set: PolicySet::default(),
+            generic: None,
+            features: None,
+            last_counters: vec![[0; VIGIL_HOOK_STAT_MAX as usize]; VIGIL_HOOKS_MAX as usize],
+            metrics,
+            wakeup_bytes,
+        }
+    }
+
+    /// A manager for a kernel already probed.
+    pub fn with_features(
+        metrics: PolicyMetrics,
+        wakeup_bytes: u64,
+        features: KernelFeatures,
+    ) -> Self {
+        PolicyManager {
+            features: Some(features),
+            ..PolicyManager::new(metrics, wakeup_bytes)
+        }
+    }
+
+    /// What `vigil probe` finds on this kernel, probed once.
+    pub fn features(&mut self) -> &KernelFeatures {
+        self.features.get_or_insert_with(probe::detect)
+    }
+
+    /// Sensors loaded so far.
+    pub fn generic_loaded(&self) -> bool {
+        self.generic.is_some()
+    }
+
+    pub fn len(&self) -> usize {
+        self.set.policies.len()
+    }
+
+    /// Validates, compiles and loads the policy files named at start.
+    /// Failures never stop the agent: they become hook and policy states,
+    /// logged one line each.
+    pub fn load_files(
+        &mut self,
+        files: &[PathBuf],
+        dirs: &[PathBuf],
+        process: &ProcessSensor,
+        table: &mut HookTable,
+    ) {
+        if files.is_empty() && dirs.is_empty() {
+            return;
+        }
+        let (paths, unreadable) = policy_files(files, dirs);
+        for (dir, why) in unreadable {
+            self.set.add_invalid(&dir, why);
+        }
+        for path in paths {
+            match vigil_policy::check_file(&path) {
+                Ok(policies) => {
+                    for policy in &policies {
+                        let compiled = compile::compile(policy, self.features());
+                        let source = path.display().to_string();
+                        match self.set.add(&source, compiled) {
+                            Ok(idx) => self.load(idx, process, table),
+                            Err(why) => self.set.add_invalid(&path, why),
+                        }
+                    }
+                }
+                Err(errors) => self.set.add_invalid(&path, errors.to_string()),
+            }
+        }
+        for p in &self.set.policies {
+            p.log();
+            self.metrics.set_state(&p.name, p.state());
+        }
+    }
+
+    /// Adds one policy from YAML text: strict validation (errors with field
+    /// paths), compilation against this kernel, then its hooks load. A
+    /// policy none of whose hooks can be served is not kept.
+    pub fn add_yaml(
+        &mut self,
+        yaml: &str,
+        process: &ProcessSensor,
+        table: &mut HookTable,
+    ) -> Result<PolicyReport, PolicyError> {
+        let policies = vigil_policy::check_str(yaml).map_err(|errors| {
+            PolicyError::Invalid(
+                errors
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            )
+        })?;
+        let [policy] = policies.as_slice() else {
+            return Err(PolicyError::Invalid(format!(
+                "<file>: {} policy documents; add them one by one",
+                policies.len()
+            )));
+        };
+        let compiled = compile::compile(policy, self.features());
+        let name = compiled.name.clone();
+        let idx = self
+            .set
+            .add(API_SOURCE, compiled)
+            .map_err(|_| PolicyError::Exists(name.clone()))?;
+        self.load(idx, process, table);
+        let entry = &self.set.policies[idx];
+        entry.log();
+        if entry.state() == PolicyState::Error {
+            let why = entry.refusal();
+            self.remove(idx);
+            return Err(PolicyError::Refused { name, why });
+        }
+        self.metrics.set_state(&name, entry.state());
+        Ok(entry.report())
+    }
+
+    pub fn delete(&mut self, name: &str) -> Result<(), PolicyError> {
+        let idx = self.index(name)?;
+        self.refresh_counters();
+        self.remove(idx);
+        info!(policy = %name, "policy deleted");
+        Ok(())
+    }
+
+    pub fn enable(
+        &mut self,
+        name: &str,
+        process: &ProcessSensor,
+        table: &mut HookTable,
+    ) -> Result<PolicyReport, PolicyError> {
+        let idx = self.index(name)?;
+        self.load(idx, process, table);
+        Ok(self.changed(idx))
+    }
+
+    pub fn disable(&mut self, name: &str) -> Result<PolicyReport, PolicyError> {
+        let idx = self.index(name)?;
+        self.refresh_counters();
+        if let Some(generic) = &mut self.generic {
+            self.set.policies[idx].unload(generic);
+        }
+        Ok(self.changed(idx))
+    }
+
+    /// Each policy's state and each hook's mechanism and guarantee, or why
+    /// it is refused (`vigil policy check --kernel`), and whether no policy
+    /// is in the error state.
+    pub fn report(&self) -> (String, bool) {
+        (self.set.report(), self.set.all_served())
+    }
+
+    /// Every policy, with counters read from the kernel just now.
+    pub fn list(&mut self) -> Vec<PolicyReport> {
+        self.refresh_counters();
+        self.set.policies.iter().map(|p| p.report()).collect()
+    }
+
+    /// Reads every loaded hook's kernel counters and adds what changed to
+    /// its policy (counters and metrics).
+    pub fn refresh_counters(&mut self) {
+        let Some(generic) = &self.generic else { return };
+        for idx in 0..self.set.policies.len() {
+            let policy = &self.set.policies[idx];
+            let mut total = [0u64; VIGIL_HOOK_STAT_MAX as usize];
+            for id in policy.loaded_ids() {
+                let Ok(now) = generic.hook_counters(id) else {
+                    continue;
+                };
+                let last = &mut self.last_counters[id as usize];
+                for ((t, n), l) in total.iter_mut().zip(now).zip(last.iter()) {
+                    *t += n.saturating_sub(*l);
+                }
+                *last = now;
+            }
+            self.metrics.add(&policy.name, &total);
+            self.set.count(idx, &total);
+        }
+    }
+
+    fn index(&self, name: &str) -> Result<usize, PolicyError> {
+        self.set
+            .find(name)
+            .ok_or_else(|| PolicyError::NotFound(name.to_owned()))
+    }
+
+    /// Loads policy `idx`'s hooks, loading the generic sensor first if needed.
+    fn load(&mut self, idx: usize, process: &ProcessSensor, table: &mut HookTable) {
+        if self.generic.is_none() {
+            match GenericSensor::load(process, self.wakeup_bytes) {
+                Ok(g) => self.generic = Some(g),
+                Err(e) => {
+                    self.set.policies[idx].sensor_failed(&format!("{e:#}"));
+                    return;
+                }
+            }
+        }
+        if let Some(generic) = &mut self.generic {
+            let policy = &mut self.set.policies[idx];
+            policy.load(generic, table);
+            for id in policy.loaded_ids() {
+                // The sensor zeroed the kernel counters of a new hook.
+                self.last_counters[id as usize] = [0; VIGIL_HOOK_STAT_MAX as usize];
+            }
+        }
+    }
+
+    fn changed(&self, idx: usize) -> PolicyReport {
+        let entry = &self.set.policies[idx];
+        entry.log();
+        self.metrics.set_state(&entry.name, entry.state());
+        entry.report()
+    }
+
+    fn remove(&mut self, idx: usize) {
+        let mut entry = self.set.policies.remove(idx);
+        if let Some(generic) = &mut self.generic {
+            entry.unload(generic);
+        }
+        self.metrics.forget(&entry.name);
+    }
+}

@@ -1,0 +1,464 @@
+//! The gRPC API end to end: an agent started without policies, policies
+//! added, listed, disabled, enabled and deleted with the `vigil` CLI, real
+//! programs triggering them, and the events read from the export file and
+//! from `vigil getevents`.
+use std::{
+    fs,
+    path::{Path, PathBuf},
+    process::{Child, Command},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    thread,
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+
+use crate::{
+    harness::{of_kind, pid_of, str_at, vigil_bin, Agent, TestResult},
+    process::prog_name,
+    require_agent, tester,
+};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// A policy on `call` (a system call whose argument 1 is a path) for paths under `dir`.
+fn path_policy(name: &str, call: &str, dir: &Path) -> String {
+    format!(
+        "apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: {name}
+spec:
+  kprobes:
+  - call: {call}
+    syscall: true
+    args:
+    - index: 0
+      type: int
+    - index: 1
+      type: string
+    selectors:
+    - matchArgs:
+      - index: 1
+        operator: Prefix
+        values:
+        - {}/
+",
+        dir.display()
+    )
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
+    fs::write(&path, text).expect("write file");
+    path.to_str().expect("utf-8 path").to_owned()
+}
+
+/// Runs the CLI; panics with its output unless it succeeded.
+fn cli_ok(agent: &Agent, args: &[&str]) -> String {
+    let out = agent.cli(args);
+    assert!(
+        out.status.success(),
+        "vigil {args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `vigil tracingpolicy list -o json`.
+fn policies(agent: &Agent) -> Vec<Value> {
+    let out = cli_ok(agent, &["tracingpolicy", "list", "-o", "json"]);
+    let v: Value = serde_json::from_str(&out).expect("list -o json is JSON");
+    v["policies"].as_array().cloned().unwrap_or_default()
+}
+
+fn policy<'a>(list: &'a [Value], name: &str) -> Option<&'a Value> {
+    list.iter().find(|p| p["name"] == name)
+}
+
+fn status(agent: &Agent) -> Value {
+    let out = cli_ok(agent, &["status", "-o", "json"]);
+    serde_json::from_str(&out).expect("status -o json is JSON")
+}
+
+/// Policy events whose path argument is `path`.
+fn hits<'a>(evs: &'a [Value], path: &str) -> Vec<&'a Value> {
+    of_kind(evs, "process_kprobe")
+        .into_iter()
+        .filter(|k| str_at(k, "/args/1/string_arg") == path)
+        .collect()
+}
+
+/// Names of the BPF programs behind the agent's links (from its fds'
+/// fdinfo): which hooks it has attached right now.
+fn agent_links(pid: u32) -> Vec<String> {
+    let mut names = Vec::new();
+    let Ok(fds) = fs::read_dir(format!("/proc/{pid}/fdinfo")) else {
+        return names;
+    };
+    for fd in fds.filter_map(Result::ok) {
+        let info = fs::read_to_string(fd.path()).unwrap_or_default();
+        if !info.contains("link_type:") {
+            continue;
+        }
+        let prog_id = info
+            .lines()
+            .find_map(|l| l.strip_prefix("prog_id:"))
+            .and_then(|v| v.trim().parse().ok());
+        if let Some(name) = prog_id.and_then(prog_name) {
+            names.push(name);
+        }
+    }
+    names
+}
+
+/// Links of the per-syscall tracepoint program (`vigil_syscall_enter`; the
+/// kernel keeps 15 characters of a program's name).
+fn enter_links(agent: &Agent) -> usize {
+    agent_links(agent.pid())
+        .iter()
+        .filter(|n| n.as_str() == "vigil_syscall_e")
+        .count()
+}
+
+/// The tester unlinks `unlink` (created first), then opens `open`; returns its pid.
+fn unlink_then_open(unlink: &Path, open: &Path) -> u32 {
+    fs::write(unlink, "x").expect("create the file to unlink");
+    let mut child = Command::new(std::env::current_exe().expect("test binary"))
+        .env(tester::MODE_VAR, "unlink-open")
+        .env(tester::UNLINK_VAR, unlink)
+        .env(tester::OPEN_VAR, open)
+        .spawn()
+        .expect("spawn tester");
+    let pid = child.id();
+    let status = child.wait().expect("wait tester");
+    assert!(status.success(), "unlink-open tester: {status}");
+    pid
+}
+
+/// `vigil getevents` writing JSON lines into a file, its complaints into another.
+struct Subscriber {
+    child: Child,
+    out: PathBuf,
+    err: PathBuf,
+}
+
+impl Subscriber {
+    fn start(agent: &Agent, dir: &Path, args: &[&str]) -> Subscriber {
+        let (out, err) = (dir.join("getevents.json"), dir.join("getevents.err"));
+        let child = Command::new(vigil_bin())
+            .arg("getevents")
+            .args(args)
+            .arg(format!("--server-address={}", agent.server_address))
+            .stdout(fs::File::create(&out).expect("getevents output"))
+            .stderr(fs::File::create(&err).expect("getevents errors"))
+            .spawn()
+            .expect("spawn vigil getevents");
+        let start = Instant::now();
+        while status(agent)["event_subscribers"].as_u64() != Some(1) {
+            assert!(start.elapsed() < WAIT, "vigil getevents never subscribed");
+            thread::sleep(Duration::from_millis(50));
+        }
+        Subscriber { child, out, err }
+    }
+
+    fn signal(&self, signal: i32) {
+        // SAFETY: kill on our own child's pid.
+        unsafe { libc::kill(self.child.id() as i32, signal) };
+    }
+
+    fn events(&self) -> Vec<Value> {
+        let text = fs::read_to_string(&self.out).unwrap_or_default();
+        text.lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+}
+
+impl Drop for Subscriber {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Opens `file` every few milliseconds from this process until told to stop;
+/// returns how many opens it did.
+fn keep_opening(file: PathBuf, stop: Arc<AtomicBool>) -> thread::JoinHandle<usize> {
+    thread::spawn(move || {
+        let mut opens = 0;
+        while !stop.load(Ordering::Relaxed) {
+            fs::File::open(&file).expect("open the watched file");
+            opens += 1;
+            thread::sleep(Duration::from_millis(5));
+        }
+        opens
+    })
+}
+
+pub fn policy_lifecycle_over_grpc() -> TestResult {
+    require_agent!();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (a_dir, b_dir) = (dir.path().join("a"), dir.path().join("b"));
+    fs::create_dir(&a_dir).expect("mkdir a");
+    fs::create_dir(&b_dir).expect("mkdir b");
+    let b_file = b_dir.join("file");
+    fs::write(&b_file, "b").expect("write b");
+    let b_path = b_file.to_str().expect("utf-8").to_owned();
+    let a_policy = write(
+        dir.path(),
+        "a.yaml",
+        &path_policy("api-unlink", "sys_unlinkat", &a_dir),
+    );
+    let b_policy = write(
+        dir.path(),
+        "b.yaml",
+        &path_policy("api-open", "sys_openat", &b_dir),
+    );
+
+    let agent = Agent::start(&[]);
+    assert!(policies(&agent).is_empty(), "started without policies");
+    let subscriber = Subscriber::start(&agent, dir.path(), &["--event-type", "process_kprobe"]);
+
+    cli_ok(&agent, &["tracingpolicy", "add", &b_policy]);
+    let links_without_a = enter_links(&agent);
+    let stop = Arc::new(AtomicBool::new(false));
+    let opener = keep_opening(b_file.clone(), stop.clone());
+
+    // Added: the unlink is reported, in the file and in the stream.
+    let added = cli_ok(&agent, &["tracingpolicy", "add", &a_policy]);
+    assert!(added.contains("enabled"), "add output: {added}");
+    assert_eq!(
+        enter_links(&agent),
+        links_without_a + 1,
+        "adding api-unlink attaches sys_enter_unlinkat"
+    );
+    let x1 = a_dir.join("x1");
+    let x1_path = x1.to_str().expect("utf-8").to_owned();
+    let pid1 = unlink_then_open(&x1, &b_file);
+    let evs = agent.wait_for(WAIT, "the unlink of x1", |evs| {
+        !hits(evs, &x1_path).is_empty()
+    });
+    let hit = hits(&evs, &x1_path)[0];
+    assert_eq!(pid_of(hit), u64::from(pid1));
+    assert_eq!(str_at(hit, "/policy_name"), "api-unlink");
+    assert!(str_at(hit, "/function_name").ends_with("unlinkat"));
+    let start = Instant::now();
+    while hits(&subscriber.events(), &x1_path).is_empty() {
+        assert!(
+            start.elapsed() < WAIT,
+            "vigil getevents did not show the unlink of x1"
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+
+    let list = policies(&agent);
+    let a = policy(&list, "api-unlink").expect("listed");
+    assert_eq!(a["state"], "enabled");
+    assert_eq!(a["source"], "grpc");
+    assert!(a["events_posted"].as_u64() >= Some(1), "counters: {a}");
+    assert_eq!(a["hooks"][0]["status"], "loaded");
+    assert!(a["hooks"][0]["mechanism"]
+        .as_str()
+        .is_some_and(|m| m.contains("sys_enter_unlinkat")));
+
+    // Disabled: detached, the policy stays listed, nothing reported.
+    cli_ok(&agent, &["tracingpolicy", "disable", "api-unlink"]);
+    assert_eq!(
+        policy(&policies(&agent), "api-unlink").expect("listed")["state"],
+        "disabled"
+    );
+    assert_eq!(enter_links(&agent), links_without_a);
+    let x2 = a_dir.join("x2");
+    let pid2 = unlink_then_open(&x2, &b_file);
+    // The open comes after the unlink in the same thread: once its event is
+    // in, an unlink event would be too.
+    let evs = agent.wait_for(WAIT, "the open after unlinking x2", |evs| {
+        hits(evs, &b_path)
+            .iter()
+            .any(|e| pid_of(e) == u64::from(pid2))
+    });
+    assert!(
+        hits(&evs, x2.to_str().expect("utf-8")).is_empty(),
+        "disabled policy posted"
+    );
+
+    // Enabled again: reported again.
+    cli_ok(&agent, &["tracingpolicy", "enable", "api-unlink"]);
+    assert_eq!(
+        policy(&policies(&agent), "api-unlink").expect("listed")["state"],
+        "enabled"
+    );
+    let x3 = a_dir.join("x3");
+    let x3_path = x3.to_str().expect("utf-8").to_owned();
+    unlink_then_open(&x3, &b_file);
+    agent.wait_for(WAIT, "the unlink of x3", |evs| {
+        !hits(evs, &x3_path).is_empty()
+    });
+
+    // Deleted: gone from the list and from the kernel.
+    cli_ok(&agent, &["tracingpolicy", "delete", "api-unlink"]);
+    assert!(policy(&policies(&agent), "api-unlink").is_none());
+    assert_eq!(enter_links(&agent), links_without_a, "its link is gone");
+    let x4 = a_dir.join("x4");
+    let pid4 = unlink_then_open(&x4, &b_file);
+    let evs = agent.wait_for(WAIT, "the open after unlinking x4", |evs| {
+        hits(evs, &b_path)
+            .iter()
+            .any(|e| pid_of(e) == u64::from(pid4))
+    });
+    assert!(
+        hits(&evs, x4.to_str().expect("utf-8")).is_empty(),
+        "deleted policy posted"
+    );
+
+    // api-open reported every open of this process throughout.
+    stop.store(true, Ordering::Relaxed);
+    let opens = opener.join().expect("opener thread");
+    let me = u64::from(std::process::id());
+    let evs = agent.wait_for(WAIT, "every open of the opener thread", |evs| {
+        hits(evs, &b_path)
+            .iter()
+            .filter(|e| pid_of(e) == me)
+            .count()
+            >= opens
+    });
+    let reported = hits(&evs, &b_path)
+        .iter()
+        .filter(|e| pid_of(e) == me)
+        .count();
+    assert_eq!(reported, opens, "api-open lost or invented events");
+    println!("api-open reported all {opens} opens made while api-unlink was added, disabled, enabled and deleted");
+    let b = policy(&policies(&agent), "api-open")
+        .cloned()
+        .expect("listed");
+    assert_eq!(b["state"], "enabled");
+    assert!(
+        b["events_posted"].as_u64() >= Some(opens as u64),
+        "counters: {b}"
+    );
+    drop(subscriber);
+    agent.stop();
+    Ok(())
+}
+
+pub fn bad_policy_over_grpc_keeps_agent() -> TestResult {
+    require_agent!();
+    let dir = tempfile::tempdir().expect("temp dir");
+    // TCP this time, on a port free a moment ago.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let address = format!("127.0.0.1:{port}");
+    let agent = Agent::start(&["--server-address", &address]);
+
+    let good = path_policy("api-good", "sys_openat", dir.path());
+    let bad = write(dir.path(), "bad.yaml", &good.replace("Prefix", "Equals"));
+    let out = agent.cli(&["tracingpolicy", "add", &bad]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a bad policy is refused");
+    assert!(
+        stderr.contains("spec.kprobes[0].selectors[0].matchArgs[0].operator")
+            && stderr.contains("Equals"),
+        "error names the field: {stderr}"
+    );
+
+    let unknown = write(
+        dir.path(),
+        "unknown.yaml",
+        &good.replace("sys_openat", "sys_no_such_call"),
+    );
+    let out = agent.cli(&["tracingpolicy", "add", &unknown]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "an unservable policy is refused");
+    assert!(stderr.contains("cannot be loaded"), "{stderr}");
+    assert!(policies(&agent).is_empty(), "refused policies are not kept");
+
+    let missing = agent.cli(&["tracingpolicy", "delete", "api-none"]);
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no policy named"));
+
+    // Still serving.
+    let good = write(dir.path(), "good.yaml", &good);
+    cli_ok(&agent, &["tracingpolicy", "add", &good]);
+    let again = agent.cli(&["tracingpolicy", "add", &good]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already loaded"));
+    let s = status(&agent);
+    assert_eq!(s["policies"], 1);
+    assert_eq!(s["node_name"], "vigil-test");
+    assert!(s["sensors"]
+        .as_array()
+        .is_some_and(|v| v.iter().any(|x| x == "generic")));
+    assert!(s["kernel_release"].as_str().is_some_and(|k| !k.is_empty()));
+    agent.stop();
+    Ok(())
+}
+
+/// A subscriber that stops reading loses events, is told how many, and the
+/// export file misses nothing.
+pub fn slow_subscriber_loses_not_the_file() -> TestResult {
+    require_agent!();
+    const N: usize = 300;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let agent = Agent::start(&["--event-queue-size", "8"]);
+    let subscriber = Subscriber::start(&agent, dir.path(), &["--event-type", "process_exec"]);
+    subscriber.signal(libc::SIGSTOP);
+    let mut sh = Command::new("/bin/sh")
+        .args([
+            "-c",
+            &format!("i=0; while [ $i -lt {N} ]; do /bin/true; i=$((i+1)); done"),
+        ])
+        .spawn()
+        .expect("spawn sh");
+    let sh_pid = sh.id();
+    assert!(sh.wait().expect("wait sh").success());
+    let evs = agent.wait_for(WAIT, "every exec of the loop", |evs| {
+        of_kind(evs, "process_exec")
+            .iter()
+            .filter(|e| str_at(e, "/process/binary") == "/bin/true")
+            .filter(|e| e["parent"]["pid"].as_u64() == Some(u64::from(sh_pid)))
+            .count()
+            == N
+    });
+    assert!(
+        of_kind(&evs, "lost_events").is_empty(),
+        "the file lost nothing"
+    );
+    subscriber.signal(libc::SIGCONT);
+    let start = Instant::now();
+    let lost: u64 = loop {
+        let err = fs::read_to_string(&subscriber.err).unwrap_or_default();
+        // "vigil getevents: fell behind, N events lost", once per gap.
+        let told: u64 = err
+            .lines()
+            .filter(|l| l.contains("events lost"))
+            .filter_map(|l| l.split_whitespace().find_map(|w| w.parse::<u64>().ok()))
+            .sum();
+        if told > 0 {
+            break told;
+        }
+        assert!(
+            start.elapsed() < WAIT,
+            "the subscriber was never told of its loss: {err}"
+        );
+        thread::sleep(Duration::from_millis(50));
+    };
+    let streamed = subscriber.events().len();
+    assert!(
+        agent.cli(&["status"]).status.success(),
+        "the agent still serves"
+    );
+    println!(
+        "stopped subscriber (queue of 8): {streamed} execs streamed so far, \
+         told of {lost} events lost; the file has all {N}"
+    );
+    drop(subscriber);
+    agent.stop();
+    Ok(())
+}
