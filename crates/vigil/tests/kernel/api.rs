@@ -462,3 +462,195 @@ pub fn slow_subscriber_loses_not_the_file() -> TestResult {
     agent.stop();
     Ok(())
 }
+
+/// This test binary, as the process table names it.
+fn me() -> PathBuf {
+    std::env::current_exe()
+        .and_then(fs::canonicalize)
+        .expect("own executable")
+}
+
+/// Runs this binary as tester `mode` (with `envs`); returns its pid once it exited.
+fn run_tester(mode: &str, envs: &[(&str, &Path)]) -> u32 {
+    let mut cmd = Command::new(me());
+    cmd.env(tester::MODE_VAR, mode);
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("spawn tester");
+    let pid = child.id();
+    child.wait().expect("wait tester");
+    pid
+}
+
+/// Events of `kind` from `pid`, read once its exit is in: what its hooks
+/// posted before it exited is in the file by then.
+fn after_exit(agent: &Agent, pid: u32, kind: &str) -> usize {
+    let evs = agent.wait_for(WAIT, "the tester's exit", |evs| {
+        of_kind(evs, "process_exit")
+            .iter()
+            .any(|e| pid_of(e) == u64::from(pid))
+    });
+    of_kind(&evs, kind)
+        .into_iter()
+        .filter(|e| pid_of(e) == u64::from(pid))
+        .count()
+}
+
+/// Whether the agent has a link of a program whose name starts with `prefix`.
+fn linked(agent: &Agent, prefix: &str) -> bool {
+    agent_links(agent.pid())
+        .iter()
+        .any(|n| n.starts_with(prefix))
+}
+
+/// A uprobe, a classic tracepoint and (where the kernel has cgroup/connect4)
+/// a connect policy served by cgroup programs: each added over the API to an
+/// agent started without policies fires, its links go with disable and
+/// delete and come back with enable, and a removed hook posts nothing more.
+pub fn every_hook_kind_comes_and_goes_at_runtime() -> TestResult {
+    require_agent!();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let agent = Agent::start(&[]);
+    let uprobe = write(
+        dir.path(),
+        "uprobe.yaml",
+        &format!(
+            "apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: rt-uprobe
+spec:
+  uprobes:
+  - path: {}
+    symbols:
+    - vigil_uprobe_target
+    return: true
+    returnArg:
+      index: 0
+      type: int64
+    args:
+    - index: 0
+      type: int64
+",
+            me().display()
+        ),
+    );
+    let tracepoint = write(
+        dir.path(),
+        "tracepoint.yaml",
+        "apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: rt-tracepoint
+spec:
+  tracepoints:
+  - subsystem: syscalls
+    event: sys_enter_mkdir
+",
+    );
+    let marker = dir.path().join("marker");
+    let dirs = dir.path().join("dirs");
+    fs::create_dir(&dirs).expect("mkdir");
+    let mut made = 0;
+    let mut mkdir = || {
+        made += 1;
+        run_tester(
+            "mkdir",
+            &[(tester::MARKER_VAR, &dirs.join(made.to_string()))],
+        )
+    };
+    let call = || run_tester("uprobe", &[(tester::MARKER_VAR, &marker)]);
+
+    cli_ok(&agent, &["tracingpolicy", "add", &uprobe]);
+    assert!(linked(&agent, "vigil_uprobe"), "no uprobe link after add");
+    assert!(
+        linked(&agent, "vigil_uretprobe"),
+        "no uretprobe link after add"
+    );
+    assert_eq!(after_exit(&agent, call(), "process_uprobe"), 1);
+    cli_ok(&agent, &["tracingpolicy", "add", &tracepoint]);
+    assert!(linked(&agent, "vigil_tracepoin"), "no tracepoint link");
+    assert_eq!(after_exit(&agent, mkdir(), "process_tracepoint"), 1);
+
+    cli_ok(&agent, &["tracingpolicy", "disable", "rt-uprobe"]);
+    assert!(
+        !linked(&agent, "vigil_uprobe"),
+        "uprobe linked while disabled"
+    );
+    assert_eq!(after_exit(&agent, call(), "process_uprobe"), 0);
+    assert_eq!(
+        after_exit(&agent, mkdir(), "process_tracepoint"),
+        1,
+        "the other policy stopped with the disabled one"
+    );
+    cli_ok(&agent, &["tracingpolicy", "enable", "rt-uprobe"]);
+    assert_eq!(after_exit(&agent, call(), "process_uprobe"), 1);
+
+    cli_ok(&agent, &["tracingpolicy", "delete", "rt-tracepoint"]);
+    assert!(
+        !linked(&agent, "vigil_tracepoin"),
+        "tracepoint linked after delete"
+    );
+    assert_eq!(after_exit(&agent, mkdir(), "process_tracepoint"), 0);
+    cli_ok(&agent, &["tracingpolicy", "delete", "rt-uprobe"]);
+    assert!(
+        !linked(&agent, "vigil_uprobe") && !linked(&agent, "vigil_uretprobe"),
+        "uprobe linked after delete"
+    );
+    assert_eq!(after_exit(&agent, call(), "process_uprobe"), 0);
+
+    if crate::policy::probed("cgroup_connect4").is_err() {
+        return Ok(());
+    }
+    let listener = std::net::TcpListener::bind("127.0.0.2:0").expect("listen on 127.0.0.2");
+    let target = listener.local_addr().expect("addr");
+    let connect = || std::net::TcpStream::connect_timeout(&target, Duration::from_secs(5));
+    let deny = write(
+        dir.path(),
+        "connect.yaml",
+        "apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: rt-connect
+spec:
+  kprobes:
+  - call: sys_connect
+    syscall: true
+    args:
+    - index: 0
+      type: fd
+    - index: 1
+      type: sockaddr
+    selectors:
+    - matchArgs:
+      - index: 1
+        operator: SAddr
+        values:
+        - 127.0.0.2/32
+      matchActions:
+      - action: Override
+        argError: -1
+",
+    );
+    connect().expect("connect before the policy");
+    let report = cli_ok(&agent, &["tracingpolicy", "add", &deny]);
+    assert!(report.contains("cgroup/connect4"), "{report}");
+    assert!(linked(&agent, "vigil_connect4"), "no cgroup link after add");
+    assert!(connect().is_err(), "connect to 127.0.0.2 not blocked");
+    cli_ok(&agent, &["tracingpolicy", "disable", "rt-connect"]);
+    assert!(
+        !linked(&agent, "vigil_connect"),
+        "cgroup linked while disabled"
+    );
+    connect().expect("connect with the policy disabled");
+    cli_ok(&agent, &["tracingpolicy", "enable", "rt-connect"]);
+    assert!(connect().is_err(), "connect not blocked after enable");
+    cli_ok(&agent, &["tracingpolicy", "delete", "rt-connect"]);
+    assert!(
+        !linked(&agent, "vigil_connect"),
+        "cgroup linked after delete"
+    );
+    connect().expect("connect after the policy was deleted");
+    Ok(())
+}

@@ -216,6 +216,10 @@ const TESTS: &[(&str, TestFn)] = &[
         api::policy_lifecycle_over_grpc,
     ),
     (
+        "api::every_hook_kind_comes_and_goes_at_runtime",
+        api::every_hook_kind_comes_and_goes_at_runtime,
+    ),
+    (
         "api::bad_policy_over_grpc_keeps_agent",
         api::bad_policy_over_grpc_keeps_agent,
     ),
