@@ -7,4 +7,16 @@ cd "$(dirname "$0")/.."
 . scripts/deps.sh
 vigil_prepare
 cargo build --release -p vigil
-exec ./target/release/vigil agent --tracing-policy-dir policies "$@"
+# The gRPC API on a socket of this agent's own (named after its pid), so that
+# several agents can run side by side, unless the arguments choose one.
+api=()
+case " $* " in
+*" --server-address"*) ;;
+*)
+	mkdir -p /run/vigil
+	sock="unix:///run/vigil/api-$$.sock"
+	echo "vigil's API: export VIGIL_SERVER_ADDRESS=$sock" >&2
+	api=("--server-address=$sock")
+	;;
+esac
+exec ./target/release/vigil agent --tracing-policy-dir policies "${api[@]}" "$@"

@@ -98,6 +98,8 @@ impl Session {
             .arg("--export-filename")
             .arg(&output)
             .args(["--export-file-max-size-mb", "0"])
+            // No gRPC API: its default TCP port would clash with any other agent.
+            .arg("--server-address=")
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())

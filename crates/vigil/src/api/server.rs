@@ -3,7 +3,7 @@
 //! subscribers and forwards policy commands to the agent's event loop.
 use std::{os::unix::fs::PermissionsExt, pin::Pin, time::Instant};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use prometheus_client::metrics::{counter::Counter, family::Family};
 use tokio::sync::oneshot;
 use tokio_stream::{
@@ -105,7 +105,14 @@ pub async fn serve(address: &Address, api: Api) -> Result<()> {
             tokio::spawn(service.serve_with_incoming(TcpListenerStream::new(listener)));
         }
         Address::Unix(path) => {
-            // A socket left by an agent that did not stop cleanly.
+            // A live agent's socket is refused; one left by an agent that
+            // did not stop cleanly is replaced.
+            if std::os::unix::net::UnixStream::connect(path).is_ok() {
+                bail!(
+                    "another agent serves the gRPC API on {}: give this one its own --server-address",
+                    path.display()
+                );
+            }
             if std::fs::symlink_metadata(path).is_ok() {
                 std::fs::remove_file(path)
                     .with_context(|| format!("removing the old socket {}", path.display()))?;
