@@ -3,6 +3,7 @@
 //! of our own (not libtest) so that a test can report itself skipped with a
 //! reason, and so that this binary doubles as the tester programs it runs.
 mod defaults;
+mod function;
 mod harness;
 mod policy;
 mod process;
@@ -124,6 +125,14 @@ const TESTS: &[(&str, TestFn)] = &[
     (
         "tracepoint::tetragon_kill_syscalls_enforcer",
         tracepoint::tetragon_kill_syscalls_enforcer,
+    ),
+    (
+        "function::return_value_by_fexit_or_kretprobe",
+        function::return_value_by_fexit_or_kretprobe,
+    ),
+    (
+        "function::override_security_inode_mkdir",
+        function::override_security_inode_mkdir,
     ),
     (
         "defaults::default_policies_load_and_post",

@@ -322,7 +322,7 @@ pub fn bad_policy_refused_good_policy_kept() -> TestResult {
 }
 
 /// What `vigil probe` says about `feature` here: available, or why not.
-fn probed(feature: &str) -> Result<(), String> {
+pub fn probed(feature: &str) -> Result<(), String> {
     let out = Command::new(vigil_bin())
         .args(["probe", "--output", "json"])
         .output()
