@@ -48,11 +48,15 @@ enum Attach {
     Kprobe,
     /// BPF-LSM: the function is `bpf_lsm_NAME`, and Override applies.
     Lsm,
+    /// fmod_ret: Override makes the function return its error without running.
+    FmodRet,
 }
 
 /// The hooks on one kernel function (or LSM hook).
 struct FunctionHooks {
     ids: Vec<u32>,
+    /// Some hook reports the return value: fexit or kretprobe too.
+    exit: bool,
 }
 
 /// Storage for the BPF objects: the system call object and one per hooked
@@ -180,14 +184,15 @@ pub(super) fn load_logged<T>(load: impl FnOnce() -> libbpf_rs::Result<T>) -> Res
 }
 
 /// Loads and attaches the instance for kernel function `name`: fentry,
-/// kprobe or lsm, with the system call object's maps and the function's hooks.
+/// kprobe, lsm or fmod_ret (and fexit or kretprobe for return values), with
+/// the system call object's maps and the function's hooks.
 fn load_function<'obj>(
     obj: &'obj mut MaybeUninit<OpenObject>,
     shared: &SyscallSkel<'_>,
     wakeup_bytes: u64,
     (name, attach): &(String, Attach),
     hooked: &FunctionHooks,
-) -> Result<(KprobeSkel<'obj>, Link)> {
+) -> Result<(KprobeSkel<'obj>, Vec<Link>)> {
     let mut open = KprobeSkelBuilder::default()
         .open(obj)
         .context("opening the kernel function hook's BPF object")?;
@@ -225,25 +230,54 @@ fn load_function<'obj>(
     progs.vigil_fentry.set_autoload(*attach == Attach::Fentry);
     progs.vigil_kprobe.set_autoload(*attach == Attach::Kprobe);
     progs.vigil_lsm.set_autoload(*attach == Attach::Lsm);
+    progs
+        .vigil_fmod_ret
+        .set_autoload(*attach == Attach::FmodRet);
+    let fexit = hooked.exit && matches!(attach, Attach::Fentry | Attach::FmodRet);
+    let kretprobe = hooked.exit && *attach == Attach::Kprobe;
+    progs.vigil_fexit.set_autoload(fexit);
+    progs.vigil_kretprobe.set_autoload(kretprobe);
     // libbpf finds an LSM hook's target as bpf_lsm_NAME.
-    let target = match attach {
-        Attach::Fentry => Some(&mut progs.vigil_fentry),
-        Attach::Lsm => Some(&mut progs.vigil_lsm),
-        Attach::Kprobe => None,
-    };
-    if let Some(prog) = target {
+    let mut targets = vec![];
+    match attach {
+        Attach::Fentry => targets.push(&mut progs.vigil_fentry),
+        Attach::Lsm => targets.push(&mut progs.vigil_lsm),
+        Attach::FmodRet => targets.push(&mut progs.vigil_fmod_ret),
+        Attach::Kprobe => {}
+    }
+    if fexit {
+        targets.push(&mut progs.vigil_fexit);
+    }
+    for prog in targets {
         prog.set_attach_target(0, Some(name.clone()))
             .with_context(|| format!("setting the attach target {name}"))?;
     }
     let skel = load_logged(|| open.load())?;
     let progs = &skel.progs;
-    let link = match attach {
+    let mut links = vec![match attach {
         Attach::Fentry => progs.vigil_fentry.attach(),
         Attach::Lsm => progs.vigil_lsm.attach(),
+        Attach::FmodRet => progs.vigil_fmod_ret.attach(),
         Attach::Kprobe => progs.vigil_kprobe.attach_kprobe(false, name),
     }
-    .with_context(|| format!("attaching {attach:?} {name}"))?;
-    Ok((skel, link))
+    .with_context(|| format!("attaching {attach:?} {name}"))?];
+    if fexit {
+        links.push(
+            progs
+                .vigil_fexit
+                .attach()
+                .with_context(|| format!("attaching fexit {name}"))?,
+        );
+    }
+    if kretprobe {
+        links.push(
+            progs
+                .vigil_kretprobe
+                .attach_kprobe(true, name)
+                .with_context(|| format!("attaching kretprobe {name}"))?,
+        );
+    }
+    Ok((skel, links))
 }
 
 impl<'obj> GenericSensor<'obj> {
@@ -310,17 +344,24 @@ impl<'obj> GenericSensor<'obj> {
                     name,
                     tracepoint,
                 } => (nr, name, tracepoint),
-                HookPoint::Function { name, fentry } => {
-                    let attach = if *fentry {
-                        Attach::Fentry
-                    } else {
-                        Attach::Kprobe
+                HookPoint::Function {
+                    name,
+                    fentry,
+                    fmod_ret,
+                } => {
+                    let attach = match (fmod_ret, fentry) {
+                        (true, _) => Attach::FmodRet,
+                        (false, true) => Attach::Fentry,
+                        (false, false) => Attach::Kprobe,
                     };
-                    by_function
+                    let hooked = by_function
                         .entry((name.clone(), attach))
-                        .or_insert_with(|| FunctionHooks { ids: Vec::new() })
-                        .ids
-                        .push(*id);
+                        .or_insert_with(|| FunctionHooks {
+                            ids: Vec::new(),
+                            exit: false,
+                        });
+                    hooked.ids.push(*id);
+                    hooked.exit |= plan.config.flags & VIGIL_HOOK_RETURN != 0;
                     continue;
                 }
                 HookPoint::Uprobe {
@@ -355,7 +396,10 @@ impl<'obj> GenericSensor<'obj> {
                 HookPoint::Lsm { hook } => {
                     by_function
                         .entry((hook.clone(), Attach::Lsm))
-                        .or_insert_with(|| FunctionHooks { ids: Vec::new() })
+                        .or_insert_with(|| FunctionHooks {
+                            ids: Vec::new(),
+                            exit: false,
+                        })
                         .ids
                         .push(*id);
                     continue;
@@ -438,9 +482,9 @@ impl<'obj> GenericSensor<'obj> {
                 .context("more hooked kernel functions than hooks")
                 .and_then(|obj| load_function(obj, &skel, wakeup_bytes, function, hooked));
             match loaded {
-                Ok((function, link)) => {
+                Ok((function, mut attached)) => {
                     functions.push(function);
-                    links.push(link);
+                    links.append(&mut attached);
                 }
                 Err(e) => failed.extend(hooked.ids.iter().map(|id| (*id, format!("{e:#}")))),
             }

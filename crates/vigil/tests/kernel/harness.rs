@@ -124,10 +124,12 @@ impl Agent {
         self.log.lock().map(|l| l.clone()).unwrap_or_default()
     }
 
-    /// All events exported so far.
+    /// All events exported so far (complete lines only: the agent may be
+    /// writing the last one).
     pub fn events(&self) -> Vec<Value> {
         let text = fs::read_to_string(&self.events_path).unwrap_or_default();
-        text.lines()
+        text.split_inclusive('\n')
+            .filter_map(|l| l.strip_suffix('\n'))
             .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}")))
             .collect()
     }

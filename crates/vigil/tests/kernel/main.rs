@@ -4,6 +4,7 @@
 //! reason, and so that this binary doubles as the tester programs it runs.
 mod compat;
 mod defaults;
+mod function;
 mod harness;
 mod kernel_args;
 mod metrics;
@@ -209,6 +210,14 @@ const TESTS: &[(&str, TestFn)] = &[
     (
         "network::tetragon_tcp_connect_policies",
         network::tetragon_tcp_connect_policies,
+    ),
+    (
+        "function::return_value_by_fexit_or_kretprobe",
+        function::return_value_by_fexit_or_kretprobe,
+    ),
+    (
+        "function::override_security_inode_mkdir",
+        function::override_security_inode_mkdir,
     ),
     (
         "defaults::default_policies_load_and_post",
