@@ -1,6 +1,7 @@
 //! One TracingPolicy against this kernel: for each hook, the configuration
-//! of the generic hook that serves it (system call tracepoints, or fentry /
-//! kprobe on a kernel function), or the exact reason it cannot be served. Nothing is dropped silently: a hook with any part vigil
+//! of the generic hook that serves it (system call tracepoints, fentry /
+//! kprobe on a kernel function, BPF-LSM, or the cgroup connect hooks), or the
+//! exact reason it cannot be served. Nothing is dropped silently: a hook with any part vigil
 //! cannot honour (an argument type, a selector, an action) is refused whole.
 use vigil_bpf::wire::{
     vigil_arg_config, vigil_hook_config, vigil_match_arg, vigil_match_caps, vigil_match_ns,
@@ -178,7 +179,7 @@ pub enum HookPoint {
     },
     /// connect(2) served by cgroup/connect4 and cgroup/connect6 on the cgroup
     /// v2 root: the selectors can make the call fail before any packet leaves.
-    /// `function` is the hooked call events name (`__x64_sys_connect`,
+    /// `function` is the hooked call's name in events (`__x64_sys_connect`,
     /// `security_socket_connect`).
     CgroupConnect { function: String },
 }
