@@ -1,7 +1,9 @@
 //! The generic hook: TracingPolicy kprobes on system calls, served by the
 //! per-syscall tracepoints (raw_tp sys_enter/sys_exit for system calls
-//! without one), and on kernel functions, served by one fentry or kprobe
-//! instance per hooked function. Configured entirely through maps (hook
+//! without one), and on kernel functions, served by one fentry, kprobe or
+//! fmod_ret instance per hooked function (with fexit or kretprobe for
+//! return values); uprobes and tracepoints are loaded by their own modules
+//! with the same maps. Configured entirely through maps (hook
 //! configs, syscall -> hooks, selector strings) that every instance shares
 //! with the system call object, which shares the process sensor's ring
 //! buffer, counters and process table.
