@@ -1,8 +1,11 @@
 //! One TracingPolicy against this kernel: for each hook, the configuration
-//! of the generic hook that serves it (system call tracepoints, fentry /
-//! kprobe on a kernel function, BPF-LSM, or the cgroup connect hooks), or the
-//! exact reason it cannot be served. Nothing is dropped silently: a hook with any part vigil
-//! cannot honour (an argument type, a selector, an action) is refused whole.
+//! of the generic hook that serves it (system call tracepoints; fentry,
+//! kprobe, fexit, kretprobe or fmod_ret on a kernel function; BPF-LSM;
+//! uprobes; classic and raw tracepoints; the cgroup connect hooks), or the
+//! exact reason it cannot be served. Nothing is dropped silently: a hook with
+//! any part vigil cannot honour (an argument type, a selector, an action) is
+//! refused whole; the one exception, 32-bit entries of syscall lists, is named
+//! in the status.
 use vigil_bpf::wire::{
     vigil_arg_config, vigil_hook_config, vigil_match_arg, vigil_match_caps, vigil_match_ns,
     vigil_selector_config, VIGIL_ACTION_OVERRIDE, VIGIL_ACTION_POST, VIGIL_ACTION_SIGNAL,

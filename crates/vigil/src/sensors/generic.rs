@@ -1,7 +1,9 @@
 //! The generic hook: TracingPolicy kprobes on system calls, served by the
 //! per-syscall tracepoints (raw_tp sys_enter/sys_exit for system calls
-//! without one), and on kernel functions, served by one fentry or kprobe
-//! instance per hooked function. Configured entirely through maps (hook
+//! without one), and on kernel functions, served by one fentry, kprobe or
+//! fmod_ret instance per hooked function (with fexit or kretprobe for
+//! return values); uprobes and tracepoints are loaded by their own modules
+//! with the same maps. Configured entirely through maps (hook
 //! configs, syscall -> hooks, selector strings) that every instance shares
 //! with the system call object, which shares the process sensor's ring
 //! buffer, counters and process table.
@@ -14,6 +16,7 @@ use libbpf_rs::{
 };
 use vigil_bpf::{
     kprobe::{KprobeSkel, KprobeSkelBuilder},
+    raw_tracepoint::RawTracepointSkel,
     syscall::{SyscallSkel, SyscallSkelBuilder},
     tracepoint::TracepointSkel,
     uprobe::UprobeSkel,
@@ -65,7 +68,8 @@ pub struct GenericObjects {
     syscall: MaybeUninit<OpenObject>,
     functions: Vec<MaybeUninit<OpenObject>>,
     uprobe: MaybeUninit<OpenObject>,
-    tracepoint: MaybeUninit<OpenObject>,
+    tracepoints: Vec<MaybeUninit<OpenObject>>,
+    raw_tracepoint: MaybeUninit<OpenObject>,
     connect: MaybeUninit<OpenObject>,
 }
 
@@ -77,7 +81,10 @@ impl Default for GenericObjects {
                 .map(|_| MaybeUninit::uninit())
                 .collect(),
             uprobe: MaybeUninit::uninit(),
-            tracepoint: MaybeUninit::uninit(),
+            tracepoints: (0..VIGIL_HOOKS_MAX)
+                .map(|_| MaybeUninit::uninit())
+                .collect(),
+            raw_tracepoint: MaybeUninit::uninit(),
             connect: MaybeUninit::uninit(),
         }
     }
@@ -87,7 +94,8 @@ pub struct GenericSensor<'obj> {
     skel: SyscallSkel<'obj>,
     _functions: Vec<KprobeSkel<'obj>>,
     _uprobe: Option<UprobeSkel<'obj>>,
-    _tracepoint: Option<TracepointSkel<'obj>>,
+    _tracepoints: Vec<TracepointSkel<'obj>>,
+    _raw_tracepoint: Option<RawTracepointSkel<'obj>>,
     _connect: Option<ConnectHooks<'obj>>,
     _links: Vec<Link>,
 }
@@ -317,6 +325,7 @@ impl<'obj> GenericSensor<'obj> {
         let mut by_function: BTreeMap<(String, Attach), FunctionHooks> = BTreeMap::new();
         let mut uprobes = Vec::new();
         let mut tracepoints = Vec::new();
+        let mut raw_tracepoints = Vec::new();
         let mut connect_ids = Vec::new();
         for (id, plan) in hooks {
             skel.maps
@@ -384,13 +393,17 @@ impl<'obj> GenericSensor<'obj> {
                     raw,
                     fields,
                 } => {
-                    tracepoints.push(TracepointHook {
+                    let hook = TracepointHook {
                         id: *id,
                         subsystem,
                         event,
-                        raw: *raw,
                         fields,
-                    });
+                    };
+                    if *raw {
+                        raw_tracepoints.push(hook);
+                    } else {
+                        tracepoints.push(hook);
+                    }
                     continue;
                 }
                 HookPoint::Lsm { hook } => {
@@ -500,15 +513,25 @@ impl<'obj> GenericSensor<'obj> {
                 Err(e) => failed.extend(uprobes.iter().map(|h| (h.id, format!("{e:#}")))),
             }
         }
-        let mut tracepoint = None;
-        if !tracepoints.is_empty() {
-            match tracepoint::load(&mut objs.tracepoint, &skel, wakeup_bytes, &tracepoints) {
+        let (tracepoint_skels, mut attached, mut refused) =
+            tracepoint::load_classic(&mut objs.tracepoints, &skel, wakeup_bytes, &tracepoints);
+        links.append(&mut attached);
+        failed.append(&mut refused);
+        let mut raw_tracepoint = None;
+        if !raw_tracepoints.is_empty() {
+            let loaded = tracepoint::load_raw(
+                &mut objs.raw_tracepoint,
+                &skel,
+                wakeup_bytes,
+                &raw_tracepoints,
+            );
+            match loaded {
                 Ok((loaded, mut attached, mut refused)) => {
-                    tracepoint = Some(loaded);
+                    raw_tracepoint = Some(loaded);
                     links.append(&mut attached);
                     failed.append(&mut refused);
                 }
-                Err(e) => failed.extend(tracepoints.iter().map(|h| (h.id, format!("{e:#}")))),
+                Err(e) => failed.extend(raw_tracepoints.iter().map(|h| (h.id, format!("{e:#}")))),
             }
         }
         let connect = if connect_ids.is_empty() {
@@ -527,7 +550,8 @@ impl<'obj> GenericSensor<'obj> {
                 skel,
                 _functions: functions,
                 _uprobe: uprobe,
-                _tracepoint: tracepoint,
+                _tracepoints: tracepoint_skels,
+                _raw_tracepoint: raw_tracepoint,
                 _connect: connect,
                 _links: links,
             },

@@ -1,24 +1,24 @@
-//! TracingPolicy tracepoints: one object (`bpf/generic/tracepoint.bpf.c`)
-//! serves them all. Its programs are attached once per hook, with the
-//! hook's number as the attach cookie; a classic tracepoint's argument
-//! fields go to `tp_fields`. Maps are shared with the system call object.
-use std::{mem::MaybeUninit, os::fd::AsFd};
+//! TracingPolicy tracepoints. Classic ones: one instance of
+//! `bpf/generic/tracepoint.bpf.c` per hooked tracepoint, with its hooks and
+//! their argument fields in read-only data. Raw ones (`raw: true`): one object
+//! (`bpf/generic/raw_tracepoint.bpf.c`) attached once per hook with the
+//! hook's number as the attach cookie. Maps are shared with the system call
+//! object.
+use std::{collections::BTreeMap, mem::MaybeUninit, os::fd::AsFd};
 
 use anyhow::{Context, Result};
 use libbpf_rs::{
     skel::{OpenSkel, SkelBuilder},
-    Link, MapCore, MapFlags, OpenObject, RawTracepointOpts, TracepointCategory, TracepointOpts,
+    Link, OpenObject, RawTracepointOpts, TracepointCategory,
 };
 use vigil_bpf::{
+    raw_tracepoint::{RawTracepointSkel, RawTracepointSkelBuilder},
     syscall::SyscallSkel,
-    tracepoint::{TracepointSkel, TracepointSkelBuilder},
-    wire::{vigil_tp_field, vigil_tp_fields, VIGIL_TP_FIELD_INT, VIGIL_TP_FIELD_SIGNED},
+    tracepoint::{types::vigil_tp_field, TracepointSkel, TracepointSkelBuilder},
+    wire::{VIGIL_HOOKS_PER_SYSCALL, VIGIL_TP_FIELD_SIGNED},
 };
 
-use super::{
-    bytes_of,
-    generic::{load_logged, FailedHooks},
-};
+use super::generic::{load_logged, FailedHooks};
 use crate::{policy::TracepointArg, reuse_generic_maps};
 
 /// One tracepoint hook.
@@ -26,18 +26,56 @@ pub struct TracepointHook<'a> {
     pub id: u32,
     pub subsystem: &'a str,
     pub event: &'a str,
-    pub raw: bool,
     pub fields: &'a [TracepointArg],
 }
 
-/// Loads the tracepoint object and attaches every hook; a hook that cannot
-/// attach is returned with its reason.
-pub fn load<'obj>(
-    obj: &'obj mut MaybeUninit<OpenObject>,
+/// Loads one classic tracepoint instance per hooked tracepoint (its hooks
+/// and their argument fields in read-only data) and attaches it; hooks that
+/// cannot be served are returned with the reason.
+pub fn load_classic<'obj>(
+    objs: &'obj mut [MaybeUninit<OpenObject>],
     shared: &SyscallSkel<'_>,
     wakeup_bytes: u64,
     hooks: &[TracepointHook<'_>],
-) -> Result<(TracepointSkel<'obj>, Vec<Link>, FailedHooks)> {
+) -> (Vec<TracepointSkel<'obj>>, Vec<Link>, FailedHooks) {
+    let mut by_tracepoint: BTreeMap<(&str, &str), Vec<&TracepointHook<'_>>> = BTreeMap::new();
+    for hook in hooks {
+        by_tracepoint
+            .entry((hook.subsystem, hook.event))
+            .or_default()
+            .push(hook);
+    }
+    let (mut skels, mut links, mut failed) = (Vec::new(), Vec::new(), Vec::new());
+    let mut slots = objs.iter_mut();
+    for ((subsystem, event), hooked) in by_tracepoint {
+        let loaded = slots
+            .next()
+            .context("more hooked tracepoints than hooks")
+            .and_then(|obj| load_one(obj, shared, wakeup_bytes, subsystem, event, &hooked));
+        match loaded {
+            Ok((skel, link)) => {
+                skels.push(skel);
+                links.push(link);
+            }
+            Err(e) => failed.extend(hooked.iter().map(|h| (h.id, format!("{e:#}")))),
+        }
+    }
+    (skels, links, failed)
+}
+
+fn load_one<'obj>(
+    obj: &'obj mut MaybeUninit<OpenObject>,
+    shared: &SyscallSkel<'_>,
+    wakeup_bytes: u64,
+    subsystem: &str,
+    event: &str,
+    hooks: &[&TracepointHook<'_>],
+) -> Result<(TracepointSkel<'obj>, Link)> {
+    if hooks.len() > VIGIL_HOOKS_PER_SYSCALL as usize {
+        anyhow::bail!(
+            "more than {VIGIL_HOOKS_PER_SYSCALL} hooks on tracepoint {subsystem}/{event}"
+        );
+    }
     let mut open = TracepointSkelBuilder::default()
         .open(obj)
         .context("opening the tracepoint hook's BPF object")?;
@@ -45,62 +83,64 @@ pub fn load<'obj>(
     if let Some(rodata) = open.maps.rodata_data.as_deref_mut() {
         rodata.agent_tgid = std::process::id();
         rodata.vigil_config.wakeup_bytes = wakeup_bytes;
+        rodata.tp_hooks.count = hooks.len() as u32;
+        for (i, hook) in hooks.iter().enumerate() {
+            rodata.tp_hooks.hooks[i] = hook.id;
+            for (field, f) in rodata.tp_fields[i].fields.iter_mut().zip(hook.fields) {
+                *field = vigil_tp_field {
+                    offset: f.offset,
+                    size: f.size,
+                    flags: if f.signed {
+                        VIGIL_TP_FIELD_SIGNED as u8
+                    } else {
+                        0
+                    },
+                };
+            }
+        }
     }
     let skel = load_logged(|| open.load())?;
+    let link = skel
+        .progs
+        .vigil_tracepoint
+        .attach_tracepoint(TracepointCategory::Custom(subsystem.to_owned()), event)
+        .with_context(|| format!("attaching tracepoint {subsystem}/{event}"))?;
+    Ok((skel, link))
+}
+
+/// Loads the raw tracepoint object and attaches it once per hook, with the
+/// hook's number as the attach cookie.
+pub fn load_raw<'obj>(
+    obj: &'obj mut MaybeUninit<OpenObject>,
+    shared: &SyscallSkel<'_>,
+    wakeup_bytes: u64,
+    hooks: &[TracepointHook<'_>],
+) -> Result<(RawTracepointSkel<'obj>, Vec<Link>, FailedHooks)> {
+    let mut open = RawTracepointSkelBuilder::default()
+        .open(obj)
+        .context("opening the raw tracepoint hook's BPF object")?;
+    reuse_generic_maps!(&mut open.maps, &shared.maps)?;
+    if let Some(rodata) = open.maps.rodata_data.as_deref_mut() {
+        rodata.agent_tgid = std::process::id();
+        rodata.vigil_config.wakeup_bytes = wakeup_bytes;
+    }
+    let skel = load_logged(|| open.load())
+        .context("raw tracepoint hooks need attach cookies in raw_tp programs (Linux 6.10+)")?;
     let mut links = Vec::new();
     let mut failed = Vec::new();
     for hook in hooks {
-        match attach(&skel, hook) {
+        let opts = RawTracepointOpts {
+            cookie: u64::from(hook.id),
+            ..Default::default()
+        };
+        match skel
+            .progs
+            .vigil_raw_tracepoint
+            .attach_raw_tracepoint_with_opts(hook.event, opts)
+        {
             Ok(link) => links.push(link),
-            Err(why) => failed.push((hook.id, why)),
+            Err(e) => failed.push((hook.id, format!("attaching raw_tp {}: {e}", hook.event))),
         }
     }
     Ok((skel, links, failed))
-}
-
-fn attach(skel: &TracepointSkel<'_>, hook: &TracepointHook<'_>) -> Result<Link, String> {
-    let cookie = u64::from(hook.id);
-    if hook.raw {
-        // Raw tracepoint cookies need Linux 6.10 or newer: older kernels refuse the attach.
-        return skel
-            .progs
-            .vigil_raw_tracepoint
-            .attach_raw_tracepoint_with_opts(
-                hook.event,
-                RawTracepointOpts {
-                    cookie,
-                    ..Default::default()
-                },
-            )
-            .map_err(|e| format!("attaching raw_tp {}: {e}", hook.event));
-    }
-    let mut fields = vigil_tp_fields::default();
-    for (slot, f) in fields.fields.iter_mut().zip(hook.fields) {
-        let signed = if f.signed { VIGIL_TP_FIELD_SIGNED } else { 0 };
-        *slot = vigil_tp_field {
-            offset: f.offset,
-            size: f.size,
-            kind: (VIGIL_TP_FIELD_INT | signed) as u8,
-        };
-    }
-    skel.maps
-        .tp_fields
-        .update(&hook.id.to_ne_bytes(), bytes_of(&fields), MapFlags::ANY)
-        .map_err(|e| format!("configuring tracepoint fields: {e}"))?;
-    skel.progs
-        .vigil_tracepoint
-        .attach_tracepoint_with_opts(
-            TracepointCategory::Custom(hook.subsystem.to_owned()),
-            hook.event,
-            TracepointOpts {
-                cookie,
-                ..Default::default()
-            },
-        )
-        .map_err(|e| {
-            format!(
-                "attaching tracepoint {}/{}: {e}",
-                hook.subsystem, hook.event
-            )
-        })
 }
