@@ -36,7 +36,7 @@ pub struct Args {
     #[arg(long)]
     shell: bool,
     /// Seconds a guest may run before QEMU is killed.
-    #[arg(long, default_value_t = 240)]
+    #[arg(long, default_value_t = 420)]
     timeout: u64,
 }
 
