@@ -137,7 +137,7 @@ pub fn override_security_inode_mkdir() -> TestResult {
     require_agent!();
     let dir = tempfile::tempdir().expect("temp dir");
     if let Err(why) = probed("fmod_ret") {
-        let example = Path::new("/work/shared/tetragon-policies/override-security.yaml");
+        let example = &crate::harness::tetragon_policy("override-security.yaml");
         if !example.exists() {
             skip!("no fmod_ret ({why}) and no {}", example.display());
         }

@@ -219,6 +219,21 @@ pub fn own_exec_id(evs: &[Value]) -> String {
         .expect("the start-time scan reports the test process")
 }
 
+/// Tetragon's example policies: `$VIGIL_TETRAGON_POLICIES` (the VM guests), else
+/// the shared fixtures beside the repository.
+pub fn tetragon_policies_dir() -> PathBuf {
+    std::env::var_os("VIGIL_TETRAGON_POLICIES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/tetragon-policies")
+        })
+}
+
+/// One of Tetragon's example policies by file name.
+pub fn tetragon_policy(name: &str) -> PathBuf {
+    tetragon_policies_dir().join(name)
+}
+
 pub fn which(tool: &str) -> Option<PathBuf> {
     std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)

@@ -623,11 +623,7 @@ fn accept(l: &TcpListener) -> (TcpStream, SocketAddr) {
 }
 
 fn tetragon_policies() -> Option<PathBuf> {
-    let dir = std::env::var_os("VIGIL_TETRAGON_POLICIES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/tetragon-policies")
-        });
+    let dir = crate::harness::tetragon_policies_dir();
     dir.join("tcp-connect.yaml").is_file().then_some(dir)
 }
 

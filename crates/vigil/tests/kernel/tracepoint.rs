@@ -258,7 +258,7 @@ spec:
 /// copy of bash (so that no other bash on the machine is killed).
 pub fn tetragon_kill_syscalls_enforcer() -> TestResult {
     require_agent!();
-    let example = Path::new("/work/shared/tetragon-policies/kill-syscalls-enforcer.yaml");
+    let example = &crate::harness::tetragon_policy("kill-syscalls-enforcer.yaml");
     if !example.exists() {
         skip!("no {}", example.display());
     }
