@@ -31,7 +31,7 @@ pub mod uprobe {
     include!(concat!(env!("OUT_DIR"), "/uprobe.skel.rs"));
 }
 
-/// The generic hook on tracepoints (classic and raw), one object for all of them.
+/// The generic hook on classic tracepoints, one object for all of them.
 #[allow(clippy::all, non_camel_case_types, non_upper_case_globals, dead_code)]
 pub mod tracepoint {
     include!(concat!(env!("OUT_DIR"), "/tracepoint.skel.rs"));
@@ -41,6 +41,12 @@ pub mod tracepoint {
 #[allow(clippy::all, non_camel_case_types, non_upper_case_globals, dead_code)]
 pub mod connect {
     include!(concat!(env!("OUT_DIR"), "/connect.skel.rs"));
+}
+
+/// The generic hook on raw tracepoints, one object for all of them.
+#[allow(clippy::all, non_camel_case_types, non_upper_case_globals, dead_code)]
+pub mod raw_tracepoint {
+    include!(concat!(env!("OUT_DIR"), "/raw_tracepoint.skel.rs"));
 }
 
 /// `vigil probe`: one trivial program per hook kind, loaded one at a time.
@@ -194,7 +200,11 @@ mod layout {
     #[test]
     fn tracepoint_wire_structs_agree() {
         use super::tracepoint::types as bpf;
-        same_layout!(vigil_tp_field { offset, size, kind });
+        same_layout!(vigil_tp_field {
+            offset,
+            size,
+            flags
+        });
         same_layout!(vigil_tp_fields { fields });
     }
 }

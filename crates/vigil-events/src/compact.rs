@@ -277,6 +277,41 @@ mod tests {
     }
 
     #[test]
+    fn uprobe_and_tracepoint_lines() {
+        use crate::{KprobeArgument, ProcessTracepoint, ProcessUprobe};
+        let uprobe = event(EventBody::ProcessUprobe(ProcessUprobe {
+            process: process("/usr/bin/bash", "").into(),
+            path: "/bin/bash".into(),
+            symbol: "readline".into(),
+            r#return: Some(KprobeArgument {
+                value: ArgValue::StringArg("sudo ls".into()),
+                label: String::new(),
+            }),
+            ..Default::default()
+        }));
+        assert_eq!(
+            render(&uprobe),
+            "🕵️ uprobe  node1 /usr/bin/bash /bin/bash readline => sudo ls"
+        );
+        let tp = |subsys: &str, event_name: &str| {
+            event(EventBody::ProcessTracepoint(ProcessTracepoint {
+                process: process("/usr/bin/bash", "").into(),
+                subsys: subsys.into(),
+                event: event_name.into(),
+                ..Default::default()
+            }))
+        };
+        assert_eq!(
+            render(&tp("raw_syscalls", "sys_enter")),
+            "☎  syscall node1 /usr/bin/bash raw_syscalls/sys_enter"
+        );
+        assert_eq!(
+            render(&tp("sched", "sched_switch")),
+            "⁉️ tracepoint node1 /usr/bin/bash sched/sched_switch"
+        );
+    }
+
+    #[test]
     fn kprobe_lines() {
         use crate::{KprobeArgument, KprobeFile};
         let open = |function: &str, value: ArgValue| {

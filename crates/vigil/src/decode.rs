@@ -6,8 +6,9 @@ use std::mem::size_of;
 use thiserror::Error;
 use vigil_bpf::wire::{
     vigil_creds, vigil_msg_clone, vigil_msg_exec, vigil_msg_exit, vigil_msg_header,
-    vigil_msg_kprobe, vigil_namespaces, VIGIL_KPROBE_HAS_RETURN, VIGIL_MSG_CLONE, VIGIL_MSG_EXEC,
-    VIGIL_MSG_EXIT, VIGIL_MSG_KPROBE, VIGIL_MSG_SNAPSHOT,
+    vigil_msg_kprobe, vigil_namespaces, vigil_sock_arg, vigil_sockaddr_arg, VIGIL_ARG_SOCK,
+    VIGIL_ARG_SOCKADDR, VIGIL_ARG_SOCKADDR_KERNEL, VIGIL_KPROBE_HAS_RETURN, VIGIL_MSG_CLONE,
+    VIGIL_MSG_EXEC, VIGIL_MSG_EXIT, VIGIL_MSG_KPROBE, VIGIL_MSG_SNAPSHOT,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -105,6 +106,8 @@ pub enum DecodeError {
     UnknownHook(u32),
     #[error("kprobe record's arguments ({need} bytes) overrun its data ({got} bytes)")]
     ArgsOverrun { need: usize, got: usize },
+    #[error("kprobe record's argument of type {kind} has {got} bytes, not {need}")]
+    ArgSize { kind: u8, need: usize, got: usize },
 }
 
 /// Decodes one record; `data` may hold more bytes than the record (iterator reads).
@@ -147,6 +150,20 @@ fn decode_kprobe(data: &[u8]) -> Result<Record, DecodeError> {
     let m: vigil_msg_kprobe = read(data)?;
     let mut rest = &data[size_of::<vigil_msg_kprobe>()..];
     let descs: Vec<_> = m.args.iter().take_while(|d| d.type_ != 0).collect();
+    for d in &descs {
+        let need = match u32::from(d.type_) {
+            VIGIL_ARG_SOCK => size_of::<vigil_sock_arg>(),
+            VIGIL_ARG_SOCKADDR | VIGIL_ARG_SOCKADDR_KERNEL => size_of::<vigil_sockaddr_arg>(),
+            _ => continue,
+        };
+        if usize::from(d.len) != need {
+            return Err(DecodeError::ArgSize {
+                kind: d.type_,
+                need,
+                got: d.len.into(),
+            });
+        }
+    }
     let need: usize = descs.iter().map(|d| d.len as usize).sum();
     if need > rest.len() {
         return Err(DecodeError::ArgsOverrun {
@@ -384,6 +401,15 @@ mod tests {
         let mut rec = as_bytes(&m).to_vec();
         rec.extend_from_slice(&data);
         assert!(matches!(decode(&rec), Err(DecodeError::ArgsOverrun { .. })));
+        // A sock argument must be a whole struct vigil_sock_arg.
+        m.args[1].type_ = VIGIL_ARG_SOCK as u8;
+        m.args[1].len = 4;
+        let mut rec = as_bytes(&m).to_vec();
+        rec.extend_from_slice(&data);
+        assert!(matches!(
+            decode(&rec),
+            Err(DecodeError::ArgSize { got: 4, .. })
+        ));
     }
 
     #[test]

@@ -3,10 +3,10 @@
 use std::{cell::RefCell, num::NonZeroUsize};
 
 use vigil_bpf::wire::{
-    vigil_namespaces, VIGIL_PRIV_FILE_CAPS, VIGIL_PRIV_SETGID, VIGIL_PRIV_SETUID, VIGIL_PROC_CLONE,
-    VIGIL_PROC_ERROR_ARGS, VIGIL_PROC_ERROR_CWD, VIGIL_PROC_ERROR_FILENAME, VIGIL_PROC_EXECVE,
-    VIGIL_PROC_FILE_UNLINKED, VIGIL_PROC_PROCFS, VIGIL_PROC_ROOT_CWD, VIGIL_PROC_TRUNC_ARGS,
-    VIGIL_PROC_TRUNC_FILENAME,
+    vigil_creds, vigil_namespaces, VIGIL_PRIV_FILE_CAPS, VIGIL_PRIV_SETGID, VIGIL_PRIV_SETUID,
+    VIGIL_PROC_CLONE, VIGIL_PROC_ERROR_ARGS, VIGIL_PROC_ERROR_CWD, VIGIL_PROC_ERROR_FILENAME,
+    VIGIL_PROC_EXECVE, VIGIL_PROC_FILE_UNLINKED, VIGIL_PROC_PROCFS, VIGIL_PROC_ROOT_CWD,
+    VIGIL_PROC_TRUNC_ARGS, VIGIL_PROC_TRUNC_FILENAME,
 };
 use vigil_events::{
     caps, container, exec_id::exec_id, flags, securebits_names, timestamp, BinaryProperties,
@@ -187,11 +187,6 @@ impl EventBuilder {
         let docker = container::from_cgroup_names(&rec.cgroup_name, &rec.cgroup_parent_name)
             .map(|id| id.chars().take(container::DOCKER_FIELD_LEN).collect())
             .unwrap_or_default();
-        let capabilities = Capabilities {
-            permitted: caps::names(c.cap_permitted),
-            effective: caps::names(c.cap_effective),
-            inheritable: caps::names(c.cap_inheritable),
-        };
         Process {
             exec_id: exec_id(node, rec.key.ktime, rec.key.pid),
             pid: rec.key.pid,
@@ -205,27 +200,20 @@ impl EventBuilder {
             docker,
             parent_exec_id: exec_id(node, rec.parent.ktime, rec.parent.pid),
             refcnt: 0,
-            cap: self.opts.enable_process_cred.then(|| capabilities.clone()),
+            cap: self.opts.enable_process_cred.then(|| capabilities(c)),
             ns: self
                 .opts
                 .enable_process_ns
                 .then(|| self.namespaces(&rec.ns)),
             tid: rec.tid,
-            process_credentials: self.opts.enable_process_cred.then(|| ProcessCredentials {
-                uid: c.uid,
-                gid: c.gid,
-                euid: c.euid,
-                egid: c.egid,
-                suid: c.suid,
-                sgid: c.sgid,
-                fsuid: c.fsuid,
-                fsgid: c.fsgid,
-                securebits: securebits_names(c.securebits),
-                caps: Some(capabilities),
-                user_ns: Some(UserNamespace {
-                    ns: self.namespace(rec.ns.user, self.host_ns.user),
-                    ..Default::default()
-                }),
+            process_credentials: self.opts.enable_process_cred.then(|| {
+                credentials(
+                    c,
+                    UserNamespace {
+                        ns: self.namespace(rec.ns.user, self.host_ns.user),
+                        ..Default::default()
+                    },
+                )
             }),
             binary_properties: binary_properties(rec),
             cgroup_id: (rec.cgroup_id != 0).then(|| rec.cgroup_id.to_string()),
@@ -412,6 +400,32 @@ impl Clock {
 }
 
 /// Namespaces of the host: those of kernel threads (pid 2), else pid 1, else our own.
+/// The capability sets of `c`, by name.
+pub fn capabilities(c: &vigil_creds) -> Capabilities {
+    Capabilities {
+        permitted: caps::names(c.cap_permitted),
+        effective: caps::names(c.cap_effective),
+        inheritable: caps::names(c.cap_inheritable),
+    }
+}
+
+/// `process_credentials` of a process, or of a `cred` argument.
+pub fn credentials(c: &vigil_creds, user_ns: UserNamespace) -> ProcessCredentials {
+    ProcessCredentials {
+        uid: c.uid,
+        gid: c.gid,
+        euid: c.euid,
+        egid: c.egid,
+        suid: c.suid,
+        sgid: c.sgid,
+        fsuid: c.fsuid,
+        fsgid: c.fsgid,
+        securebits: securebits_names(c.securebits),
+        caps: Some(capabilities(c)),
+        user_ns: Some(user_ns),
+    }
+}
+
 pub fn host_namespaces() -> vigil_namespaces {
     let inum = |name: &str| -> u32 {
         ["/proc/2/ns", "/proc/1/ns", "/proc/self/ns"]

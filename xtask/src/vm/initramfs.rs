@@ -36,6 +36,7 @@ ulimit -l unlimited
 # (a symlink would make the binary /bin/busybox).
 for tool in cat head; do ln /bin/busybox /usr/bin/$tool; done
 echo 'root:x:0:0:root:/root:/bin/sh' > /etc/passwd
+echo 'root:*:19000:0:99999:7:::' > /etc/shadow
 export VIGIL_BIN=/bin/vigil VIGIL_IN_VM=1
 export VIGIL_DEFAULT_POLICIES=/policies/default VIGIL_TETRAGON_POLICIES=/policies/tetragon
 read up idle < /proc/uptime

@@ -21,6 +21,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 const volatile struct vigil_syscall_hooks connect_hooks = {};
 
 #define EPERM 1
+#define SIGKILL 9
 #define NR_CONNECT 42
 /* Position of connect(2)'s address argument. */
 #define ADDR_ARG 1
@@ -35,7 +36,8 @@ struct {
 } connect_addr SEC(".maps");
 
 /* The error the current call is to fail with when hook's matching selector
- * enforces (Override: its error; Sigkill: EPERM), else 0. */
+ * enforces (Override: its error; Sigkill: EPERM), else 0. Other signals do
+ * not block: they are only sent when the call returns. */
 static __always_inline int enforced_error(__u32 hook)
 {
 	struct generic_state *s = state();
@@ -51,7 +53,7 @@ static __always_inline int enforced_error(__u32 hook)
 	sel = &cfg->selectors[matched];
 	if (sel->actions & VIGIL_ACTION_OVERRIDE)
 		return sel->override_error;
-	if (sel->actions & VIGIL_ACTION_SIGNAL)
+	if ((sel->actions & VIGIL_ACTION_SIGNAL) && sel->signal == SIGKILL)
 		return -EPERM;
 	return 0;
 }

@@ -4,8 +4,9 @@
  * with `syscall: false` (security_file_open, ...) and lsmhooks (file_open,
  * ...). The loader opens this object once per hooked function, sets the
  * attach target and the function's hooks (read-only data) before load,
- * keeps only the program it attaches with (lsm for LSM hooks; fentry where
- * the kernel has trampolines, else kprobe)
+ * keeps only the programs it attaches with (lsm for LSM hooks; fentry where
+ * the kernel has trampolines, else kprobe; fmod_ret for Override; fexit or
+ * kretprobe for return values)
  * and reuses the system call object's maps: events, counters, process
  * table, hook configurations and selector strings. The hook logic itself
  * is lib/generic.bpf.h.
@@ -101,4 +102,49 @@ int vigil_kprobe(struct pt_regs *ctx)
 	s->regs[5] = ctx->r9;
 	run_func_hooks();
 	return 0;
+}
+
+/* Posts the pending events of the function's hooks with its return value. */
+static __always_inline void finish_func_returns(__s64 ret)
+{
+	for (int i = 0; i < VIGIL_HOOKS_PER_SYSCALL; i++) {
+		if (i >= func_hooks.count)
+			break;
+		finish_return(func_hooks.hooks[i], ret);
+	}
+}
+
+SEC("fexit")
+int vigil_fexit(void *ctx)
+{
+	__u64 ret = 0;
+
+	if (is_agent())
+		return 0;
+	bpf_get_func_ret(ctx, &ret);
+	finish_func_returns(ret);
+	return 0;
+}
+
+SEC("kretprobe")
+int vigil_kretprobe(struct pt_regs *ctx)
+{
+	if (!is_agent())
+		finish_func_returns(ctx->ax);
+	return 0;
+}
+
+/* A function allowed for error injection (or a security_* hook): a
+ * selector's Override makes it return its error without running. */
+SEC("fmod_ret")
+int vigil_fmod_ret(void *ctx)
+{
+	int error;
+
+	if (!trampoline_args(ctx))
+		return 0;
+	error = run_func_hooks();
+	if (error < -MAX_ERRNO || error > 0)
+		return 0;
+	return error;
 }

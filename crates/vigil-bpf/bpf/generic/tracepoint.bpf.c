@@ -1,70 +1,61 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
- * The tracepoint front-end of the generic hook: TracingPolicy tracepoints.
- * One object serves them all: the loader attaches its programs once per
- * hook with the hook's number as the attach cookie, and reuses the system
- * call object's maps. A classic tracepoint's arguments are fields of its
- * record, located by the loader from tracefs (`tp_fields`); a raw one's
- * are the tracepoint's own arguments (TP_PROTO). The hook logic itself is
- * lib/generic.bpf.h.
+ * The classic tracepoint front-end of the generic hook: TracingPolicy
+ * tracepoints. The loader opens this object once per hooked tracepoint,
+ * sets its hooks and each hook's argument fields (read-only data, located
+ * from tracefs) before load, and reuses the system call object's maps.
+ * Neither attach cookies (Linux 6.2+ for tracepoints) nor the record's
+ * common_type (overwritten for BPF) can tell tracepoints apart at run time.
+ * The hook logic itself is lib/generic.bpf.h.
  */
 #include "generic.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
-/* Puts the wire structs into the object's BTF for the layout test. */
-struct vigil_tp_fields wire_tp_fields_layout;
+/* Set by the loader: the hooks on this instance's tracepoint, and the
+ * fields of each hook's arguments (by position in tp_hooks). */
+const volatile struct vigil_syscall_hooks tp_hooks = {};
+const volatile struct vigil_tp_fields tp_fields[VIGIL_HOOKS_PER_SYSCALL] = {};
 
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, VIGIL_HOOKS_MAX);
-	__type(key, __u32);
-	__type(value, struct vigil_tp_fields);
-} tp_fields SEC(".maps");
-
-SEC("tracepoint")
-int vigil_tracepoint(void *ctx)
+/* Fills the state's argument slots with the fields of hook slot `slot`.
+ * Reads the read-only data directly: through a non-volatile pointer the
+ * compiler may fold the reads to the initializer. */
+static __always_inline void load_fields(void *ctx, int slot, struct generic_state *s)
 {
-	__u32 hook = bpf_get_attach_cookie(ctx);
-	struct vigil_tp_fields *f = bpf_map_lookup_elem(&tp_fields, &hook);
-	struct generic_state *s = state();
-
-	if (!f || !s || is_agent())
-		return 0;
 	for (int i = 0; i < VIGIL_HOOK_ARGS_MAX; i++) {
-		struct vigil_tp_field *field = &f->fields[i];
-		__u32 size = field->size;
+		__u32 size = tp_fields[slot].fields[i].size;
+		__u32 offset = tp_fields[slot].fields[i].offset;
+		__u8 flags = tp_fields[slot].fields[i].flags;
 		__u64 v = 0;
 
 		if (size > sizeof(v))
 			size = sizeof(v);
 		/* Read, not context access: fields lie at offsets the loader found. */
-		bpf_probe_read_kernel(&v, size, ctx + field->offset);
-		if ((field->kind & VIGIL_TP_FIELD_SIGNED) && size && size < sizeof(v)) {
+		bpf_probe_read_kernel(&v, size, ctx + offset);
+		if ((flags & VIGIL_TP_FIELD_SIGNED) && size && size < sizeof(v)) {
 			__u32 shift = 64 - size * 8;
 
 			v = (__u64)((__s64)(v << shift) >> shift);
 		}
 		s->regs[i] = v;
 	}
-	run_hook(hook);
-	return 0;
 }
 
-/* Largest argument position a raw tracepoint policy may name (arg_config in compile.rs). */
-#define RAW_ARGS 6
-
-SEC("raw_tp")
-int vigil_raw_tracepoint(struct bpf_raw_tracepoint_args *ctx)
+SEC("tracepoint")
+int vigil_tracepoint(void *ctx)
 {
-	__u32 hook = bpf_get_attach_cookie(ctx);
-	struct generic_state *s = state();
+	struct generic_state *s;
 
-	if (!s || is_agent())
+	if (is_agent())
 		return 0;
-	/* Copied, not read as context: the kernel refuses to attach a program
-	 * whose context reads reach past the tracepoint's own arguments. */
-	bpf_probe_read_kernel(s->regs, RAW_ARGS * sizeof(__u64), ctx->args);
-	run_hook(hook);
+	s = state();
+	if (!s)
+		return 0;
+	for (int i = 0; i < VIGIL_HOOKS_PER_SYSCALL; i++) {
+		if (i >= tp_hooks.count)
+			break;
+		load_fields(ctx, i, s);
+		run_hook(tp_hooks.hooks[i]);
+	}
 	return 0;
 }

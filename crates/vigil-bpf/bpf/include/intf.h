@@ -276,22 +276,22 @@ enum vigil_match_target {
 	VIGIL_MATCH_RETURN_ARG = VIGIL_HOOK_ARGS_MAX,
 };
 
-/* How a classic tracepoint field is read (vigil_tp_field.kind). */
-enum vigil_tp_field_kind {
-	/* An integer or pointer of `size` bytes at `offset` in the record. */
-	VIGIL_TP_FIELD_INT = 1,
-	VIGIL_TP_FIELD_SIGNED = 2,
+/* vigil_tp_field.flags */
+enum vigil_tp_field_flags {
+	/* Sign-extend the field to 64 bits. */
+	VIGIL_TP_FIELD_SIGNED = 1 << 0,
 };
 
-/* One argument of a classic tracepoint hook: where its value lies in the
- * tracepoint's record (tracefs events/SUB/EVENT/format). */
+/* One argument of a classic tracepoint hook: the integer or pointer of
+ * `size` bytes at `offset` in the tracepoint's record (tracefs
+ * events/SUB/EVENT/format). */
 struct vigil_tp_field {
 	__u16 offset;
 	__u8 size;
-	__u8 kind;
+	__u8 flags;
 };
 
-/* `tp_fields`: hook -> its arguments' fields, in args order. */
+/* One hook's arguments' fields, in args order (tracepoint.bpf.c read-only data). */
 struct vigil_tp_fields {
 	struct vigil_tp_field fields[VIGIL_HOOK_ARGS_MAX];
 	__u32 _pad;

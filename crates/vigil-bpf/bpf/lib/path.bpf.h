@@ -99,19 +99,14 @@ static long path_walk_step(__u64 i, struct path_walk *w)
 	return 0;
 }
 
-static __always_inline struct path_result path_resolve(struct path_buf *buf, struct path *path)
+/* Walks up from w's dentry, writing the path right to left into buf. */
+static __always_inline struct path_result path_walk(struct path_buf *buf, struct path_walk *w)
 {
-	struct vfsmount *vfsmnt = BPF_CORE_READ(path, mnt);
-	struct path_walk w = {
-		.dentry = BPF_CORE_READ(path, dentry),
-		.mnt = container_of(vfsmnt, struct mount, mnt),
-		.mnt_root = BPF_CORE_READ(vfsmnt, mnt_root),
-	};
 	struct path_result res;
 
 	buf->off = VIGIL_PATH_MAX;
 	buf->truncated = 0;
-	if (bpf_loop(PATH_MAX_COMPONENTS, path_walk_step, &w, 0) >= PATH_MAX_COMPONENTS)
+	if (bpf_loop(PATH_MAX_COMPONENTS, path_walk_step, w, 0) >= PATH_MAX_COMPONENTS)
 		buf->truncated = 1;
 	res.off = buf->off;
 	res.truncated = buf->truncated;
@@ -120,6 +115,18 @@ static __always_inline struct path_result path_resolve(struct path_buf *buf, str
 		buf->data[res.off & PATH_MASK] = '/';
 	}
 	return res;
+}
+
+static __always_inline struct path_result path_resolve(struct path_buf *buf, struct path *path)
+{
+	struct vfsmount *vfsmnt = BPF_CORE_READ(path, mnt);
+	struct path_walk w = {
+		.dentry = BPF_CORE_READ(path, dentry),
+		.mnt = container_of(vfsmnt, struct mount, mnt),
+		.mnt_root = BPF_CORE_READ(vfsmnt, mnt_root),
+	};
+
+	return path_walk(buf, &w);
 }
 
 /* The path of `dentry` from the root of its own file system (a dentry alone
@@ -132,19 +139,8 @@ static __always_inline struct path_result path_resolve_dentry(struct path_buf *b
 		.mnt = NULL,
 		.mnt_root = BPF_CORE_READ(dentry, d_sb, s_root),
 	};
-	struct path_result res;
 
-	buf->off = VIGIL_PATH_MAX;
-	buf->truncated = 0;
-	if (bpf_loop(PATH_MAX_COMPONENTS, path_walk_step, &w, 0) >= PATH_MAX_COMPONENTS)
-		buf->truncated = 1;
-	res.off = buf->off;
-	res.truncated = buf->truncated;
-	if (res.off >= VIGIL_PATH_MAX || res.off == 0) {
-		res.off = VIGIL_PATH_MAX - 1;
-		buf->data[res.off & PATH_MASK] = '/';
-	}
-	return res;
+	return path_walk(buf, &w);
 }
 
 /* Copies a resolved path to dst (at most VIGIL_PATH_MAX bytes); returns its length. */

@@ -1,7 +1,11 @@
 //! One TracingPolicy against this kernel: for each hook, the configuration
-//! of the generic hook that serves it (system call tracepoints, or fentry /
-//! kprobe on a kernel function), or the exact reason it cannot be served. Nothing is dropped silently: a hook with any part vigil
-//! cannot honour (an argument type, a selector, an action) is refused whole.
+//! of the generic hook that serves it (system call tracepoints; fentry,
+//! kprobe, fexit, kretprobe or fmod_ret on a kernel function; BPF-LSM;
+//! uprobes; classic and raw tracepoints; the cgroup connect hooks), or the
+//! exact reason it cannot be served. Nothing is dropped silently: a hook with
+//! any part vigil cannot honour (an argument type, a selector, an action) is
+//! refused whole; the one exception, 32-bit entries of syscall lists, is named
+//! in the status.
 use vigil_bpf::wire::{
     vigil_arg_config, vigil_hook_config, vigil_match_arg, vigil_match_caps, vigil_match_ns,
     vigil_selector_config, VIGIL_ACTION_OVERRIDE, VIGIL_ACTION_POST, VIGIL_ACTION_SIGNAL,
@@ -151,8 +155,13 @@ pub enum HookPoint {
         tracepoint: bool,
     },
     /// A kernel function (`syscall: false`), served by fentry where the
-    /// kernel has trampolines, else by a kprobe.
-    Function { name: String, fentry: bool },
+    /// kernel has trampolines, else by a kprobe; by fmod_ret when a
+    /// selector overrides its result.
+    Function {
+        name: String,
+        fentry: bool,
+        fmod_ret: bool,
+    },
     /// A BPF-LSM hook (`lsmhooks`, name without `security_`): its
     /// selectors can make the operation fail (Override).
     Lsm { hook: String },
@@ -173,7 +182,7 @@ pub enum HookPoint {
     },
     /// connect(2) served by cgroup/connect4 and cgroup/connect6 on the cgroup
     /// v2 root: the selectors can make the call fail before any packet leaves.
-    /// `function` is the hooked call events name (`__x64_sys_connect`,
+    /// `function` is the hooked call's name in events (`__x64_sys_connect`,
     /// `security_socket_connect`).
     CgroupConnect { function: String },
 }
@@ -903,8 +912,21 @@ fn plan_hook(
             "raw_tp sys_enter{} (system call {nr} has no tracepoint of its own)",
             if kprobe.r#return { " + sys_exit" } else { "" }
         ),
-        HookPoint::Function { name, fentry } => {
-            format!("{} {name}", if *fentry { "fentry" } else { "kprobe" })
+        HookPoint::Function {
+            name,
+            fentry,
+            fmod_ret,
+        } => {
+            let (entry, exit) = match (fmod_ret, fentry) {
+                (true, _) => ("fmod_ret", "fexit"),
+                (false, true) => ("fentry", "fexit"),
+                (false, false) => ("kprobe", "kretprobe"),
+            };
+            if kprobe.r#return {
+                format!("{entry} + {exit} {name}")
+            } else {
+                format!("{entry} {name}")
+            }
         }
         HookPoint::Lsm { hook } => format!("lsm {hook}"),
         HookPoint::Uprobe { .. } if kprobe.r#return => {
@@ -1036,33 +1058,53 @@ fn syscall_point(kprobe: &KProbeSpec, features: &KernelFeatures) -> Result<HookP
 }
 
 /// A kernel function hook: fentry (cheaper) when the kernel has trampolines
-/// and its BTF describes the function, else a kprobe when kallsyms lists it.
+/// and its BTF describes the function, else a kprobe when kallsyms lists
+/// it; with `return: true` also fexit or a kretprobe. A hook with Override
+/// needs fmod_ret: the function then returns the selector's error without
+/// running.
 fn function_point(kprobe: &KProbeSpec, features: &KernelFeatures) -> Result<HookPoint, String> {
     let call = &kprobe.call;
-    let (fentry, kprobes) = (features.has(Feature::Fentry), features.has(Feature::Kprobe));
-    if !fentry && !kprobes {
-        return Err(format!(
-            "kprobe on {call}: kernel has no kprobes and no fentry (vigil probe: kprobe: {}; fentry: {})",
-            why_not(features, Feature::Kprobe),
-            why_not(features, Feature::Fentry)
-        ));
+    let ret = kprobe.r#return;
+    let overrides = kprobe.selectors.iter().any(|s| {
+        s.match_actions
+            .iter()
+            .any(|a| a.action == ActionKind::Override)
+    });
+    if overrides {
+        return override_point(call, ret, features);
     }
-    if kprobe.r#return {
-        return Err(format!(
-            "kprobe on {call}: return: true on a kernel function needs fexit or a kretprobe, \
-             not implemented in vigil yet"
-        ));
+    let fentry = features.has(Feature::Fentry) && (!ret || features.has(Feature::Fexit));
+    let kprobes = features.has(Feature::Kprobe) && (!ret || features.has(Feature::Kretprobe));
+    if !fentry && !kprobes {
+        return Err(if ret {
+            format!(
+                "kprobe on {call}: return: true on a kernel function needs fexit or a kretprobe \
+                 (vigil probe: fexit: {}; kretprobe: {}; fentry: {}; kprobe: {})",
+                why_not(features, Feature::Fexit),
+                why_not(features, Feature::Kretprobe),
+                why_not(features, Feature::Fentry),
+                why_not(features, Feature::Kprobe)
+            )
+        } else {
+            format!(
+                "kprobe on {call}: kernel has no kprobes and no fentry (vigil probe: kprobe: {}; fentry: {})",
+                why_not(features, Feature::Kprobe),
+                why_not(features, Feature::Fentry)
+            )
+        });
     }
     if fentry && in_vmlinux_btf(call) {
         return Ok(HookPoint::Function {
             name: call.clone(),
             fentry: true,
+            fmod_ret: false,
         });
     }
     if kprobes && in_kallsyms(call) {
         return Ok(HookPoint::Function {
             name: call.clone(),
             fentry: false,
+            fmod_ret: false,
         });
     }
     let looked = match (fentry, kprobes) {
@@ -1073,6 +1115,54 @@ fn function_point(kprobe: &KProbeSpec, features: &KernelFeatures) -> Result<Hook
     Err(format!(
         "call not found: no kernel function named {call} in {looked}"
     ))
+}
+
+/// A kernel function whose selectors Override: fmod_ret, which the kernel
+/// allows on security_* functions and on its error injection list.
+fn override_point(call: &str, ret: bool, features: &KernelFeatures) -> Result<HookPoint, String> {
+    if !features.has(Feature::FmodRet) {
+        return Err(format!(
+            "kprobe on {call}: Override on a kernel function needs fmod_ret (vigil probe: fmod_ret: {}); \
+             vigil does not use bpf_override_return (kprobe: {})",
+            why_not(features, Feature::FmodRet),
+            why_not(features, Feature::Kprobe)
+        ));
+    }
+    if ret && !features.has(Feature::Fexit) {
+        return Err(format!(
+            "kprobe on {call}: return: true needs fexit (vigil probe: fexit: {})",
+            why_not(features, Feature::Fexit)
+        ));
+    }
+    if !in_vmlinux_btf(call) {
+        return Err(format!(
+            "call not found: no kernel function named {call} in vmlinux BTF"
+        ));
+    }
+    if !call.starts_with("security_") && in_error_injection_list(call) == Some(false) {
+        return Err(format!(
+            "kprobe on {call}: Override needs a function the kernel allows errors to be injected \
+             into (security_* or {ERROR_INJECTION_LIST}); {call} is neither"
+        ));
+    }
+    Ok(HookPoint::Function {
+        name: call.to_owned(),
+        fentry: true,
+        fmod_ret: true,
+    })
+}
+
+/// The kernel's functions open to error injection (debugfs).
+const ERROR_INJECTION_LIST: &str = "/sys/kernel/debug/error_injection/list";
+
+/// Whether the error injection list names `call`; None when it cannot be
+/// read (debugfs not mounted): the kernel then decides at load.
+fn in_error_injection_list(call: &str) -> Option<bool> {
+    let list = std::fs::read_to_string(ERROR_INJECTION_LIST).ok()?;
+    Some(
+        list.lines()
+            .any(|l| l.split_whitespace().next() == Some(call)),
+    )
 }
 
 /// Whether the kernel's BTF describes function `name` (what fentry attaches by).
@@ -1877,7 +1967,12 @@ fn actions_of(
                 name = "KPROBE_ACTION_NOTIFYENFORCER";
             }
             ActionKind::Override
-                if matches!(point, HookPoint::Lsm { .. } | HookPoint::CgroupConnect { .. }) =>
+                if matches!(
+                    point,
+                    HookPoint::Lsm { .. }
+                        | HookPoint::CgroupConnect { .. }
+                        | HookPoint::Function { fmod_ret: true, .. }
+                ) =>
             {
                 error = match action.arg_error {
                     Some(e) if (-4095..0).contains(&e) => e,
@@ -1889,12 +1984,6 @@ fn actions_of(
                 };
                 flags |= VIGIL_ACTION_OVERRIDE;
                 name = "KPROBE_ACTION_OVERRIDE";
-            }
-            ActionKind::Override if matches!(point, HookPoint::Function { .. }) => {
-                return Err(format!(
-                    "{apath}: Override on a kernel function needs fmod_ret or bpf_override_return, \
-                     not implemented in vigil yet"
-                ))
             }
             ActionKind::Override if matches!(point, HookPoint::Uprobe { .. }) => {
                 return Err(format!(
@@ -1974,9 +2063,46 @@ mod tests {
         );
         let why = first_hook(&hook, &[Feature::Fentry, Feature::Kprobe]).expect_err("refused");
         assert!(
-            why.contains("return: true on a kernel function needs fexit"),
+            why.contains("return: true on a kernel function needs fexit or a kretprobe (vigil probe: fexit: load: EPERM"),
             "{why}"
         );
+        // Where the kernel has them, the return comes from fexit (or a kretprobe).
+        for (features, via) in [
+            (&[Feature::Fentry, Feature::Fexit][..], "fentry + fexit"),
+            (
+                &[Feature::Kprobe, Feature::Kretprobe][..],
+                "kprobe + kretprobe",
+            ),
+        ] {
+            match first_hook(&hook.replace("type: file", "type: int"), features) {
+                Ok(plan) => assert!(plan.via.starts_with(via), "{}", plan.via),
+                Err(why) => assert!(why.starts_with("call not found"), "{why}"),
+            }
+        }
+    }
+
+    const MKDIR_OVERRIDE: &str = "  - call: security_inode_mkdir\n    syscall: false\n    selectors:\n    - matchActions:\n      - action: Override\n        argError: -1\n";
+
+    #[test]
+    fn kernel_function_override_needs_fmod_ret() {
+        let why =
+            first_hook(MKDIR_OVERRIDE, &[Feature::Fentry, Feature::Kprobe]).expect_err("refused");
+        assert!(
+            why.starts_with("kprobe on security_inode_mkdir: Override on a kernel function needs fmod_ret (vigil probe: fmod_ret: load: EPERM)"),
+            "{why}"
+        );
+        match first_hook(MKDIR_OVERRIDE, &[Feature::FmodRet]) {
+            Ok(plan) => {
+                assert_eq!(plan.via, "fmod_ret security_inode_mkdir");
+                assert!(
+                    plan.guarantee.starts_with("blocked before the operation"),
+                    "{}",
+                    plan.guarantee
+                );
+                assert_eq!(plan.config.selectors[0].override_error, -1);
+            }
+            Err(why) => assert!(why.starts_with("call not found"), "{why}"),
+        }
     }
 
     #[test]

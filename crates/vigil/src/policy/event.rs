@@ -13,9 +13,9 @@ use vigil_bpf::wire::{
     VIGIL_KPROBE_SIGNAL_FAILED,
 };
 use vigil_events::{
-    caps, securebits_names, ArgValue, Capabilities, EventBody, KprobeArgument, KprobeCapability,
-    KprobeFile, KprobeSock, KprobeSockaddr, Namespace, ProcessCredentials, ProcessKprobe,
-    ProcessLsm, ProcessRef, ProcessTracepoint, ProcessUprobe, SyscallId, UserNamespace,
+    caps, ArgValue, EventBody, KprobeArgument, KprobeCapability, KprobeFile, KprobeSock,
+    KprobeSockaddr, Namespace, ProcessKprobe, ProcessLsm, ProcessRef, ProcessTracepoint,
+    ProcessUprobe, SyscallId, UserNamespace,
 };
 use vigil_policy::net::{name_of, FAMILIES, PROTOCOLS, SOCK_TYPES, TCP_STATES};
 
@@ -180,24 +180,10 @@ fn argument(meta: &ArgMeta, bytes: &[u8]) -> Option<KprobeArgument> {
         VIGIL_ARG_USER_NS => ArgValue::UserNsArg(user_ns(read(bytes).ok()?)),
         VIGIL_ARG_CRED => {
             let cred: vigil_arg_cred = read(bytes).ok()?;
-            let c = cred.creds;
-            ArgValue::ProcessCredentialsArg(ProcessCredentials {
-                uid: c.uid,
-                gid: c.gid,
-                euid: c.euid,
-                egid: c.egid,
-                suid: c.suid,
-                sgid: c.sgid,
-                fsuid: c.fsuid,
-                fsgid: c.fsgid,
-                securebits: securebits_names(c.securebits),
-                caps: Some(Capabilities {
-                    permitted: caps::names(c.cap_permitted),
-                    effective: caps::names(c.cap_effective),
-                    inheritable: caps::names(c.cap_inheritable),
-                }),
-                user_ns: Some(user_ns(cred.user_ns)),
-            })
+            ArgValue::ProcessCredentialsArg(crate::events::credentials(
+                &cred.creds,
+                user_ns(cred.user_ns),
+            ))
         }
         VIGIL_ARG_SOCKADDR | VIGIL_ARG_SOCKADDR_KERNEL => {
             let a: vigil_sockaddr_arg = read(bytes).ok()?;

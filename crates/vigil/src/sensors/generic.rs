@@ -1,9 +1,9 @@
 //! The generic hook: TracingPolicy kprobes on system calls, served by the
 //! per-syscall tracepoints (raw_tp sys_enter/sys_exit for system calls
-//! without one); on kernel functions, served by one fentry, kprobe or lsm
-//! instance per hook; uprobes and tracepoints, served by one object each
-//! (`uprobe.rs`, `tracepoint.rs`); connect(2) hooks served by cgroup
-//! programs (`connect.rs`). Configured entirely through maps (hook configs,
+//! without one); on kernel functions, served by one fentry, kprobe, lsm or
+//! fmod_ret instance per hook (with fexit or kretprobe for return values);
+//! uprobes and tracepoints (`uprobe.rs`, `tracepoint.rs`); connect(2) hooks
+//! served by cgroup programs (`connect.rs`). Configured entirely through maps (hook configs,
 //! syscall -> hooks, selector strings and addresses) that every object
 //! shares with the system call object, which shares the process sensor's
 //! ring buffer, counters and process table.
@@ -37,7 +37,7 @@ use super::{
     bytes_of,
     connect::ConnectHook,
     process::ProcessSensor,
-    tracepoint::{TracepointHook, TracepointHooks},
+    tracepoint::{ClassicTracepoint, RawTracepoints, TracepointHook},
     uprobe::{UprobeHook, UprobeHooks},
     Owned,
 };
@@ -53,6 +53,8 @@ enum Attach {
     Kprobe,
     /// BPF-LSM: the function is `bpf_lsm_NAME`, and Override applies.
     Lsm,
+    /// fmod_ret: Override makes the function return its error without running.
+    FmodRet,
 }
 
 /// One hooked system call: its hooks and the attachments serving them.
@@ -71,10 +73,10 @@ impl SyscallPoint {
     }
 }
 
-/// The instance serving one kernel-function or LSM hook. The link is
-/// declared first: it is dropped (detached) before the object.
+/// The instance serving one kernel-function or LSM hook. The links are
+/// declared first: they are dropped (detached) before the object.
 struct FunctionInstance {
-    _link: Link,
+    _links: Vec<Link>,
     _skel: Owned<KprobeSkel<'static>>,
 }
 
@@ -92,8 +94,9 @@ pub struct GenericSensor {
     functions: BTreeMap<u32, FunctionInstance>,
     /// Loaded with the first uprobe hook, dropped with the last.
     uprobes: Option<UprobeHooks>,
-    /// Loaded with the first tracepoint hook, dropped with the last.
-    tracepoints: Option<TracepointHooks>,
+    tracepoints: BTreeMap<u32, ClassicTracepoint>,
+    /// Loaded with the first raw tracepoint hook, dropped with the last.
+    raw_tracepoints: Option<RawTracepoints>,
     connects: BTreeMap<u32, ConnectHook>,
     hooks: BTreeMap<u32, LiveHook>,
     /// Unused hook ids, the longest unused first, so that a late record of
@@ -192,15 +195,16 @@ pub(super) fn load_logged<T>(load: impl FnOnce() -> libbpf_rs::Result<T>) -> Res
 }
 
 /// Loads and attaches the instance serving hook `id` on kernel function
-/// `name`: fentry, kprobe or lsm, with the system call object's maps.
+/// `name`: fentry, kprobe, lsm or fmod_ret (and fexit or kretprobe when the
+/// hook reports the return value), with the system call object's maps.
 fn load_function<'obj>(
     obj: &'obj mut MaybeUninit<OpenObject>,
     shared: &SyscallSkel<'_>,
     wakeup_bytes: u64,
     name: &str,
     attach: Attach,
-    id: u32,
-) -> Result<(KprobeSkel<'obj>, Link)> {
+    (id, exit): (u32, bool),
+) -> Result<(KprobeSkel<'obj>, Vec<Link>)> {
     let mut open = KprobeSkelBuilder::default()
         .open(obj)
         .context("opening the kernel function hook's BPF object")?;
@@ -216,25 +220,52 @@ fn load_function<'obj>(
     progs.vigil_fentry.set_autoload(attach == Attach::Fentry);
     progs.vigil_kprobe.set_autoload(attach == Attach::Kprobe);
     progs.vigil_lsm.set_autoload(attach == Attach::Lsm);
+    progs.vigil_fmod_ret.set_autoload(attach == Attach::FmodRet);
+    let fexit = exit && matches!(attach, Attach::Fentry | Attach::FmodRet);
+    let kretprobe = exit && attach == Attach::Kprobe;
+    progs.vigil_fexit.set_autoload(fexit);
+    progs.vigil_kretprobe.set_autoload(kretprobe);
     // libbpf finds an LSM hook's target as bpf_lsm_NAME.
-    let target = match attach {
-        Attach::Fentry => Some(&mut progs.vigil_fentry),
-        Attach::Lsm => Some(&mut progs.vigil_lsm),
-        Attach::Kprobe => None,
-    };
-    if let Some(prog) = target {
+    let mut targets = vec![];
+    match attach {
+        Attach::Fentry => targets.push(&mut progs.vigil_fentry),
+        Attach::Lsm => targets.push(&mut progs.vigil_lsm),
+        Attach::FmodRet => targets.push(&mut progs.vigil_fmod_ret),
+        Attach::Kprobe => {}
+    }
+    if fexit {
+        targets.push(&mut progs.vigil_fexit);
+    }
+    for prog in targets {
         prog.set_attach_target(0, Some(name.to_owned()))
             .with_context(|| format!("setting the attach target {name}"))?;
     }
     let skel = load_logged(|| open.load())?;
     let progs = &skel.progs;
-    let link = match attach {
+    let mut links = vec![match attach {
         Attach::Fentry => progs.vigil_fentry.attach(),
         Attach::Lsm => progs.vigil_lsm.attach(),
+        Attach::FmodRet => progs.vigil_fmod_ret.attach(),
         Attach::Kprobe => progs.vigil_kprobe.attach_kprobe(false, name),
     }
-    .with_context(|| format!("attaching {attach:?} {name}"))?;
-    Ok((skel, link))
+    .with_context(|| format!("attaching {attach:?} {name}"))?];
+    if fexit {
+        links.push(
+            progs
+                .vigil_fexit
+                .attach()
+                .with_context(|| format!("attaching fexit {name}"))?,
+        );
+    }
+    if kretprobe {
+        links.push(
+            progs
+                .vigil_kretprobe
+                .attach_kprobe(true, name)
+                .with_context(|| format!("attaching kretprobe {name}"))?,
+        );
+    }
+    Ok((skel, links))
 }
 
 impl GenericSensor {
@@ -271,7 +302,8 @@ impl GenericSensor {
             raw_exit: None,
             functions: BTreeMap::new(),
             uprobes: None,
-            tracepoints: None,
+            tracepoints: BTreeMap::new(),
+            raw_tracepoints: None,
             connects: BTreeMap::new(),
             hooks: BTreeMap::new(),
             free_ids: (0..VIGIL_HOOKS_MAX).collect(),
@@ -358,15 +390,20 @@ impl GenericSensor {
                 let ret = plan.config.flags & VIGIL_HOOK_RETURN != 0;
                 self.attach_syscall_hook(id, *nr, name, *tracepoint, ret)
             }
-            HookPoint::Function { name, fentry } => {
-                let attach = if *fentry {
-                    Attach::Fentry
-                } else {
-                    Attach::Kprobe
+            HookPoint::Function {
+                name,
+                fentry,
+                fmod_ret,
+            } => {
+                let attach = match (fmod_ret, fentry) {
+                    (true, _) => Attach::FmodRet,
+                    (false, true) => Attach::Fentry,
+                    (false, false) => Attach::Kprobe,
                 };
-                self.attach_function_hook(id, name, attach)
+                let exit = plan.config.flags & VIGIL_HOOK_RETURN != 0;
+                self.attach_function_hook((id, exit), name, attach)
             }
-            HookPoint::Lsm { hook } => self.attach_function_hook(id, hook, Attach::Lsm),
+            HookPoint::Lsm { hook } => self.attach_function_hook((id, false), hook, Attach::Lsm),
             HookPoint::Uprobe {
                 path,
                 symbol,
@@ -397,16 +434,20 @@ impl GenericSensor {
                     id,
                     subsystem,
                     event,
-                    raw: *raw,
                     fields,
                 };
-                let tracepoints = match &mut self.tracepoints {
-                    Some(t) => t,
+                if !*raw {
+                    let tracepoint = ClassicTracepoint::load(&self.skel, self.wakeup_bytes, &hook)?;
+                    self.tracepoints.insert(id, tracepoint);
+                    return Ok(());
+                }
+                let raw = match &mut self.raw_tracepoints {
+                    Some(r) => r,
                     None => self
-                        .tracepoints
-                        .insert(TracepointHooks::load(&self.skel, self.wakeup_bytes)?),
+                        .raw_tracepoints
+                        .insert(RawTracepoints::load(&self.skel, self.wakeup_bytes)?),
                 };
-                tracepoints.attach(&hook)
+                raw.attach(&hook)
             }
             HookPoint::CgroupConnect { .. } => {
                 let connect = ConnectHook::load(&self.skel, self.wakeup_bytes, id)?;
@@ -491,30 +532,33 @@ impl GenericSensor {
         Ok(())
     }
 
-    fn attach_function_hook(&mut self, id: u32, name: &str, attach: Attach) -> Result<()> {
+    fn attach_function_hook(
+        &mut self,
+        (id, exit): (u32, bool),
+        name: &str,
+        attach: Attach,
+    ) -> Result<()> {
         let (shared, wakeup_bytes) = (&*self.skel, self.wakeup_bytes);
-        let mut link = None;
+        let mut links = Vec::new();
         let skel = Owned::new(|storage| {
-            let (skel, l) = load_function(storage, shared, wakeup_bytes, name, attach, id)?;
-            link = Some(l);
+            let (skel, l) = load_function(storage, shared, wakeup_bytes, name, attach, (id, exit))?;
+            links = l;
             Ok(skel)
         })?;
-        let link = link.context("function hook attached without a link")?;
         self.functions.insert(
             id,
             FunctionInstance {
-                _link: link,
+                _links: links,
                 _skel: skel,
             },
         );
         Ok(())
     }
 
-    /// Removes hook `id`: detaches what served only it (the uprobe and
+    /// Removes hook `id`: detaches what served only it (the uprobe and raw
     /// tracepoint objects go with their last hook), takes it out of the
-    /// system call's hook list, clears its configuration, tracepoint fields,
-    /// selector strings and addresses and pending return events, and frees
-    /// its id.
+    /// system call's hook list, clears its configuration, selector strings
+    /// and addresses and pending return events, and frees its id.
     pub fn remove_hook(&mut self, id: u32) -> Result<()> {
         let live = self
             .hooks
@@ -547,11 +591,14 @@ impl GenericSensor {
                     }
                 }
             }
-            HookPoint::Tracepoint { .. } => {
-                if let Some(tracepoints) = &mut self.tracepoints {
-                    result = tracepoints.detach(id);
-                    if tracepoints.is_empty() {
-                        self.tracepoints = None;
+            HookPoint::Tracepoint { raw: false, .. } => {
+                self.tracepoints.remove(&id);
+            }
+            HookPoint::Tracepoint { raw: true, .. } => {
+                if let Some(raw) = &mut self.raw_tracepoints {
+                    raw.detach(id);
+                    if raw.is_empty() {
+                        self.raw_tracepoints = None;
                     }
                 }
             }

@@ -149,10 +149,12 @@ impl Agent {
         self.log.lock().map(|l| l.clone()).unwrap_or_default()
     }
 
-    /// All events exported so far.
+    /// All events exported so far (complete lines only: the agent may be
+    /// writing the last one).
     pub fn events(&self) -> Vec<Value> {
         let text = fs::read_to_string(&self.events_path).unwrap_or_default();
-        text.lines()
+        text.split_inclusive('\n')
+            .filter_map(|l| l.strip_suffix('\n'))
             .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}")))
             .collect()
     }
@@ -240,6 +242,21 @@ pub fn own_exec_id(evs: &[Value]) -> String {
         .find(|b| pid_of(b) == u64::from(me))
         .map(|b| str_at(b, "/process/exec_id").to_owned())
         .expect("the start-time scan reports the test process")
+}
+
+/// Tetragon's example policies: `$VIGIL_TETRAGON_POLICIES` (the VM guests), else
+/// the shared fixtures beside the repository.
+pub fn tetragon_policies_dir() -> PathBuf {
+    std::env::var_os("VIGIL_TETRAGON_POLICIES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/tetragon-policies")
+        })
+}
+
+/// One of Tetragon's example policies by file name.
+pub fn tetragon_policy(name: &str) -> PathBuf {
+    tetragon_policies_dir().join(name)
 }
 
 pub fn which(tool: &str) -> Option<PathBuf> {

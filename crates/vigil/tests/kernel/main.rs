@@ -5,6 +5,7 @@
 mod api;
 mod compat;
 mod defaults;
+mod function;
 mod harness;
 mod kernel_args;
 mod metrics;
@@ -226,6 +227,14 @@ const TESTS: &[(&str, TestFn)] = &[
     (
         "api::slow_subscriber_loses_not_the_file",
         api::slow_subscriber_loses_not_the_file,
+    ),
+    (
+        "function::return_value_by_fexit_or_kretprobe",
+        function::return_value_by_fexit_or_kretprobe,
+    ),
+    (
+        "function::override_security_inode_mkdir",
+        function::override_security_inode_mkdir,
     ),
     (
         "defaults::default_policies_load_and_post",

@@ -14,7 +14,8 @@ use std::{
 use serde_json::Value;
 
 use crate::{
-    harness::{of_kind, pid_of, str_at, vigil_bin, Agent, TestResult},
+    harness::{of_kind, pid_of, str_at, Agent, TestResult},
+    policy::probed,
     process::prog_name,
     require_agent, skip, tester,
 };
@@ -623,32 +624,8 @@ fn accept(l: &TcpListener) -> (TcpStream, SocketAddr) {
 }
 
 fn tetragon_policies() -> Option<PathBuf> {
-    let dir = std::env::var_os("VIGIL_TETRAGON_POLICIES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/tetragon-policies")
-        });
+    let dir = crate::harness::tetragon_policies_dir();
     dir.join("tcp-connect.yaml").is_file().then_some(dir)
-}
-
-/// What `vigil probe` says about `feature` here: available, or why not.
-fn probed(feature: &str) -> Result<(), String> {
-    let out = Command::new(vigil_bin())
-        .args(["probe", "--output", "json"])
-        .output()
-        .expect("vigil probe");
-    let v: Value = serde_json::from_slice(&out.stdout).expect("probe JSON");
-    let f = v["features"]
-        .as_array()
-        .expect("features")
-        .iter()
-        .find(|f| f["feature"].as_str() == Some(feature))
-        .unwrap_or_else(|| panic!("{feature} in the probe's report"));
-    if f["available"].as_bool() == Some(true) {
-        Ok(())
-    } else {
-        Err(f["reason"].as_str().unwrap_or("no reason").to_owned())
-    }
 }
 
 /// Whether kernel functions can be hooked here (fentry or kprobe).

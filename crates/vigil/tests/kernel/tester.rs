@@ -23,6 +23,7 @@ pub fn run(mode: &str) -> ExitCode {
         "mkdir" => mkdir_marker(),
         "connect" => connect(),
         "unlink-open" => unlink_then_open(),
+        "chown" => chown_marker(),
         _ => {
             eprintln!("unknown tester mode {mode}");
             ExitCode::from(100)
@@ -173,7 +174,8 @@ fn uprobe_calls() -> ExitCode {
     ExitCode::from((doubled & 0x7f) as u8)
 }
 
-/// Makes the directory named by `$VIGIL_TESTER_MARKER` with mkdir(2); exits 0 when it did.
+/// Makes the directory named by `$VIGIL_TESTER_MARKER` with mkdir(2); exits
+/// 0 when it did, else with the errno (EPERM: 1).
 fn mkdir_marker() -> ExitCode {
     let Some(path) = std::env::var_os(MARKER_VAR) else {
         return ExitCode::from(104);
@@ -183,7 +185,28 @@ fn mkdir_marker() -> ExitCode {
     };
     // SAFETY: mkdir on a NUL-terminated path we own.
     let rc = unsafe { libc::syscall(libc::SYS_mkdir, path.as_ptr(), 0o755) };
-    ExitCode::from(if rc == 0 { 0 } else { 106 })
+    if rc == 0 {
+        return ExitCode::SUCCESS;
+    }
+    let errno = std::io::Error::last_os_error()
+        .raw_os_error()
+        .unwrap_or(255);
+    ExitCode::from(u8::try_from(errno).unwrap_or(255))
+}
+
+/// Creates the file named by `$VIGIL_TESTER_MARKER` and chowns it to 1:1
+/// (a CAP_CHOWN check); exits 0 when it did, else with the errno.
+fn chown_marker() -> ExitCode {
+    let Some(path) = std::env::var_os(MARKER_VAR) else {
+        return ExitCode::from(104);
+    };
+    if std::fs::write(&path, "x").is_err() {
+        return ExitCode::from(105);
+    }
+    match std::os::unix::fs::chown(&path, Some(1), Some(1)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => ExitCode::from(u8::try_from(e.raw_os_error().unwrap_or(255)).unwrap_or(255)),
+    }
 }
 
 /// Connects to the address in argv[1]: 0 when connected, 1 when refused.

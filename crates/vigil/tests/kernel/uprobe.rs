@@ -204,7 +204,7 @@ pub fn sigkill_before_the_function_runs() -> TestResult {
 /// Tetragon's own example policy: bash's `main` and `readline`.
 pub fn tetragon_uprobe_policy_on_bash() -> TestResult {
     require_agent!();
-    let example = Path::new("/work/shared/tetragon-policies/uprobe.yaml");
+    let example = &crate::harness::tetragon_policy("uprobe.yaml");
     if !example.exists() {
         skip!("no {}", example.display());
     }
@@ -234,7 +234,7 @@ pub fn tetragon_uprobe_policy_on_bash() -> TestResult {
 /// with lines typed into an interactive bash on a pseudo-terminal.
 pub fn tetragon_readline_return_prefix() -> TestResult {
     require_agent!();
-    let example = Path::new("/work/shared/tetragon-policies/uprobe-with-selectors.yaml");
+    let example = &crate::harness::tetragon_policy("uprobe-with-selectors.yaml");
     if !example.exists() {
         skip!("no {}", example.display());
     }
