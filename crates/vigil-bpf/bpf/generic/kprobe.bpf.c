@@ -86,20 +86,8 @@ int vigil_lsm(void *ctx)
 SEC("kprobe")
 int vigil_kprobe(struct pt_regs *ctx)
 {
-	struct generic_state *s;
-
-	if (is_agent())
+	if (!state_from_regs(ctx))
 		return 0;
-	s = state();
-	if (!s)
-		return 0;
-	/* The x86_64 calling convention. */
-	s->regs[0] = ctx->di;
-	s->regs[1] = ctx->si;
-	s->regs[2] = ctx->dx;
-	s->regs[3] = ctx->cx;
-	s->regs[4] = ctx->r8;
-	s->regs[5] = ctx->r9;
 	run_func_hooks();
 	return 0;
 }

@@ -13,20 +13,8 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 SEC("uprobe")
 int vigil_uprobe(struct pt_regs *ctx)
 {
-	struct generic_state *s;
-
-	if (is_agent())
+	if (!state_from_regs(ctx))
 		return 0;
-	s = state();
-	if (!s)
-		return 0;
-	/* The x86_64 calling convention. */
-	s->regs[0] = ctx->di;
-	s->regs[1] = ctx->si;
-	s->regs[2] = ctx->dx;
-	s->regs[3] = ctx->cx;
-	s->regs[4] = ctx->r8;
-	s->regs[5] = ctx->r9;
 	run_hook(bpf_get_attach_cookie(ctx));
 	return 0;
 }

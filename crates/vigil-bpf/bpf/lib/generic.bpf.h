@@ -185,6 +185,26 @@ static __always_inline int is_agent(void)
 	return (bpf_get_current_pid_tgid() >> 32) == agent_tgid;
 }
 
+/* The state with the hooked function's arguments from its pt_regs (the
+ * x86_64 calling convention), or NULL for the agent's own calls. */
+static __always_inline struct generic_state *state_from_regs(struct pt_regs *ctx)
+{
+	struct generic_state *s;
+
+	if (is_agent())
+		return NULL;
+	s = state();
+	if (!s)
+		return NULL;
+	s->regs[0] = ctx->di;
+	s->regs[1] = ctx->si;
+	s->regs[2] = ctx->dx;
+	s->regs[3] = ctx->cx;
+	s->regs[4] = ctx->r8;
+	s->regs[5] = ctx->r9;
+	return s;
+}
+
 static __always_inline void hook_stat_inc(__u32 hook, __u32 stat)
 {
 	__u32 idx = hook * VIGIL_HOOK_STAT_MAX + stat;
