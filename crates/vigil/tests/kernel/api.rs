@@ -17,7 +17,7 @@ use std::{
 use serde_json::Value;
 
 use crate::{
-    harness::{of_kind, pid_of, str_at, vigil_bin, Agent, TestResult},
+    harness::{of_kind, own_exe, pid_of, str_at, vigil_bin, Agent, TestResult},
     process::prog_name,
     require_agent, tester,
 };
@@ -463,16 +463,9 @@ pub fn slow_subscriber_loses_not_the_file() -> TestResult {
     Ok(())
 }
 
-/// This test binary, as the process table names it.
-fn me() -> PathBuf {
-    std::env::current_exe()
-        .and_then(fs::canonicalize)
-        .expect("own executable")
-}
-
 /// Runs this binary as tester `mode` (with `envs`); returns its pid once it exited.
 fn run_tester(mode: &str, envs: &[(&str, &Path)]) -> u32 {
-    let mut cmd = Command::new(me());
+    let mut cmd = Command::new(own_exe());
     cmd.env(tester::MODE_VAR, mode);
     for (k, v) in envs {
         cmd.env(k, v);
@@ -533,7 +526,7 @@ spec:
     - index: 0
       type: int64
 ",
-            me().display()
+            own_exe().display()
         ),
     );
     let tracepoint = write(

@@ -3,8 +3,7 @@
 //! nor kprobes: there these tests check the refusals; the VM kernels run
 //! the hooks.
 use std::{
-    fs,
-    path::{Path, PathBuf},
+    path::Path,
     process::{Command, ExitStatus, Stdio},
     time::Duration,
 };
@@ -12,7 +11,7 @@ use std::{
 use serde_json::Value;
 
 use crate::{
-    harness::{of_kind, pid_of, str_at, Agent, TestResult},
+    harness::{of_kind, own_exe, pid_of, str_at, write_policy, Agent, TestResult},
     policy::probed,
     require_agent, skip,
     tester::{MARKER_VAR, MODE_VAR},
@@ -20,21 +19,9 @@ use crate::{
 
 const WAIT: Duration = Duration::from_secs(30);
 
-fn me() -> PathBuf {
-    std::env::current_exe()
-        .and_then(fs::canonicalize)
-        .expect("own executable")
-}
-
-fn write_policy(dir: &Path, text: &str) -> String {
-    let path = dir.join("function.yaml");
-    fs::write(&path, text).expect("write policy");
-    path.to_str().expect("utf-8 path").to_owned()
-}
-
 /// Runs tester `mode` on `marker`.
 fn tester(mode: &str, marker: &Path) -> (u32, ExitStatus) {
-    let mut child = Command::new(me())
+    let mut child = Command::new(own_exe())
         .env(MODE_VAR, mode)
         .env(MARKER_VAR, marker)
         .stdout(Stdio::null())
@@ -107,9 +94,9 @@ spec:
         values:
         - \"0\"
 ",
-        me().display()
+        own_exe().display()
     );
-    let file = write_policy(dir.path(), &policy);
+    let file = write_policy(dir.path(), "function", &policy);
     let agent = Agent::start(&["--tracing-policy", &file]);
     let (pid, status) = tester("chown", &dir.path().join("owned"));
     assert!(status.success(), "chown as root: {status}");
@@ -179,9 +166,9 @@ spec:
       - action: Override
         argError: -1
 ",
-        me().display()
+        own_exe().display()
     );
-    let file = write_policy(dir.path(), &policy);
+    let file = write_policy(dir.path(), "function", &policy);
     let agent = Agent::start(&["--tracing-policy", &file]);
     let target = dir.path().join("blocked");
     let (pid, status) = tester("mkdir", &target);

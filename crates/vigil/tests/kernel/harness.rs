@@ -259,6 +259,41 @@ pub fn tetragon_policy(name: &str) -> PathBuf {
     tetragon_policies_dir().join(name)
 }
 
+/// This test binary, as the process table names it (resolved path).
+pub fn own_exe() -> PathBuf {
+    std::env::current_exe()
+        .and_then(fs::canonicalize)
+        .expect("own executable")
+}
+
+/// Writes policy `text` to `dir/name.yaml`; returns the path for `--tracing-policy`.
+pub fn write_policy(dir: &Path, name: &str, text: &str) -> String {
+    let path = dir.join(format!("{name}.yaml"));
+    fs::write(&path, text).expect("write policy");
+    path.to_str().expect("utf-8 path").to_owned()
+}
+
+/// `bpf_*_info` of the BPF object whose id is `id`: `get_fd_by_id` is the
+/// bpf(2) command that opens it (BPF_PROG_GET_FD_BY_ID, BPF_LINK_GET_FD_BY_ID).
+pub fn bpf_obj_info(get_fd_by_id: i64, id: u32) -> Option<[u8; 256]> {
+    let mut attr = [0u8; 128];
+    attr[0..4].copy_from_slice(&id.to_ne_bytes());
+    // SAFETY: a *_GET_FD_BY_ID command with the id in the first word.
+    let fd = unsafe { libc::syscall(libc::SYS_bpf, get_fd_by_id, attr.as_mut_ptr(), 128) } as i32;
+    if fd < 0 {
+        return None;
+    }
+    let mut info = [0u8; 256];
+    let mut attr = [0u8; 128];
+    attr[0..4].copy_from_slice(&(fd as u32).to_ne_bytes());
+    attr[4..8].copy_from_slice(&(info.len() as u32).to_ne_bytes());
+    attr[8..16].copy_from_slice(&(info.as_mut_ptr() as u64).to_ne_bytes());
+    // SAFETY: BPF_OBJ_GET_INFO_BY_FD (15) into our buffer; then close our fd.
+    let r = unsafe { libc::syscall(libc::SYS_bpf, 15, attr.as_mut_ptr(), 128) };
+    unsafe { libc::close(fd) };
+    (r == 0).then_some(info)
+}
+
 pub fn which(tool: &str) -> Option<PathBuf> {
     std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)

@@ -2,7 +2,6 @@
 //! another 127.x address, ::1), the sockaddr and sock arguments the agent
 //! reports, address and port selectors, and connect enforcement.
 use std::{
-    fs,
     io::{ErrorKind, Read, Write},
     net::{SocketAddr, TcpListener, TcpStream},
     os::unix::process::ExitStatusExt,
@@ -14,7 +13,7 @@ use std::{
 use serde_json::Value;
 
 use crate::{
-    harness::{of_kind, pid_of, str_at, Agent, TestResult},
+    harness::{of_kind, pid_of, str_at, write_policy, Agent, TestResult},
     policy::probed,
     process::prog_name,
     require_agent, skip, tester,
@@ -44,12 +43,6 @@ spec:
       type: int
 {selectors}"
     )
-}
-
-fn write_policy(dir: &Path, name: &str, text: &str) -> String {
-    let path = dir.join(format!("{name}.yaml"));
-    fs::write(&path, text).expect("write policy");
-    path.to_str().expect("utf-8 path").to_owned()
 }
 
 /// A listener on `ip` (port chosen by the kernel).
@@ -685,25 +678,8 @@ fn vigil_links() -> Vec<(String, u32)> {
 
 /// (link type, program id) of link `id`.
 fn link_info(id: u32) -> Option<(u32, u32)> {
-    let mut attr = [0u8; 128];
-    attr[0..4].copy_from_slice(&id.to_ne_bytes());
-    // SAFETY: BPF_LINK_GET_FD_BY_ID with link_id.
-    let fd = unsafe { libc::syscall(libc::SYS_bpf, 30, attr.as_mut_ptr(), 128) } as i32;
-    if fd < 0 {
-        return None;
-    }
-    let mut info = [0u8; 128];
-    let mut attr = [0u8; 128];
-    attr[0..4].copy_from_slice(&(fd as u32).to_ne_bytes());
-    attr[4..8].copy_from_slice(&(info.len() as u32).to_ne_bytes());
-    attr[8..16].copy_from_slice(&(info.as_mut_ptr() as u64).to_ne_bytes());
-    // SAFETY: BPF_OBJ_GET_INFO_BY_FD into our buffer; then close our fd.
-    let r = unsafe { libc::syscall(libc::SYS_bpf, 15, attr.as_mut_ptr(), 128) };
-    unsafe { libc::close(fd) };
-    if r != 0 {
-        return None;
-    }
-    // struct bpf_link_info: type, id, prog_id.
+    // BPF_LINK_GET_FD_BY_ID; struct bpf_link_info: type, id, prog_id.
+    let info = crate::harness::bpf_obj_info(30, id)?;
     let word = |at: usize| u32::from_ne_bytes(info[at..at + 4].try_into().unwrap_or_default());
     Some((word(0), word(8)))
 }

@@ -11,7 +11,7 @@ use std::{
 use serde_json::Value;
 
 use crate::{
-    harness::{of_kind, pid_of, str_at, vigil_bin, which, Agent, TestResult},
+    harness::{of_kind, pid_of, str_at, vigil_bin, which, write_policy, Agent, TestResult},
     require_agent, skip,
 };
 
@@ -64,12 +64,6 @@ pub fn setup() -> Setup {
     fs::create_dir(file.parent().expect("parent")).expect("mkdir");
     fs::write(&file, "x").expect("write file");
     Setup { dir, file }
-}
-
-fn write_policy(dir: &Path, name: &str, text: &str) -> String {
-    let path = dir.join(format!("{name}.yaml"));
-    fs::write(&path, text).expect("write policy");
-    path.to_str().expect("utf-8 path").to_owned()
 }
 
 fn run(program: &Path, args: &[&str]) -> (u32, ExitStatus) {

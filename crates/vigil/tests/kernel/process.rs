@@ -457,25 +457,8 @@ fn vigil_programs() -> Vec<String> {
 
 /// The name of BPF program `id`, if it still exists.
 pub fn prog_name(id: u32) -> Option<String> {
-    let mut attr = [0u8; 128];
-    attr[0..4].copy_from_slice(&id.to_ne_bytes());
-    // SAFETY: BPF_PROG_GET_FD_BY_ID with prog_id.
-    let fd = unsafe { libc::syscall(libc::SYS_bpf, 13, attr.as_mut_ptr(), 128) } as i32;
-    if fd < 0 {
-        return None;
-    }
-    let mut info = [0u8; 256];
-    let mut attr = [0u8; 128];
-    attr[0..4].copy_from_slice(&(fd as u32).to_ne_bytes());
-    attr[4..8].copy_from_slice(&(info.len() as u32).to_ne_bytes());
-    attr[8..16].copy_from_slice(&(info.as_mut_ptr() as u64).to_ne_bytes());
-    // SAFETY: BPF_OBJ_GET_INFO_BY_FD into our buffer; then close our fd.
-    let r = unsafe { libc::syscall(libc::SYS_bpf, 15, attr.as_mut_ptr(), 128) };
-    unsafe { libc::close(fd) };
-    if r != 0 {
-        return None;
-    }
-    // struct bpf_prog_info: name[16] at offset 64.
+    // BPF_PROG_GET_FD_BY_ID; struct bpf_prog_info: name[16] at offset 64.
+    let info = crate::harness::bpf_obj_info(13, id)?;
     let raw = &info[64..80];
     let end = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
     Some(String::from_utf8_lossy(&raw[..end]).into_owned())

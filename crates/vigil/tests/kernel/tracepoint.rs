@@ -5,7 +5,7 @@
 use std::{
     fs,
     os::unix::process::ExitStatusExt,
-    path::{Path, PathBuf},
+    path::Path,
     process::{Command, ExitStatus, Stdio},
     time::Duration,
 };
@@ -13,7 +13,7 @@ use std::{
 use serde_json::Value;
 
 use crate::{
-    harness::{of_kind, pid_of, str_at, which, Agent, TestResult},
+    harness::{of_kind, own_exe, pid_of, str_at, which, write_policy, Agent, TestResult},
     require_agent, skip,
     tester::{MARKER_VAR, MODE_VAR},
 };
@@ -22,21 +22,9 @@ const WAIT: Duration = Duration::from_secs(20);
 /// mkdir(2) on x86_64.
 const SYS_MKDIR: u64 = 83;
 
-fn me() -> PathBuf {
-    std::env::current_exe()
-        .and_then(fs::canonicalize)
-        .expect("own executable")
-}
-
-fn write_policy(dir: &Path, text: &str) -> String {
-    let path = dir.join("tracepoint.yaml");
-    fs::write(&path, text).expect("write policy");
-    path.to_str().expect("utf-8 path").to_owned()
-}
-
 /// Runs the `mkdir` tester on `dir`.
 fn mkdir(dir: &Path) -> (u32, ExitStatus) {
-    let mut child = Command::new(me())
+    let mut child = Command::new(own_exe())
         .env(MODE_VAR, "mkdir")
         .env(MARKER_VAR, dir)
         .stdout(Stdio::null())
@@ -89,7 +77,7 @@ spec:
 ",
         watched.display()
     );
-    let file = write_policy(dir.path(), &policy);
+    let file = write_policy(dir.path(), "tracepoint", &policy);
     let agent = Agent::start(&["--tracing-policy", &file]);
     let run = |path: &Path| {
         let mut child = Command::new(&cat)
@@ -153,9 +141,9 @@ spec:
         values:
         - {}
 ",
-        me().display()
+        own_exe().display()
     );
-    let file = write_policy(dir.path(), &policy);
+    let file = write_policy(dir.path(), "tracepoint", &policy);
     let agent = Agent::start(&["--tracing-policy", &file]);
     if let Some(line) = agent
         .log()
@@ -219,9 +207,9 @@ spec:
         argError: -1
         argSig: 9
 ",
-        me().display()
+        own_exe().display()
     );
-    let file = write_policy(dir.path(), &policy);
+    let file = write_policy(dir.path(), "tracepoint", &policy);
     let agent = Agent::start(&["--tracing-policy", &file]);
     let target = dir.path().join("made");
     let (pid, status) = mkdir(&target);
@@ -271,7 +259,7 @@ pub fn tetragon_kill_syscalls_enforcer() -> TestResult {
     let text = fs::read_to_string(example).expect("read example");
     assert!(text.contains("\"/usr/bin/bash\""), "the example changed");
     let text = text.replace("\"/usr/bin/bash\"", &format!("\"{}\"", copy.display()));
-    let file = write_policy(dir.path(), &text);
+    let file = write_policy(dir.path(), "tracepoint", &text);
     let agent = Agent::start(&["--tracing-policy", &file]);
     // The redirection makes bash dup2 stdout.
     let child = Command::new(&copy)

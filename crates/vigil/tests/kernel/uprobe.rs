@@ -3,7 +3,7 @@
 use std::{
     fs,
     os::unix::process::ExitStatusExt,
-    path::{Path, PathBuf},
+    path::Path,
     process::{Command, ExitStatus, Stdio},
     time::Duration,
 };
@@ -11,29 +11,16 @@ use std::{
 use serde_json::Value;
 
 use crate::{
-    harness::{of_kind, pid_of, str_at, Agent, TestResult},
+    harness::{of_kind, own_exe, pid_of, str_at, write_policy, Agent, TestResult},
     require_agent, skip,
     tester::{MARKER_VAR, MODE_VAR, NUMBER_VAR, UPROBE_NAME, UPROBE_STRING},
 };
 
 const WAIT: Duration = Duration::from_secs(20);
 
-/// This test binary, as the process table names it.
-fn me() -> PathBuf {
-    std::env::current_exe()
-        .and_then(fs::canonicalize)
-        .expect("own executable")
-}
-
-fn write_policy(dir: &Path, text: &str) -> String {
-    let path = dir.join("uprobe.yaml");
-    fs::write(&path, text).expect("write policy");
-    path.to_str().expect("utf-8 path").to_owned()
-}
-
 /// Runs the `uprobe` tester with `n` (and a marker file when given).
 fn call_targets(n: i64, marker: Option<&Path>) -> (u32, ExitStatus) {
-    let mut cmd = Command::new(me());
+    let mut cmd = Command::new(own_exe());
     cmd.env(MODE_VAR, "uprobe")
         .env(NUMBER_VAR, n.to_string())
         .stdout(Stdio::null())
@@ -63,7 +50,7 @@ spec:
   uprobes:
   - path: {}
 {hook}",
-        me().display()
+        own_exe().display()
     )
 }
 
@@ -93,9 +80,9 @@ pub fn args_and_return_value_with_selector() -> TestResult {
         values:
         - {}
 ",
-        me().display()
+        own_exe().display()
     );
-    let file = write_policy(dir.path(), &policy("uprobe-args", &hook));
+    let file = write_policy(dir.path(), "uprobe", &policy("uprobe-args", &hook));
     let agent = Agent::start(&["--tracing-policy", &file]);
     let (other, _) = call_targets(7, None);
     let (pid, status) = call_targets(42, None);
@@ -104,7 +91,7 @@ pub fn args_and_return_value_with_selector() -> TestResult {
         !uprobes_of(evs, pid).is_empty()
     });
     let ev = uprobes_of(&evs, pid)[0];
-    assert_eq!(str_at(ev, "/path"), me().to_str().expect("utf-8"));
+    assert_eq!(str_at(ev, "/path"), own_exe().to_str().expect("utf-8"));
     assert_eq!(str_at(ev, "/symbol"), "vigil_uprobe_target");
     assert_eq!(str_at(ev, "/policy_name"), "uprobe-args");
     assert_eq!(str_at(ev, "/action"), "KPROBE_ACTION_POST");
@@ -140,7 +127,7 @@ pub fn string_return_filtered_by_match_return_args() -> TestResult {
         values:
         - sudo
 ";
-    let file = write_policy(dir.path(), &policy("uprobe-return", hook));
+    let file = write_policy(dir.path(), "uprobe", &policy("uprobe-return", hook));
     let agent = Agent::start(&["--tracing-policy", &file]);
     // Even numbers make vigil_uprobe_name return "other", odd ones the sudo line.
     let (other, _) = call_targets(2, None);
@@ -176,7 +163,7 @@ pub fn sigkill_before_the_function_runs() -> TestResult {
       matchActions:
       - action: Sigkill
 ";
-    let file = write_policy(dir.path(), &policy("uprobe-kill", hook));
+    let file = write_policy(dir.path(), "uprobe", &policy("uprobe-kill", hook));
     let agent = Agent::start(&["--tracing-policy", &file]);
     let spared = dir.path().join("spared");
     let killed = dir.path().join("killed");
