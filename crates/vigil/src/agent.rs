@@ -36,6 +36,9 @@ use crate::{
 };
 
 const COUNTER_INTERVAL: Duration = Duration::from_secs(1);
+/// Records read between two looks at API commands and kernel counters, so
+/// that a flood that never lets the ring run dry cannot hold them back.
+const READ_BATCH: usize = 8192;
 const ANCESTORS_MAX: usize = 64;
 
 /// Kernel loss counters and the event kind each one loses.
@@ -191,6 +194,9 @@ pub fn run(
     api: Option<ApiLink>,
 ) -> Result<()> {
     let node_name = args.node_name.clone().unwrap_or_else(hostname);
+    // Before the output threads start, so that they inherit it; the API's
+    // threads are older and keep the normal priority.
+    boost_priority(args.priority_boost);
     let policy_metrics = PolicyMetrics::default();
     if let Some(addr) = &args.metrics_server {
         let mut registry = metrics.registry();
@@ -271,13 +277,21 @@ pub fn run(
     let poll = Duration::from_millis(args.rb_poll_interval_ms.max(1));
     let mut last_check = Instant::now();
     while !stop.load(Ordering::Relaxed) {
-        // A signal (SIGSTOP/SIGCONT, a debugger) interrupts the wait; that is no error.
-        if let Err(e) = rb.poll(poll) {
-            if e.kind() != libbpf_rs::ErrorKind::Interrupted {
-                return Err(e).context("polling the ring buffer");
-            }
+        let read = rb.consume_raw_n(READ_BATCH);
+        if read < 0 {
+            return Err(std::io::Error::from_raw_os_error(-read))
+                .context("reading the ring buffer");
         }
-        rb.consume().context("reading the ring buffer")?;
+        if (read as usize) < READ_BATCH {
+            // Drained: write out what was built, then sleep until the kernel
+            // wakes us (backlog mark) or the poll interval ends.
+            pipeline
+                .borrow_mut()
+                .outputs
+                .flush()
+                .context("writing events")?;
+            wait_readable(rb.epoll_fd(), poll).context("waiting on the ring buffer")?;
+        }
         if let Some(commands) = &mut commands {
             while let Ok(command) = commands.try_recv() {
                 serve_command(command, &mut policies, &sensor, &mut pipeline.borrow_mut());
@@ -291,11 +305,6 @@ pub fn run(
             p.outputs.flush().context("writing events")?;
             policies.refresh_counters();
         }
-        pipeline
-            .borrow_mut()
-            .outputs
-            .flush()
-            .context("writing events")?;
     }
 
     rb.consume().context("reading the ring buffer")?;
@@ -311,6 +320,38 @@ pub fn run(
         process_table = sensor.process_table_len(),
         "vigil agent stopped; programs detached"
     );
+    Ok(())
+}
+
+/// Raises the calling thread's CPU priority (a thread's nice value is its
+/// own on Linux). Failure is logged, not fatal: the agent still runs.
+fn boost_priority(boost: u8) {
+    if boost == 0 {
+        return;
+    }
+    // SAFETY: gettid and setpriority take no pointers.
+    let ret = unsafe {
+        let tid = libc::gettid() as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, -libc::c_int::from(boost))
+    };
+    if ret != 0 {
+        warn!(boost, error = %std::io::Error::last_os_error(), "could not raise the event reader's priority");
+    }
+}
+
+/// Sleeps until the ring buffer's epoll fd is readable or `timeout` ends;
+/// a signal ending the wait early is no error.
+fn wait_readable(epoll_fd: i32, timeout: Duration) -> std::io::Result<()> {
+    let mut event = libc::epoll_event { events: 0, u64: 0 };
+    let ms = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
+    // SAFETY: one event slot, owned by this frame, for the duration of the call.
+    let ret = unsafe { libc::epoll_wait(epoll_fd, &mut event, 1, ms) };
+    if ret < 0 {
+        let err = std::io::Error::last_os_error();
+        if err.kind() != std::io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
     Ok(())
 }
 
@@ -412,7 +453,7 @@ fn sinks(args: &AgentArgs) -> Result<Vec<Sink>> {
             args.export_file_max_backups,
         )
         .with_context(|| format!("opening export file {}", path.display()))?;
-        sinks.push(Sink::file(Format::Json, file));
+        sinks.push(Sink::file(Format::Json, file).context("starting the export file writer")?);
     }
     if args.export_filename.is_none() || args.export_stdout {
         let format = args.output.unwrap_or(if std::io::stdout().is_terminal() {
@@ -420,7 +461,7 @@ fn sinks(args: &AgentArgs) -> Result<Vec<Sink>> {
         } else {
             Format::Json
         });
-        sinks.push(Sink::stdout(format));
+        sinks.push(Sink::stdout(format).context("starting the stdout writer")?);
     }
     Ok(sinks)
 }

@@ -66,6 +66,12 @@ pub struct AgentArgs {
     #[arg(long, default_value_t = 10)]
     pub rb_poll_interval_ms: u64,
 
+    /// Run the event reader this much above normal CPU priority (nice -N;
+    /// 0 leaves it), as auditd's priority_boost does, so that a busy machine
+    /// does not starve it into losing events. The gRPC threads stay at 0.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u8).range(0..=20))]
+    pub priority_boost: u8,
+
     /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:2112).
     #[arg(long, value_name = "ADDR")]
     pub metrics_server: Option<String>,

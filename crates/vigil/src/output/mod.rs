@@ -1,11 +1,14 @@
 //! Where events go: JSON lines or compact lines, to stdout and/or a rotated
 //! file, and to the API's events stream.
+mod background;
 mod file;
 mod stream;
 
 use std::io::{self, BufWriter, Write};
 
 use vigil_events::{compact, Event};
+
+use background::BackgroundWriter;
 
 pub use file::RotatingFile;
 pub use stream::{EventStream, SubscriberGuard};
@@ -24,18 +27,21 @@ pub struct Sink {
 }
 
 impl Sink {
-    pub fn stdout(format: Format) -> Self {
-        Sink {
+    pub fn stdout(format: Format) -> io::Result<Self> {
+        Ok(Sink {
             format,
-            writer: Box::new(BufWriter::with_capacity(1 << 16, io::stdout())),
-        }
+            writer: Box::new(BackgroundWriter::spawn(
+                "vigil-stdout",
+                Box::new(BufWriter::with_capacity(1 << 16, io::stdout())),
+            )?),
+        })
     }
 
-    pub fn file(format: Format, file: RotatingFile) -> Self {
-        Sink {
+    pub fn file(format: Format, file: RotatingFile) -> io::Result<Self> {
+        Ok(Sink {
             format,
-            writer: Box::new(file),
-        }
+            writer: Box::new(BackgroundWriter::spawn("vigil-export", Box::new(file))?),
+        })
     }
 }
 
