@@ -31,7 +31,7 @@ use crate::{
     events::{host_namespaces, EventBuilder, EventOptions},
     metrics::{self, LossLabels, Metrics, TypeLabel},
     output::{EventStream, Format, Outputs, RotatingFile, Sink},
-    policy::{self, HookTable, PolicyManager, PolicyMetrics},
+    policy::{self, HookTable, PersistedPolicies, PolicyManager, PolicyMetrics},
     sensors::process::{ProcessSensor, ProcessSensorConfig},
 };
 
@@ -255,6 +255,15 @@ pub fn run(
         &sensor,
         &mut pipeline.borrow_mut().hooks,
     );
+    if args.persist_grpc_policies {
+        let store = PersistedPolicies::open(&args.grpc_policies_dir).with_context(|| {
+            format!(
+                "opening the persisted policies directory {}",
+                args.grpc_policies_dir.display()
+            )
+        })?;
+        policies.load_persisted(store, &sensor, &mut pipeline.borrow_mut().hooks);
+    }
 
     let mut rb = RingBufferBuilder::new();
     let sink = pipeline.clone();

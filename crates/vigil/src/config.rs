@@ -97,6 +97,19 @@ pub struct AgentArgs {
     /// Load every .yaml/.yml TracingPolicy file of this directory (repeatable).
     #[arg(long, value_name = "DIR")]
     pub tracing_policy_dir: Vec<PathBuf>,
+
+    /// Keep policies added over the API (and their disabled state) in
+    /// `--grpc-policies-dir`, and load them again at start.
+    #[arg(long)]
+    pub persist_grpc_policies: bool,
+
+    /// Where `--persist-grpc-policies` keeps them.
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "/var/run/vigil/grpc-policies"
+    )]
+    pub grpc_policies_dir: PathBuf,
 }
 
 impl AgentArgs {

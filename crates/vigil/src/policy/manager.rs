@@ -5,11 +5,14 @@
 //! needs it.
 use std::path::PathBuf;
 
-use tracing::info;
+use tracing::{info, warn};
 use vigil_bpf::wire::{VIGIL_HOOKS_MAX, VIGIL_HOOK_STAT_MAX};
 
 use super::state::HookTable;
-use super::{compile, metrics::PolicyMetrics, policy_files, PolicyReport, PolicySet, PolicyState};
+use super::{
+    compile, metrics::PolicyMetrics, persist::PersistedPolicies, policy_files, PolicyReport,
+    PolicySet, PolicyState,
+};
 use crate::{
     probe::{self, KernelFeatures},
     sensors::{generic::GenericSensor, process::ProcessSensor},
@@ -42,6 +45,8 @@ pub struct PolicyManager {
     last_counters: Vec<HookCounters>,
     metrics: PolicyMetrics,
     wakeup_bytes: u64,
+    /// Where policies added over the API are kept across restarts, if asked.
+    persisted: Option<PersistedPolicies>,
 }
 
 impl PolicyManager {
@@ -53,6 +58,7 @@ impl PolicyManager {
             last_counters: vec![[0; VIGIL_HOOK_STAT_MAX as usize]; VIGIL_HOOKS_MAX as usize],
             metrics,
             wakeup_bytes,
+            persisted: None,
         }
     }
 
@@ -120,6 +126,53 @@ impl PolicyManager {
         }
     }
 
+    /// Loads the policies an earlier run added over the API (with their
+    /// disabled state), and keeps later API changes in that directory. A
+    /// stored policy that no longer loads is logged and left on disk.
+    pub fn load_persisted(
+        &mut self,
+        store: PersistedPolicies,
+        process: &ProcessSensor,
+        table: &mut HookTable,
+    ) {
+        let found = match store.load() {
+            Ok(found) => found,
+            Err(e) => {
+                warn!(dir = %store.dir().display(), error = %e, "cannot read persisted policies");
+                Vec::new()
+            }
+        };
+        for stored in found {
+            match self.add_yaml(&stored.yaml, process, table) {
+                Ok(report) if stored.disabled => {
+                    if let Err(e) = self.disable(&report.name) {
+                        warn!(file = %stored.path.display(), error = %e, "cannot disable persisted policy");
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    warn!(file = %stored.path.display(), error = %e, "persisted policy not loaded")
+                }
+            }
+        }
+        info!(dir = %store.dir().display(), "policies added over the API are persisted");
+        self.persisted = Some(store);
+    }
+
+    /// Applies `change` to the stored copy of an API policy; a failure is
+    /// logged: the running agent has the change either way.
+    fn persist(&self, name: &str, change: impl FnOnce(&PersistedPolicies) -> std::io::Result<()>) {
+        let from_api = self
+            .set
+            .find(name)
+            .is_none_or(|idx| self.set.policies[idx].report().source == API_SOURCE);
+        if let (Some(store), true) = (&self.persisted, from_api) {
+            if let Err(e) = change(store) {
+                warn!(policy = %name, dir = %store.dir().display(), error = %e, "cannot persist policy change");
+            }
+        }
+    }
+
     /// Adds one policy from YAML text: strict validation (errors with field
     /// paths), compilation against this kernel, then its hooks load. A
     /// policy none of whose hooks can be served is not kept.
@@ -159,12 +212,15 @@ impl PolicyManager {
             return Err(PolicyError::Refused { name, why });
         }
         self.metrics.set_state(&name, entry.state());
-        Ok(entry.report())
+        let report = entry.report();
+        self.persist(&name, |store| store.save(&name, yaml));
+        Ok(report)
     }
 
     pub fn delete(&mut self, name: &str) -> Result<(), PolicyError> {
         let idx = self.index(name)?;
         self.refresh_counters();
+        self.persist(name, |store| store.forget(name));
         self.remove(idx);
         info!(policy = %name, "policy deleted");
         Ok(())
@@ -178,6 +234,7 @@ impl PolicyManager {
     ) -> Result<PolicyReport, PolicyError> {
         let idx = self.index(name)?;
         self.load(idx, process, table);
+        self.persist(name, |store| store.set_disabled(name, false));
         Ok(self.changed(idx))
     }
 
@@ -187,6 +244,7 @@ impl PolicyManager {
         if let Some(generic) = &mut self.generic {
             self.set.policies[idx].unload(generic);
         }
+        self.persist(name, |store| store.set_disabled(name, true));
         Ok(self.changed(idx))
     }
 

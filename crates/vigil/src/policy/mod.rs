@@ -7,6 +7,7 @@ mod compile;
 mod event;
 mod manager;
 mod metrics;
+mod persist;
 mod state;
 mod syscalls;
 
@@ -16,6 +17,7 @@ pub use compile::{AddrEntry, HookPlan, HookPoint, TracepointArg};
 pub use event::hook_event;
 pub use manager::{PolicyError, PolicyManager};
 pub use metrics::PolicyMetrics;
+pub use persist::PersistedPolicies;
 pub use state::{HookTable, PolicyReport, PolicySet, PolicyState};
 
 /// The policy files named on the command line: each `--tracing-policy` file,

@@ -647,3 +647,73 @@ spec:
     connect().expect("connect after the policy was deleted");
     Ok(())
 }
+
+/// `--persist-grpc-policies`: what was added (and disabled) over the API is
+/// there again after a restart and works; a deleted one is gone from disk; a
+/// stored file that no longer loads is logged and the agent runs on.
+pub fn api_policies_survive_a_restart() -> TestResult {
+    require_agent!();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = dir.path().join("grpc-policies");
+    let store_arg = store.to_str().expect("utf-8").to_owned();
+    let flags = ["--persist-grpc-policies", "--grpc-policies-dir", &store_arg];
+    let watched = dir.path().join("watched");
+    fs::create_dir(&watched).expect("mkdir watched");
+    let kept = write(
+        dir.path(),
+        "kept.yaml",
+        &path_policy("api-kept", "sys_unlinkat", &watched),
+    );
+    let parked = write(
+        dir.path(),
+        "parked.yaml",
+        &path_policy("api-parked", "sys_openat", &watched),
+    );
+
+    let first = Agent::start(&flags);
+    cli_ok(&first, &["tracingpolicy", "add", &kept]);
+    cli_ok(&first, &["tracingpolicy", "add", &parked]);
+    cli_ok(&first, &["tracingpolicy", "disable", "api-parked"]);
+    first.stop();
+    for file in ["api-kept.yaml", "api-parked.yaml", "api-parked.disabled"] {
+        assert!(store.join(file).exists(), "{file} persisted");
+    }
+    fs::write(store.join("broken.yaml"), "kind: TracingPolicy\nspec: [").expect("write broken");
+
+    let second = Agent::start(&flags);
+    let list = policies(&second);
+    let kept_now = policy(&list, "api-kept").expect("api-kept is back");
+    assert_eq!(kept_now["state"], "enabled");
+    assert_eq!(kept_now["source"], "grpc");
+    assert_eq!(
+        policy(&list, "api-parked").expect("api-parked is back")["state"],
+        "disabled"
+    );
+    assert!(
+        second
+            .log()
+            .iter()
+            .any(|l| l.contains("persisted policy not loaded") && l.contains("broken.yaml")),
+        "the broken file is logged"
+    );
+    let victim = watched.join("victim");
+    unlink_then_open(&victim, &store.join("api-kept.yaml"));
+    let victim_path = victim.to_str().expect("utf-8").to_owned();
+    let evs = second.wait_for(WAIT, "the unlink under the restored policy", |evs| {
+        !hits(evs, &victim_path).is_empty()
+    });
+    assert_eq!(
+        str_at(hits(&evs, &victim_path)[0], "/policy_name"),
+        "api-kept"
+    );
+
+    cli_ok(&second, &["tracingpolicy", "delete", "api-kept"]);
+    assert!(!store.join("api-kept.yaml").exists(), "deleted from disk");
+    cli_ok(&second, &["tracingpolicy", "enable", "api-parked"]);
+    assert!(
+        !store.join("api-parked.disabled").exists(),
+        "enabled on disk"
+    );
+    second.stop();
+    Ok(())
+}

@@ -229,6 +229,10 @@ const TESTS: &[(&str, TestFn)] = &[
         api::slow_subscriber_loses_not_the_file,
     ),
     (
+        "api::api_policies_survive_a_restart",
+        api::api_policies_survive_a_restart,
+    ),
+    (
         "function::return_value_by_fexit_or_kretprobe",
         function::return_value_by_fexit_or_kretprobe,
     ),
