@@ -6,6 +6,7 @@
 //! server (on tokio) sends it a `Command` over a channel, which the loop
 //! drains between two ring buffer polls, and gets the answer on a oneshot.
 pub mod client;
+mod peer;
 pub mod server;
 
 use tokio::sync::{mpsc, oneshot};

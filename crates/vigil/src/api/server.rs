@@ -1,6 +1,7 @@
 //! The gRPC server of `--server-address` (TCP `host:port`, or
-//! `unix:///path` for a socket only root can use): streams events to
-//! subscribers and forwards policy commands to the agent's event loop.
+//! `unix:///path` for a socket only root can use; TCP callers must be root
+//! on this host too, see `peer`): streams events to subscribers and
+//! forwards policy commands to the agent's event loop.
 use std::{os::unix::fs::PermissionsExt, pin::Pin, time::Instant};
 
 use anyhow::{bail, Context, Result};
@@ -96,7 +97,10 @@ impl Api {
 /// Binds the address now (so that a bad address fails the start), then
 /// serves on the current tokio runtime.
 pub async fn serve(address: &Address, api: Api) -> Result<()> {
-    let service = tonic::transport::Server::builder().add_service(VigilServer::new(api));
+    let service = tonic::transport::Server::builder().add_service(VigilServer::with_interceptor(
+        api,
+        super::peer::require_local_root,
+    ));
     match address {
         Address::Tcp(addr) => {
             let listener = tokio::net::TcpListener::bind(addr)

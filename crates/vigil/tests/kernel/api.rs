@@ -4,6 +4,7 @@
 //! from `vigil getevents`.
 use std::{
     fs,
+    os::unix::process::CommandExt,
     path::{Path, PathBuf},
     process::{Child, Command},
     sync::{
@@ -715,5 +716,37 @@ pub fn api_policies_survive_a_restart() -> TestResult {
         "enabled on disk"
     );
     second.stop();
+    Ok(())
+}
+
+/// Over TCP the API answers root on this host and refuses other users: they
+/// could read every event and switch enforcement off.
+pub fn tcp_api_serves_root_only() -> TestResult {
+    require_agent!();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let address = format!("127.0.0.1:{port}");
+    let agent = Agent::start(&["--server-address", &address]);
+    let as_root = status(&agent);
+    assert!(
+        as_root["node_name"].is_string(),
+        "root is served: {as_root}"
+    );
+
+    let out = Command::new(vigil_bin())
+        .args(["tracingpolicy", "list", "--server-address", &address])
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .expect("running the CLI as nobody");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "nobody was served: {stderr}");
+    assert!(
+        stderr.contains("serves root only") && stderr.contains("uid 65534"),
+        "refusal names the reason: {stderr}"
+    );
+    agent.stop();
     Ok(())
 }

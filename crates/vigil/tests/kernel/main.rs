@@ -233,6 +233,10 @@ const TESTS: &[(&str, TestFn)] = &[
         api::api_policies_survive_a_restart,
     ),
     (
+        "api::tcp_api_serves_root_only",
+        api::tcp_api_serves_root_only,
+    ),
+    (
         "function::return_value_by_fexit_or_kretprobe",
         function::return_value_by_fexit_or_kretprobe,
     ),
