@@ -121,10 +121,16 @@ pub async fn serve(address: &Address, api: Api) -> Result<()> {
                 std::fs::remove_file(path)
                     .with_context(|| format!("removing the old socket {}", path.display()))?;
             }
-            let listener = tokio::net::UnixListener::bind(path)
-                .with_context(|| format!("binding the gRPC server to {}", path.display()))?;
-            // Whoever can connect can change policies: root only.
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            // Whoever can connect can change policies: root only. Bound
+            // under a temporary name and renamed once restricted, so that
+            // the socket is never reachable with a looser mode.
+            let mut staging = path.as_os_str().to_owned();
+            staging.push(format!(".{}.tmp", std::process::id()));
+            let staging = std::path::PathBuf::from(staging);
+            let listener = tokio::net::UnixListener::bind(&staging)
+                .with_context(|| format!("binding the gRPC server to {}", staging.display()))?;
+            std::fs::set_permissions(&staging, std::fs::Permissions::from_mode(0o600))
+                .and_then(|()| std::fs::rename(&staging, path))
                 .with_context(|| format!("restricting {}", path.display()))?;
             tokio::spawn(service.serve_with_incoming(UnixListenerStream::new(listener)));
         }
