@@ -72,6 +72,24 @@ impl BackgroundWriter {
         }
     }
 
+    /// Lets `fill` append to the chunk in place (serializers write straight
+    /// into it, saving a copy of every event), then hands a full chunk over.
+    pub fn append<E>(&mut self, fill: impl FnOnce(&mut Vec<u8>) -> Result<(), E>) -> io::Result<()>
+    where
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        self.take_failure()?;
+        let mark = self.chunk.len();
+        if let Err(e) = fill(&mut self.chunk) {
+            self.chunk.truncate(mark);
+            return Err(io::Error::other(e));
+        }
+        if self.chunk.len() >= CHUNK_BYTES {
+            self.hand_over()?;
+        }
+        Ok(())
+    }
+
     /// A write that failed on the writer thread, reported once.
     fn take_failure(&self) -> io::Result<()> {
         match self.failure.lock().ok().and_then(|mut slot| slot.take()) {

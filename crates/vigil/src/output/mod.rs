@@ -23,24 +23,24 @@ pub enum Format {
 /// One destination with its format.
 pub struct Sink {
     format: Format,
-    writer: Box<dyn Write + Send>,
+    writer: BackgroundWriter,
 }
 
 impl Sink {
     pub fn stdout(format: Format) -> io::Result<Self> {
         Ok(Sink {
             format,
-            writer: Box::new(BackgroundWriter::spawn(
+            writer: BackgroundWriter::spawn(
                 "vigil-stdout",
                 Box::new(BufWriter::with_capacity(1 << 16, io::stdout())),
-            )?),
+            )?,
         })
     }
 
     pub fn file(format: Format, file: RotatingFile) -> io::Result<Self> {
         Ok(Sink {
             format,
-            writer: Box::new(BackgroundWriter::spawn("vigil-export", Box::new(file))?),
+            writer: BackgroundWriter::spawn("vigil-export", Box::new(file))?,
         })
     }
 }
@@ -50,12 +50,15 @@ pub struct Outputs {
     sinks: Vec<Sink>,
     stream: Option<EventStream>,
     json: Vec<u8>,
+    json_sinks: usize,
     pub written: u64,
 }
 
 impl Outputs {
     pub fn new(sinks: Vec<Sink>, stream: Option<EventStream>) -> Self {
+        let json_sinks = sinks.iter().filter(|s| s.format == Format::Json).count();
         Outputs {
+            json_sinks,
             sinks,
             stream,
             json: Vec::with_capacity(4096),
@@ -71,6 +74,12 @@ impl Outputs {
         self.json.clear();
         for sink in &mut self.sinks {
             match sink.format {
+                // The usual case, one JSON sink: serialized straight into its buffer.
+                Format::Json if self.json_sinks == 1 => sink.writer.append(|buf| {
+                    serde_json::to_writer(&mut *buf, ev)?;
+                    buf.push(b'\n');
+                    Ok::<(), serde_json::Error>(())
+                })?,
                 Format::Json => {
                     if self.json.is_empty() {
                         serde_json::to_writer(&mut self.json, ev).map_err(io::Error::other)?;
