@@ -180,11 +180,79 @@ pub enum HookPoint {
         raw: bool,
         fields: Vec<TracepointArg>,
     },
-    /// connect(2) served by cgroup/connect4 and cgroup/connect6 on the cgroup
-    /// v2 root: the selectors can make the call fail before any packet leaves.
-    /// `function` is the hooked call's name in events (`__x64_sys_connect`,
-    /// `security_socket_connect`).
-    CgroupConnect { function: String },
+    /// connect(2), UDP sends or bind(2) served by cgroup sock_addr programs
+    /// on the cgroup v2 root: the selectors can make the call fail before the
+    /// kernel acts on the address. `function` is the hooked call's name in
+    /// events (`__x64_sys_connect`, `security_socket_bind`, ...).
+    CgroupSockAddr {
+        op: SockOp,
+        function: String,
+        args: SockAddrArgs,
+    },
+}
+
+/// The socket operation a cgroup sock_addr hook checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SockOp {
+    /// cgroup/connect4 + connect6: connect(2), TCP and UDP alike.
+    Connect,
+    /// cgroup/sendmsg4 + sendmsg6: UDP sends that name a destination.
+    Sendmsg,
+    /// cgroup/bind4 + bind6: bind(2).
+    Bind,
+}
+
+impl SockOp {
+    /// The cgroup program's name without the family: `cgroup/{program}4`.
+    pub fn program(self) -> &'static str {
+        match self {
+            SockOp::Connect => "connect",
+            SockOp::Sendmsg => "sendmsg",
+            SockOp::Bind => "bind",
+        }
+    }
+
+    /// The system calls the operation comes from, whose exit tracepoints
+    /// send the signals cgroup programs cannot send.
+    pub fn syscalls(self) -> &'static [&'static str] {
+        match self {
+            SockOp::Connect => &["connect"],
+            SockOp::Sendmsg => &["sendto", "sendmsg", "sendmmsg"],
+            SockOp::Bind => &["bind"],
+        }
+    }
+}
+
+/// Where a cgroup sock_addr hook finds its arguments: the system call whose
+/// registers carry them, and the positions of the kernel's copy of the
+/// address (`None`: the call has no sockaddr argument) and of its length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SockAddrArgs {
+    pub syscall_nr: u32,
+    pub addr: Option<u32>,
+    pub addrlen: u32,
+}
+
+/// The cgroup sock_addr hook serving system call or kernel function `name`,
+/// if one does.
+fn sock_addr_point(name: &str, function: String) -> Option<HookPoint> {
+    let (op, syscall_nr, addr, addrlen) = match name {
+        "connect" | "security_socket_connect" => (SockOp::Connect, 42, Some(1), 2),
+        "bind" | "security_socket_bind" => (SockOp::Bind, 49, Some(1), 2),
+        "sendto" => (SockOp::Sendmsg, 44, Some(4), 5),
+        // Its address is inside the struct msghdr: no argument of its own.
+        "sendmsg" => (SockOp::Sendmsg, 46, None, 7),
+        _ => return None,
+    };
+    Some(HookPoint::CgroupSockAddr {
+        op,
+        function,
+        args: SockAddrArgs {
+            syscall_nr,
+            addr,
+            addrlen,
+        },
+    })
 }
 
 /// Where a classic tracepoint argument lies in the tracepoint's record.
@@ -213,7 +281,7 @@ impl std::fmt::Display for HookPoint {
             HookPoint::Tracepoint {
                 subsystem, event, ..
             } => write!(f, "tracepoint {subsystem}/{event}"),
-            HookPoint::CgroupConnect { .. } => write!(f, "cgroup connect hooks"),
+            HookPoint::CgroupSockAddr { op, .. } => write!(f, "cgroup {} hooks", op.program()),
         }
     }
 }
@@ -228,7 +296,7 @@ impl HookPoint {
             HookPoint::Uprobe { .. } => "uprobe",
             HookPoint::Tracepoint { raw: false, .. } => "tracepoint",
             HookPoint::Tracepoint { raw: true, .. } => "raw tracepoint",
-            HookPoint::CgroupConnect { .. } => "cgroup connect",
+            HookPoint::CgroupSockAddr { .. } => "cgroup sock_addr",
         }
     }
 
@@ -251,7 +319,7 @@ impl HookPoint {
             HookPoint::Syscall { .. }
             | HookPoint::Uprobe { .. }
             | HookPoint::Tracepoint { raw: false, .. } => true,
-            HookPoint::CgroupConnect { function } => function.starts_with("__x64_sys_"),
+            HookPoint::CgroupSockAddr { function, .. } => function.starts_with("__x64_sys_"),
             _ => false,
         }
     }
@@ -427,25 +495,19 @@ fn compile_kprobe(
     }
     let point = if kprobe.syscall {
         let point = syscall_point(kprobe, features)?;
-        match &point {
+        let cgroup = match &point {
             HookPoint::Syscall { name, .. }
-                if name == "connect"
-                    && blocks_or_kills(kprobe)
-                    && features.has(Feature::CgroupConnect4) =>
+                if blocks_or_kills(kprobe) && features.has(Feature::CgroupConnect4) =>
             {
-                HookPoint::CgroupConnect {
-                    function: "__x64_sys_connect".into(),
-                }
+                sock_addr_point(name, format!("__x64_sys_{name}"))
             }
-            _ => point,
-        }
-    } else if kprobe.call == "security_socket_connect"
-        && features.has(Feature::CgroupConnect4)
-        && needs_cgroup_connect(kprobe, features)
-    {
-        HookPoint::CgroupConnect {
-            function: kprobe.call.clone(),
-        }
+            _ => None,
+        };
+        cgroup.unwrap_or(point)
+    } else if let Some(point) = sock_addr_point(&kprobe.call, kprobe.call.clone()).filter(|_| {
+        features.has(Feature::CgroupConnect4) && needs_cgroup_sock_addr(kprobe, features)
+    }) {
+        point
     } else {
         function_point(kprobe, features)?
     };
@@ -453,7 +515,8 @@ fn compile_kprobe(
 }
 
 /// Whether a selector of the hook makes the call fail or kills the caller:
-/// then a connect(2) hook is served where it can really block.
+/// then a connect(2), UDP send or bind(2) hook is served where it can
+/// really block.
 fn blocks_or_kills(kprobe: &KProbeSpec) -> bool {
     kprobe
         .selectors
@@ -462,10 +525,10 @@ fn blocks_or_kills(kprobe: &KProbeSpec) -> bool {
         .any(|a| matches!(a.action, ActionKind::Override | ActionKind::Sigkill))
 }
 
-/// Whether security_socket_connect needs the cgroup hooks: for Override
-/// (vigil has no fmod_ret), or for Sigkill where the kernel cannot hook the
-/// function itself.
-fn needs_cgroup_connect(kprobe: &KProbeSpec, features: &KernelFeatures) -> bool {
+/// Whether security_socket_connect or security_socket_bind needs the cgroup
+/// hooks: for Override (vigil has no fmod_ret), or for Sigkill where the
+/// kernel cannot hook the function itself.
+fn needs_cgroup_sock_addr(kprobe: &KProbeSpec, features: &KernelFeatures) -> bool {
     let actions = || kprobe.selectors.iter().flat_map(|s| &s.match_actions);
     actions().any(|a| a.action == ActionKind::Override)
         || (actions().any(|a| a.action == ActionKind::Sigkill)
@@ -772,7 +835,7 @@ fn plan_hook(
 ) -> Result<HookPlan, String> {
     let syscall = match &point {
         HookPoint::Syscall { .. } => true,
-        HookPoint::CgroupConnect { function } => function.starts_with("__x64_sys_"),
+        HookPoint::CgroupSockAddr { function, .. } => function.starts_with("__x64_sys_"),
         _ => false,
     };
     let uprobe = matches!(point, HookPoint::Uprobe { .. });
@@ -797,7 +860,7 @@ fn plan_hook(
             HookPoint::Function { name, .. } => name.clone(),
             HookPoint::Lsm { hook } => hook.clone(),
             HookPoint::Uprobe { .. } | HookPoint::Tracepoint { .. } => kprobe.call.clone(),
-            HookPoint::CgroupConnect { function } => function.clone(),
+            HookPoint::CgroupSockAddr { function, .. } => function.clone(),
         },
         message: kprobe.message.clone(),
         tags: kprobe.tags.clone(),
@@ -828,8 +891,8 @@ fn plan_hook(
     for (i, arg) in kprobe.args.iter().enumerate() {
         let path = format!("args[{i}]");
         config.args[i] = arg_config(arg, &point, &path)?;
-        if let HookPoint::CgroupConnect { function } = &point {
-            cgroup_connect_arg(&mut config.args[i], arg, syscall, function, &path)?;
+        if let HookPoint::CgroupSockAddr { function, args, .. } = &point {
+            cgroup_sock_addr_arg(&mut config.args[i], arg, syscall, function, args, &path)?;
         }
         meta.args.push(ArgMeta {
             kind: config.args[i].type_,
@@ -935,30 +998,44 @@ fn plan_hook(
                 .replacen("uprobe", "uprobe + uretprobe", 1)
         }
         HookPoint::Uprobe { .. } | HookPoint::Tracepoint { .. } => point.to_string(),
-        HookPoint::CgroupConnect { function } => format!(
-            "cgroup/connect4 + cgroup/connect6 on the cgroup v2 root (for {function}: connect(2) \
-             as the kernel checks it, before any packet leaves)"
-        ),
-    };
-    let guarantee = match (overrides, signals, enforce) {
-        _ if matches!(point, HookPoint::CgroupConnect { .. }) && enforce => {
-            cgroup_guarantee(overrides, signals)
+        HookPoint::CgroupSockAddr { op, function, .. } => {
+            let what = match op {
+                SockOp::Connect => "connect(2) as the kernel checks it, before any packet leaves",
+                SockOp::Sendmsg => {
+                    "every UDP send that names a destination, from sendto, sendmsg, sendmmsg or \
+                     io_uring alike, before the datagram leaves; the fd and the other \
+                     registers are those of the named system call only"
+                }
+                SockOp::Bind => "bind(2) as the kernel checks it, before the address is taken",
+            };
+            let program = op.program();
+            format!(
+                "cgroup/{program}4 + cgroup/{program}6 on the cgroup v2 root (for {function}: \
+                 {what})"
+            )
         }
-        (Some(error), _, true) => format!(
+    };
+    let cgroup_op = match &point {
+        HookPoint::CgroupSockAddr { op, .. } => Some(*op),
+        _ => None,
+    };
+    let guarantee = match (cgroup_op, overrides, signals, enforce) {
+        (Some(op), _, _, true) => cgroup_guarantee(op, overrides, signals),
+        (_, Some(error), _, true) => format!(
             "blocked before the operation: {} fails with error {error} before it takes effect",
             kprobe.call
         ),
-        (Some(_), _, false) => {
+        (_, Some(_), _, false) => {
             "monitor mode: overrides and signals are counted, never applied".to_owned()
         }
-        (None, false, _) => "observe only".to_owned(),
-        (None, true, true) if syscall || point.is_syscall_entry() => KILL_GUARANTEE.to_owned(),
-        (None, true, true) if uprobe => UPROBE_KILL_GUARANTEE.to_owned(),
-        (None, true, true) if matches!(point, HookPoint::Tracepoint { .. }) => {
+        (_, None, false, _) => "observe only".to_owned(),
+        (_, None, true, true) if syscall || point.is_syscall_entry() => KILL_GUARANTEE.to_owned(),
+        (_, None, true, true) if uprobe => UPROBE_KILL_GUARANTEE.to_owned(),
+        (_, None, true, true) if matches!(point, HookPoint::Tracepoint { .. }) => {
             TRACEPOINT_KILL_GUARANTEE.to_owned()
         }
-        (None, true, true) => format!("{}: {FUNCTION_KILL_GUARANTEE}", kprobe.call),
-        (None, true, false) => "monitor mode: signals are counted, never sent".to_owned(),
+        (_, None, true, true) => format!("{}: {FUNCTION_KILL_GUARANTEE}", kprobe.call),
+        (_, None, true, false) => "monitor mode: signals are counted, never sent".to_owned(),
     };
     let guarantee = if meta
         .selector_actions
@@ -984,47 +1061,83 @@ fn plan_hook(
     })
 }
 
-/// The cgroup hooks see connect(2)'s arguments (fd, the kernel's copy of the
-/// address, its length); security_socket_connect's are (struct socket *,
-/// the same address, the same length).
-fn cgroup_connect_arg(
+/// The cgroup hooks see the system call's arguments (its registers; the
+/// kernel's copy of the address in place of the caller's pointer);
+/// security_socket_connect's and security_socket_bind's are (struct socket *,
+/// the same address, the same length), of which the socket is not available.
+fn cgroup_sock_addr_arg(
     config: &mut vigil_arg_config,
     arg: &Arg,
     syscall: bool,
     function: &str,
+    args: &SockAddrArgs,
     path: &str,
 ) -> Result<(), String> {
     let kind = u32::from(config.type_);
     if matches!(kind, VIGIL_ARG_SOCKADDR | VIGIL_ARG_SOCKADDR_KERNEL) {
-        if arg.index != 1 {
-            return Err(format!(
-                "{path}: the connect address is argument 1 of {function}, not {}",
-                arg.index
-            ));
+        match args.addr {
+            Some(addr) if addr == arg.index => {}
+            Some(addr) => {
+                return Err(format!(
+                    "{path}: the address is argument {addr} of {function}, not {}",
+                    arg.index
+                ))
+            }
+            None => {
+                return Err(format!(
+                    "{path}: {function} has no sockaddr argument (its address is inside its \
+                     struct msghdr); use sys_sendto, whose argument 4 is the address"
+                ))
+            }
         }
         config.type_ = VIGIL_ARG_SOCKADDR_KERNEL as u8;
     } else if !syscall && arg.index == 0 {
         return Err(format!(
-            "{path}: served by the cgroup connect hooks (no fmod_ret or kprobes here), \
+            "{path}: served by the cgroup sock_addr hooks (no fmod_ret or kprobes here), \
              {function} has its address (index 1) and length (index 2), not its struct socket"
         ));
     }
     Ok(())
 }
 
-/// What the cgroup connect hooks guarantee for the selectors' enforcing actions.
-fn cgroup_guarantee(overrides: Option<i32>, signals: bool) -> String {
-    let blocked =
-        "blocked before the operation (cgroup/connect4, cgroup/connect6): connect() fails";
+/// What the cgroup sock_addr hooks guarantee for the selectors' enforcing actions.
+fn cgroup_guarantee(op: SockOp, overrides: Option<i32>, signals: bool) -> String {
+    let (call, before, unseen) = match op {
+        SockOp::Connect => ("connect()", "before any packet leaves", ""),
+        SockOp::Sendmsg => (
+            "a UDP send that names a destination (sendto, sendmsg, sendmmsg)",
+            "before the datagram leaves",
+            "; not seen: sends without an address on a connected UDP socket (the kernel \
+             checks those at connect(), which a sys_connect policy blocks), TCP and raw sockets",
+        ),
+        SockOp::Bind => (
+            "bind()",
+            "before the address is taken",
+            "; not seen: ports the kernel picks implicitly (connect or send without bind)",
+        ),
+    };
+    let program = op.program();
+    let blocked = format!(
+        "blocked before the operation (cgroup/{program}4, cgroup/{program}6): {call} fails"
+    );
     let mut out = match overrides {
         Some(error) => format!(
-            "{blocked} with {} (Override), with EPERM (Sigkill), before any packet leaves",
+            "{blocked} with {} (Override), with EPERM (Sigkill), {before}",
             errno_text(error)
         ),
-        None => format!("{blocked} with EPERM before any packet leaves"),
+        None => format!("{blocked} with EPERM {before}"),
     };
+    out.push_str(unseen);
     if signals {
-        out.push_str("; signals are sent when connect() returns (syscalls/sys_exit_connect)");
+        let exits = op
+            .syscalls()
+            .iter()
+            .map(|s| format!("sys_exit_{s}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        out.push_str(&format!(
+            "; signals are sent when the call returns (syscalls/{exits})"
+        ));
     }
     out
 }
@@ -1970,7 +2083,7 @@ fn actions_of(
                 if matches!(
                     point,
                     HookPoint::Lsm { .. }
-                        | HookPoint::CgroupConnect { .. }
+                        | HookPoint::CgroupSockAddr { .. }
                         | HookPoint::Function { fmod_ret: true, .. }
                 ) =>
             {
@@ -2276,8 +2389,14 @@ format:
         .expect("served");
         assert_eq!(
             plan.point,
-            HookPoint::CgroupConnect {
-                function: "__x64_sys_connect".into()
+            HookPoint::CgroupSockAddr {
+                op: SockOp::Connect,
+                function: "__x64_sys_connect".into(),
+                args: SockAddrArgs {
+                    syscall_nr: 42,
+                    addr: Some(1),
+                    addrlen: 2
+                }
             }
         );
         assert!(
@@ -2344,6 +2463,80 @@ format:
             .replace("type: fd", "type: int");
         let why = first_hook(&with_socket, &[Feature::CgroupConnect4]).expect_err("refused");
         assert!(why.contains("not its struct socket"), "{why}");
+    }
+
+    #[test]
+    fn blocking_udp_sends_and_binds_are_served_by_cgroup_hooks() {
+        let features = [Feature::Tracepoint, Feature::CgroupConnect4];
+        let sendto = CONNECT_DENY
+            .replace("call: sys_connect", "call: sys_sendto")
+            .replace("index: 1", "index: 4");
+        let plan = first_hook(&sendto, &features).expect("served");
+        assert!(
+            matches!(
+                plan.point,
+                HookPoint::CgroupSockAddr {
+                    op: SockOp::Sendmsg,
+                    args: SockAddrArgs {
+                        syscall_nr: 44,
+                        addr: Some(4),
+                        addrlen: 5
+                    },
+                    ..
+                }
+            ),
+            "{:?}",
+            plan.point
+        );
+        assert_eq!(
+            u32::from(plan.config.args[1].type_),
+            VIGIL_ARG_SOCKADDR_KERNEL
+        );
+        assert!(
+            plan.via.starts_with("cgroup/sendmsg4 + cgroup/sendmsg6"),
+            "{}",
+            plan.via
+        );
+        assert!(
+            plan.guarantee.contains("connected UDP socket"),
+            "the guarantee names what the hook does not see: {}",
+            plan.guarantee
+        );
+        // The address at the wrong index is refused, not read from the wrong register.
+        let wrong = CONNECT_DENY.replace("call: sys_connect", "call: sys_sendto");
+        let why = first_hook(&wrong, &features).expect_err("refused");
+        assert!(
+            why.contains("the address is argument 4 of __x64_sys_sendto"),
+            "{why}"
+        );
+        let sendmsg = CONNECT_DENY.replace("call: sys_connect", "call: sys_sendmsg");
+        let why = first_hook(&sendmsg, &features).expect_err("refused");
+        assert!(why.contains("has no sockaddr argument"), "{why}");
+
+        let bind = CONNECT_DENY.replace("call: sys_connect", "call: sys_bind");
+        let plan = first_hook(&bind, &features).expect("served");
+        assert!(matches!(
+            plan.point,
+            HookPoint::CgroupSockAddr {
+                op: SockOp::Bind,
+                ..
+            }
+        ));
+        assert!(
+            plan.guarantee.starts_with(
+                "blocked before the operation (cgroup/bind4, cgroup/bind6): bind() fails with error -13"
+            ),
+            "{}",
+            plan.guarantee
+        );
+        let security_bind = CONNECT_DENY
+            .replace(
+                "call: sys_connect",
+                "call: security_socket_bind\n    syscall: false",
+            )
+            .replace("    - index: 0\n      type: fd\n", "");
+        let plan = first_hook(&security_bind, &features).expect("served");
+        assert_eq!(plan.meta.function_name, "security_socket_bind");
     }
 
     #[test]
