@@ -205,6 +205,18 @@ const TESTS: &[(&str, TestFn)] = &[
         network::cgroup_links_go_with_the_agent,
     ),
     (
+        "network::udp_sendto_override_blocks_before_the_datagram_leaves",
+        network::udp_sendto_override_blocks_before_the_datagram_leaves,
+    ),
+    (
+        "network::udp_sendto_monitor_mode_lets_through",
+        network::udp_sendto_monitor_mode_lets_through,
+    ),
+    (
+        "network::bind_override_blocks_and_links_go_with_the_policy",
+        network::bind_override_blocks_and_links_go_with_the_policy,
+    ),
+    (
         "network::tcp_connect_reports_sock",
         network::tcp_connect_reports_sock,
     ),
