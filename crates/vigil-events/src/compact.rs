@@ -58,6 +58,17 @@ pub fn render(ev: &Event) -> String {
                 ev.node_name, t.process.binary, t.subsys, t.event
             )
         }
+        EventBody::ProcessUsdt(u) => {
+            let mut s = format!(
+                "🔖 usdt    {} {} {}:{}",
+                ev.node_name, u.process.binary, u.provider, u.name
+            );
+            for arg in u.args.iter().filter_map(|a| first_text(&a.value)) {
+                s.push(' ');
+                s.push_str(&arg);
+            }
+            s
+        }
         EventBody::LostEvents(l) => format!(
             "⚠️ lost    {} {} events lost at {} ({} in all)",
             ev.node_name, l.count, l.source, l.total
@@ -311,6 +322,27 @@ mod tests {
         assert_eq!(
             render(&tp("sched", "sched_switch")),
             "⁉️ tracepoint node1 /usr/bin/bash sched/sched_switch"
+        );
+        let usdt = event(EventBody::ProcessUsdt(crate::ProcessUsdt {
+            process: process("/usr/bin/python3", "").into(),
+            path: "/usr/bin/python3".into(),
+            provider: "python".into(),
+            name: "function__entry".into(),
+            args: vec![
+                KprobeArgument {
+                    value: ArgValue::StringArg("app.py".into()),
+                    label: String::new(),
+                },
+                KprobeArgument {
+                    value: ArgValue::IntArg(12),
+                    label: String::new(),
+                },
+            ],
+            ..Default::default()
+        }));
+        assert_eq!(
+            render(&usdt),
+            "🔖 usdt    node1 /usr/bin/python3 python:function__entry app.py 12"
         );
     }
 

@@ -33,7 +33,7 @@ use vigil_policy::{
     Action, ActionKind, Arg, ArgSelector, ArgType, BinaryOperator, BinarySelector,
     CapabilitiesSelector, CapabilitySet, KProbeSpec, ListSpec, ListType, LsmHookSpec, Namespace,
     NamespaceSelector, Operator, Policy, RateLimitScope, Selector, SetOperator, TracepointSpec,
-    UProbeSpec,
+    UProbeSpec, UsdtSpec,
 };
 
 use std::{net::IpAddr, path::Path};
@@ -66,6 +66,11 @@ const FUNCTION_KILL_GUARANTEE: &str = "killed at the call: the signal is sent wh
 const UPROBE_KILL_GUARANTEE: &str = "killed before the function runs: the signal is sent from \
      the uprobe's breakpoint, and the process dies on its way back to user space, before the \
      function's first instruction";
+
+/// What an enforcement action at a USDT probe really guarantees.
+const USDT_KILL_GUARANTEE: &str = "killed at the probe: the signal is sent from the probe \
+     site's breakpoint, and the process dies on its way back to user space, before the code \
+     after the probe runs";
 
 /// What an enforcement action at a tracepoint other than a system call entry guarantees.
 const TRACEPOINT_KILL_GUARANTEE: &str = "killed at the tracepoint: the process dies before \
@@ -142,6 +147,12 @@ pub enum EventKind {
     },
     /// `process_tracepoint`.
     Tracepoint { subsystem: String, event: String },
+    /// `process_usdt`: the probed file, the probe's provider and name.
+    Usdt {
+        path: String,
+        provider: String,
+        name: String,
+    },
 }
 
 /// Where a hook attaches.
@@ -171,6 +182,13 @@ pub enum HookPoint {
         path: String,
         symbol: Option<String>,
         offset: u64,
+    },
+    /// A USDT probe (`usdts`): `provider:name` in the file at `path`, its
+    /// arguments decoded as the probe's note describes them.
+    Usdt {
+        path: String,
+        provider: String,
+        name: String,
     },
     /// A tracepoint: classic (arguments are fields of its record, at
     /// `fields`), or raw (arguments are its TP_PROTO arguments).
@@ -275,6 +293,11 @@ impl std::fmt::Display for HookPoint {
                 ..
             } => write!(f, "uprobe {path}:{symbol}"),
             HookPoint::Uprobe { path, offset, .. } => write!(f, "uprobe {path}+{offset:#x}"),
+            HookPoint::Usdt {
+                path,
+                provider,
+                name,
+            } => write!(f, "usdt {path}:{provider}:{name}"),
             HookPoint::Tracepoint {
                 event, raw: true, ..
             } => write!(f, "raw_tp {event}"),
@@ -294,6 +317,7 @@ impl HookPoint {
             HookPoint::Function { .. } => "kernel function",
             HookPoint::Lsm { .. } => "LSM hook",
             HookPoint::Uprobe { .. } => "uprobe",
+            HookPoint::Usdt { .. } => "USDT",
             HookPoint::Tracepoint { raw: false, .. } => "tracepoint",
             HookPoint::Tracepoint { raw: true, .. } => "raw tracepoint",
             HookPoint::CgroupSockAddr { .. } => "cgroup sock_addr",
@@ -318,6 +342,7 @@ impl HookPoint {
         match self {
             HookPoint::Syscall { .. }
             | HookPoint::Uprobe { .. }
+            | HookPoint::Usdt { .. }
             | HookPoint::Tracepoint { raw: false, .. } => true,
             HookPoint::CgroupSockAddr { function, .. } => function.starts_with("__x64_sys_"),
             _ => false,
@@ -413,19 +438,18 @@ pub fn compile(policy: &Policy, features: &KernelFeatures) -> CompiledPolicy {
         let plan = compile_tracepoint(policy, tp, enforce, features);
         out.hooks.push(HookOutcome { name, plan });
     }
+    for (i, usdt) in spec.usdts.iter().enumerate() {
+        let name = format!("spec.usdts[{i}] {}:{}", usdt.provider, usdt.name);
+        let plan = compile_usdt(policy, usdt, enforce, features);
+        out.hooks.push(HookOutcome { name, plan });
+    }
     // `enforcers` attach nothing of their own here: NotifyEnforcer is served
     // by the notifying hook's signal (see actions_of), with its guarantee.
-    let unsupported = [
-        ("usdts", spec.usdts.len()),
-        ("fentries", spec.fentries.len()),
-    ];
-    for (kind, count) in unsupported {
-        for i in 0..count {
-            out.hooks.push(HookOutcome {
-                name: format!("spec.{kind}[{i}]"),
-                plan: Err(format!("{kind} hooks are not implemented in vigil yet")),
-            });
-        }
+    for i in 0..spec.fentries.len() {
+        out.hooks.push(HookOutcome {
+            name: format!("spec.fentries[{i}]"),
+            plan: Err("fentries hooks are not implemented in vigil yet".into()),
+        });
     }
     if spec.loader {
         out.hooks.push(HookOutcome {
@@ -624,6 +648,48 @@ fn compile_uprobe(
             (name, plan)
         })
         .collect()
+}
+
+/// A USDT probe: attached by libbpf at every site of `provider:name` in the
+/// file (as a uprobe), with the arguments the probe's note describes;
+/// `args[].index` is the position in the probe's arguments.
+fn compile_usdt(
+    policy: &Policy,
+    usdt: &UsdtSpec,
+    enforce: bool,
+    features: &KernelFeatures,
+) -> Result<HookPlan, String> {
+    if !features.has(Feature::Uprobe) {
+        return Err(format!(
+            "kernel has no uprobes, which USDT probes are (vigil probe: uprobe: {})",
+            why_not(features, Feature::Uprobe)
+        ));
+    }
+    if usdt.btf_path.is_some() {
+        return Err("btfPath: not implemented in vigil yet".into());
+    }
+    if !Path::new(&usdt.path).is_file() {
+        return Err(format!("call not found: no file {}", usdt.path));
+    }
+    let spec = KProbeSpec {
+        call: format!("{}:{}", usdt.provider, usdt.name),
+        syscall: false,
+        r#return: false,
+        return_arg: None,
+        return_arg_action: None,
+        args: usdt.args.clone(),
+        data: Vec::new(),
+        selectors: usdt.selectors.clone(),
+        message: usdt.message.clone(),
+        tags: usdt.tags.clone(),
+        ignore: None,
+    };
+    let point = HookPoint::Usdt {
+        path: usdt.path.clone(),
+        provider: usdt.provider.clone(),
+        name: usdt.name.clone(),
+    };
+    plan_hook(policy, &spec, point, enforce, features)
 }
 
 /// A tracepoint hook. A classic tracepoint's arguments are renumbered to
@@ -859,7 +925,9 @@ fn plan_hook(
             HookPoint::Syscall { name, .. } => format!("__x64_sys_{name}"),
             HookPoint::Function { name, .. } => name.clone(),
             HookPoint::Lsm { hook } => hook.clone(),
-            HookPoint::Uprobe { .. } | HookPoint::Tracepoint { .. } => kprobe.call.clone(),
+            HookPoint::Uprobe { .. } | HookPoint::Usdt { .. } | HookPoint::Tracepoint { .. } => {
+                kprobe.call.clone()
+            }
             HookPoint::CgroupSockAddr { function, .. } => function.clone(),
         },
         message: kprobe.message.clone(),
@@ -883,6 +951,15 @@ fn plan_hook(
             } => EventKind::Tracepoint {
                 subsystem: subsystem.clone(),
                 event: event.clone(),
+            },
+            HookPoint::Usdt {
+                path,
+                provider,
+                name,
+            } => EventKind::Usdt {
+                path: path.clone(),
+                provider: provider.clone(),
+                name: name.clone(),
             },
             _ => EventKind::Kprobe,
         },
@@ -997,7 +1074,9 @@ fn plan_hook(
                 .to_string()
                 .replacen("uprobe", "uprobe + uretprobe", 1)
         }
-        HookPoint::Uprobe { .. } | HookPoint::Tracepoint { .. } => point.to_string(),
+        HookPoint::Uprobe { .. } | HookPoint::Usdt { .. } | HookPoint::Tracepoint { .. } => {
+            point.to_string()
+        }
         HookPoint::CgroupSockAddr { op, function, .. } => {
             let what = match op {
                 SockOp::Connect => "connect(2) as the kernel checks it, before any packet leaves",
@@ -1031,6 +1110,9 @@ fn plan_hook(
         (_, None, false, _) => "observe only".to_owned(),
         (_, None, true, true) if syscall || point.is_syscall_entry() => KILL_GUARANTEE.to_owned(),
         (_, None, true, true) if uprobe => UPROBE_KILL_GUARANTEE.to_owned(),
+        (_, None, true, true) if matches!(point, HookPoint::Usdt { .. }) => {
+            USDT_KILL_GUARANTEE.to_owned()
+        }
         (_, None, true, true) if matches!(point, HookPoint::Tracepoint { .. }) => {
             TRACEPOINT_KILL_GUARANTEE.to_owned()
         }
@@ -2098,9 +2180,11 @@ fn actions_of(
                 flags |= VIGIL_ACTION_OVERRIDE;
                 name = "KPROBE_ACTION_OVERRIDE";
             }
-            ActionKind::Override if matches!(point, HookPoint::Uprobe { .. }) => {
+            ActionKind::Override
+                if matches!(point, HookPoint::Uprobe { .. } | HookPoint::Usdt { .. }) =>
+            {
                 return Err(format!(
-                    "{apath}: Override on a uprobe needs register writes from BPF (Linux 6.18 uprobe \
+                    "{apath}: Override on a uprobe or USDT probe needs register writes from BPF (Linux 6.18 uprobe \
                      override), not implemented in vigil yet"
                 ))
             }

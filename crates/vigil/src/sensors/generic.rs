@@ -92,7 +92,7 @@ pub struct GenericSensor {
     raw_enter: Option<Link>,
     raw_exit: Option<Link>,
     functions: BTreeMap<u32, FunctionInstance>,
-    /// Loaded with the first uprobe hook, dropped with the last.
+    /// Loaded with the first uprobe or USDT hook, dropped with the last.
     uprobes: Option<UprobeHooks>,
     tracepoints: BTreeMap<u32, ClassicTracepoint>,
     /// Loaded with the first raw tracepoint hook, dropped with the last.
@@ -416,14 +416,13 @@ impl GenericSensor {
                     offset: *offset,
                     ret: plan.config.flags & VIGIL_HOOK_RETURN != 0,
                 };
-                let uprobes = match &mut self.uprobes {
-                    Some(u) => u,
-                    None => self
-                        .uprobes
-                        .insert(UprobeHooks::load(&self.skel, self.wakeup_bytes)?),
-                };
-                uprobes.attach(&hook)
+                self.uprobe_object()?.attach(&hook)
             }
+            HookPoint::Usdt {
+                path,
+                provider,
+                name,
+            } => self.uprobe_object()?.attach_usdt(id, path, provider, name),
             HookPoint::Tracepoint {
                 subsystem,
                 event,
@@ -455,6 +454,15 @@ impl GenericSensor {
                 Ok(())
             }
         }
+    }
+
+    /// The uprobe and USDT object, loaded with the first hook that needs it.
+    fn uprobe_object(&mut self) -> Result<&mut UprobeHooks> {
+        let uprobes = match self.uprobes.take() {
+            Some(u) => u,
+            None => UprobeHooks::load(&self.skel, self.wakeup_bytes)?,
+        };
+        Ok(self.uprobes.insert(uprobes))
     }
 
     fn attach_syscall_hook(
@@ -583,7 +591,7 @@ impl GenericSensor {
             HookPoint::Function { .. } | HookPoint::Lsm { .. } => {
                 self.functions.remove(&id);
             }
-            HookPoint::Uprobe { .. } => {
+            HookPoint::Uprobe { .. } | HookPoint::Usdt { .. } => {
                 if let Some(uprobes) = &mut self.uprobes {
                     uprobes.detach(id);
                     if uprobes.is_empty() {

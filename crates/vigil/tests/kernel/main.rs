@@ -16,6 +16,7 @@ mod selectors;
 mod tester;
 mod tracepoint;
 mod uprobe;
+mod usdt;
 
 use std::{panic, process::ExitCode, time::Instant};
 
@@ -215,6 +216,11 @@ const TESTS: &[(&str, TestFn)] = &[
     (
         "network::bind_override_blocks_and_links_go_with_the_policy",
         network::bind_override_blocks_and_links_go_with_the_policy,
+    ),
+    ("usdt::usdt_args_and_selector", usdt::usdt_args_and_selector),
+    (
+        "usdt::usdt_sigkill_before_the_code_after_the_probe",
+        usdt::usdt_sigkill_before_the_code_after_the_probe,
     ),
     (
         "network::tcp_connect_reports_sock",
