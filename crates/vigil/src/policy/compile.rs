@@ -2242,6 +2242,32 @@ mod tests {
         compiled.hooks.remove(0).plan
     }
 
+    #[test]
+    fn usdt_hooks_are_served_by_the_uprobe_object() {
+        let hook = "  - path: /bin/sh\n    provider: p\n    name: n\n    args:\n    - index: 1\n      type: string\n    selectors:\n    - matchActions:\n      - action: Sigkill\n";
+        let plan =
+            first_of("usdts", hook, &[Feature::Uprobe, Feature::SendSignal]).expect("served");
+        assert_eq!(plan.via, "usdt /bin/sh:p:n");
+        assert!(
+            plan.guarantee.starts_with("killed at the probe"),
+            "{}",
+            plan.guarantee
+        );
+        assert!(
+            matches!(&plan.meta.event, EventKind::Usdt { provider, name, .. } if provider == "p" && name == "n")
+        );
+        // Probe arguments live in user memory.
+        assert_eq!(u32::from(plan.config.args[0].type_), VIGIL_ARG_STRING);
+        let why = first_of("usdts", hook, &[]).expect_err("refused");
+        assert!(why.contains("kernel has no uprobes"), "{why}");
+        let missing = hook.replace("/bin/sh", "/nonexistent/usdt-target");
+        let why = first_of("usdts", &missing, &[Feature::Uprobe]).expect_err("refused");
+        assert!(why.contains("call not found: no file"), "{why}");
+        let overriding = hook.replace("action: Sigkill", "action: Override\n        argError: -1");
+        let why = first_of("usdts", &overriding, &[Feature::Uprobe]).expect_err("refused");
+        assert!(why.contains("Override on a uprobe or USDT probe"), "{why}");
+    }
+
     const FILE_OPEN: &str = "  - call: security_file_open\n    syscall: false\n    args:\n    - index: 0\n      type: file\n";
 
     #[test]
