@@ -234,15 +234,15 @@ pub struct ProcessUsdt {
     pub provider: String,
     pub name: String,
     pub policy_name: String,
-    pub action: &'static str,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub args: Vec<KprobeArgument>,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub message: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<KprobeArgument>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub ancestors: Vec<ProcessRef>,
+    pub action: &'static str,
 }
 
 /// A tracepoint of a policy fired (`ProcessTracepoint`).
