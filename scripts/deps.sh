@@ -11,6 +11,7 @@ VIGIL_APT_PACKAGES=(
   bpftool                   # regenerating vmlinux.h (scripts/gen-vmlinux.sh)
   util-linux                # setpriv, unshare (tests)
   procps                    # ps, pgrep (tests, benchmarks)
+  systemtap-sdt-dev         # <sys/sdt.h>: the USDT probe target the kernel tests build
 )
 
 need_root() {

@@ -7,7 +7,13 @@ use libbpf_cargo::SkeletonBuilder;
 fn main() {
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("OUT_DIR is set by cargo"));
     let clang = env::var("CLANG").unwrap_or_else(|_| "clang-19".into());
-    let includes = ["-Ibpf/include", "-Ibpf/lib"];
+    // The multiarch headers hold asm/errno.h, which libbpf's usdt.bpf.h
+    // reaches through linux/errno.h.
+    let includes = [
+        "-Ibpf/include",
+        "-Ibpf/lib",
+        "-idirafter/usr/include/x86_64-linux-gnu",
+    ];
 
     for sensor in fs::read_dir("bpf").expect("bpf/ exists") {
         let sensor = sensor.expect("readable bpf/").path();

@@ -37,10 +37,11 @@ pub mod tracepoint {
     include!(concat!(env!("OUT_DIR"), "/tracepoint.skel.rs"));
 }
 
-/// The cgroup connect front-end: connect(2) hooks that block on kernels without BPF-LSM.
+/// The cgroup sock_addr front-end: connect(2), UDP send and bind(2) hooks
+/// that block on kernels without BPF-LSM.
 #[allow(clippy::all, non_camel_case_types, non_upper_case_globals, dead_code)]
-pub mod connect {
-    include!(concat!(env!("OUT_DIR"), "/connect.skel.rs"));
+pub mod sock_addr {
+    include!(concat!(env!("OUT_DIR"), "/sock_addr.skel.rs"));
 }
 
 /// The generic hook on raw tracepoints, one object for all of them.

@@ -58,6 +58,17 @@ pub fn render(ev: &Event) -> String {
                 ev.node_name, t.process.binary, t.subsys, t.event
             )
         }
+        EventBody::ProcessUsdt(u) => {
+            let mut s = format!(
+                "🔖 usdt    {} {} {}:{}",
+                ev.node_name, u.process.binary, u.provider, u.name
+            );
+            for arg in u.args.iter().filter_map(|a| first_text(&a.value)) {
+                s.push(' ');
+                s.push_str(&arg);
+            }
+            s
+        }
         EventBody::LostEvents(l) => format!(
             "⚠️ lost    {} {} events lost at {} ({} in all)",
             ev.node_name, l.count, l.source, l.total
@@ -87,6 +98,8 @@ fn kprobe(k: &ProcessKprobe, place: &str) -> String {
         "connect" | "tcp_connect" | "security_socket_connect" => ("🔌", "connect"),
         "tcp_close" => ("🧹", "close"),
         "tcp_sendmsg" => ("📤", "sendmsg"),
+        "sendto" | "sendmsg" => ("📤", "send"),
+        "bind" | "security_socket_bind" => ("📌", "bind"),
         _ => ("❓", "syscall"),
     };
     if let Some(detail) = network_detail(k, kind) {
@@ -130,15 +143,16 @@ fn first_text(v: &ArgValue) -> Option<String> {
 }
 
 /// `tcp 10.0.0.1:33978 -> 104.198.14.52:443` for a sock argument (with
-/// `bytes N` for sendmsg), `-> 127.0.0.1:80` for a sockaddr; `(blocked)`
-/// when the call was made to fail.
+/// `bytes N` for sendmsg), `-> 127.0.0.1:80` for a sockaddr (`on
+/// 0.0.0.0:80` for bind); `(blocked)` when the call was made to fail.
 fn network_detail(k: &ProcessKprobe, kind: &str) -> Option<String> {
+    let arrow = if kind == "bind" { "on" } else { "->" };
     let mut detail = k.args.iter().find_map(|a| match &a.value {
         ArgValue::SockArg(s) => Some(sock_detail(s)),
         ArgValue::SockaddrArg(a) if !a.addr.is_empty() => {
-            Some(format!("-> {}", endpoint(&a.addr, a.port)))
+            Some(format!("{arrow} {}", endpoint(&a.addr, a.port)))
         }
-        ArgValue::SockaddrArg(a) => Some(format!("-> {}", a.family)),
+        ArgValue::SockaddrArg(a) => Some(format!("{arrow} {}", a.family)),
         _ => None,
     })?;
     if kind == "sendmsg" {
@@ -309,6 +323,27 @@ mod tests {
             render(&tp("sched", "sched_switch")),
             "⁉️ tracepoint node1 /usr/bin/bash sched/sched_switch"
         );
+        let usdt = event(EventBody::ProcessUsdt(crate::ProcessUsdt {
+            process: process("/usr/bin/python3", "").into(),
+            path: "/usr/bin/python3".into(),
+            provider: "python".into(),
+            name: "function__entry".into(),
+            args: vec![
+                KprobeArgument {
+                    value: ArgValue::StringArg("app.py".into()),
+                    label: String::new(),
+                },
+                KprobeArgument {
+                    value: ArgValue::IntArg(12),
+                    label: String::new(),
+                },
+            ],
+            ..Default::default()
+        }));
+        assert_eq!(
+            render(&usdt),
+            "🔖 usdt    node1 /usr/bin/python3 python:function__entry app.py 12"
+        );
     }
 
     #[test]
@@ -400,6 +435,30 @@ mod tests {
                 "KPROBE_ACTION_OVERRIDE"
             )),
             "🔌 connect node1 /usr/bin/curl -> [::1]:80 (blocked)"
+        );
+        let dns = KprobeSockaddr {
+            family: "AF_INET".into(),
+            addr: "10.0.0.53".into(),
+            port: 53,
+        };
+        assert_eq!(
+            render(&ev(
+                "__x64_sys_sendto",
+                vec![
+                    arg(ArgValue::IntArg(3)),
+                    arg(ArgValue::SockaddrArg(dns.clone()))
+                ],
+                "KPROBE_ACTION_OVERRIDE"
+            )),
+            "📤 send    node1 /usr/bin/curl -> 10.0.0.53:53 (blocked)"
+        );
+        assert_eq!(
+            render(&ev(
+                "security_socket_bind",
+                vec![arg(ArgValue::SockaddrArg(dns))],
+                "KPROBE_ACTION_POST"
+            )),
+            "📌 bind    node1 /usr/bin/curl on 10.0.0.53:53"
         );
     }
 

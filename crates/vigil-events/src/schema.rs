@@ -107,6 +107,7 @@ pub enum EventBody {
     ProcessLsm(ProcessLsm),
     ProcessUprobe(ProcessUprobe),
     ProcessTracepoint(ProcessTracepoint),
+    ProcessUsdt(ProcessUsdt),
     /// vigil's own: events lost before they reached this stream, counted where they were lost.
     LostEvents(LostEvents),
 }
@@ -121,6 +122,7 @@ impl EventBody {
             EventBody::ProcessLsm(_) => "process_lsm",
             EventBody::ProcessUprobe(_) => "process_uprobe",
             EventBody::ProcessTracepoint(_) => "process_tracepoint",
+            EventBody::ProcessUsdt(_) => "process_usdt",
             EventBody::LostEvents(_) => "lost_events",
         }
     }
@@ -219,6 +221,28 @@ pub struct ProcessUprobe {
     /// The function's return value, with `return: true`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub r#return: Option<KprobeArgument>,
+}
+
+/// A USDT probe of a policy fired (`ProcessUsdt`).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ProcessUsdt {
+    pub process: ProcessRef,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent: Option<ProcessRef>,
+    /// The binary or library holding the probe.
+    pub path: String,
+    pub provider: String,
+    pub name: String,
+    pub policy_name: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub message: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<KprobeArgument>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ancestors: Vec<ProcessRef>,
+    pub action: &'static str,
 }
 
 /// A tracepoint of a policy fired (`ProcessTracepoint`).

@@ -161,6 +161,7 @@ impl Subscription {
             EventBody::ProcessLsm(e) => &e.process.binary,
             EventBody::ProcessUprobe(e) => &e.process.binary,
             EventBody::ProcessTracepoint(e) => &e.process.binary,
+            EventBody::ProcessUsdt(e) => &e.process.binary,
             EventBody::LostEvents(_) => return true,
         };
         self.binary_prefixes.iter().any(|p| binary.starts_with(p))

@@ -33,7 +33,7 @@ use vigil_policy::{
     Action, ActionKind, Arg, ArgSelector, ArgType, BinaryOperator, BinarySelector,
     CapabilitiesSelector, CapabilitySet, KProbeSpec, ListSpec, ListType, LsmHookSpec, Namespace,
     NamespaceSelector, Operator, Policy, RateLimitScope, Selector, SetOperator, TracepointSpec,
-    UProbeSpec,
+    UProbeSpec, UsdtSpec,
 };
 
 use std::{net::IpAddr, path::Path};
@@ -66,6 +66,11 @@ const FUNCTION_KILL_GUARANTEE: &str = "killed at the call: the signal is sent wh
 const UPROBE_KILL_GUARANTEE: &str = "killed before the function runs: the signal is sent from \
      the uprobe's breakpoint, and the process dies on its way back to user space, before the \
      function's first instruction";
+
+/// What an enforcement action at a USDT probe really guarantees.
+const USDT_KILL_GUARANTEE: &str = "killed at the probe: the signal is sent from the probe \
+     site's breakpoint, and the process dies on its way back to user space, before the code \
+     after the probe runs";
 
 /// What an enforcement action at a tracepoint other than a system call entry guarantees.
 const TRACEPOINT_KILL_GUARANTEE: &str = "killed at the tracepoint: the process dies before \
@@ -142,6 +147,12 @@ pub enum EventKind {
     },
     /// `process_tracepoint`.
     Tracepoint { subsystem: String, event: String },
+    /// `process_usdt`: the probed file, the probe's provider and name.
+    Usdt {
+        path: String,
+        provider: String,
+        name: String,
+    },
 }
 
 /// Where a hook attaches.
@@ -172,6 +183,13 @@ pub enum HookPoint {
         symbol: Option<String>,
         offset: u64,
     },
+    /// A USDT probe (`usdts`): `provider:name` in the file at `path`, its
+    /// arguments decoded as the probe's note describes them.
+    Usdt {
+        path: String,
+        provider: String,
+        name: String,
+    },
     /// A tracepoint: classic (arguments are fields of its record, at
     /// `fields`), or raw (arguments are its TP_PROTO arguments).
     Tracepoint {
@@ -180,11 +198,79 @@ pub enum HookPoint {
         raw: bool,
         fields: Vec<TracepointArg>,
     },
-    /// connect(2) served by cgroup/connect4 and cgroup/connect6 on the cgroup
-    /// v2 root: the selectors can make the call fail before any packet leaves.
-    /// `function` is the hooked call's name in events (`__x64_sys_connect`,
-    /// `security_socket_connect`).
-    CgroupConnect { function: String },
+    /// connect(2), UDP sends or bind(2) served by cgroup sock_addr programs
+    /// on the cgroup v2 root: the selectors can make the call fail before the
+    /// kernel acts on the address. `function` is the hooked call's name in
+    /// events (`__x64_sys_connect`, `security_socket_bind`, ...).
+    CgroupSockAddr {
+        op: SockOp,
+        function: String,
+        args: SockAddrArgs,
+    },
+}
+
+/// The socket operation a cgroup sock_addr hook checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SockOp {
+    /// cgroup/connect4 + connect6: connect(2), TCP and UDP alike.
+    Connect,
+    /// cgroup/sendmsg4 + sendmsg6: UDP sends that name a destination.
+    Sendmsg,
+    /// cgroup/bind4 + bind6: bind(2).
+    Bind,
+}
+
+impl SockOp {
+    /// The cgroup program's name without the family: `cgroup/{program}4`.
+    pub fn program(self) -> &'static str {
+        match self {
+            SockOp::Connect => "connect",
+            SockOp::Sendmsg => "sendmsg",
+            SockOp::Bind => "bind",
+        }
+    }
+
+    /// The system calls the operation comes from, whose exit tracepoints
+    /// send the signals cgroup programs cannot send.
+    pub fn syscalls(self) -> &'static [&'static str] {
+        match self {
+            SockOp::Connect => &["connect"],
+            SockOp::Sendmsg => &["sendto", "sendmsg", "sendmmsg"],
+            SockOp::Bind => &["bind"],
+        }
+    }
+}
+
+/// Where a cgroup sock_addr hook finds its arguments: the system call whose
+/// registers carry them, and the positions of the kernel's copy of the
+/// address (`None`: the call has no sockaddr argument) and of its length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SockAddrArgs {
+    pub syscall_nr: u32,
+    pub addr: Option<u32>,
+    pub addrlen: u32,
+}
+
+/// The cgroup sock_addr hook serving system call or kernel function `name`,
+/// if one does.
+fn sock_addr_point(name: &str, function: String) -> Option<HookPoint> {
+    let (op, syscall_nr, addr, addrlen) = match name {
+        "connect" | "security_socket_connect" => (SockOp::Connect, 42, Some(1), 2),
+        "bind" | "security_socket_bind" => (SockOp::Bind, 49, Some(1), 2),
+        "sendto" => (SockOp::Sendmsg, 44, Some(4), 5),
+        // Its address is inside the struct msghdr: no argument of its own.
+        "sendmsg" => (SockOp::Sendmsg, 46, None, 7),
+        _ => return None,
+    };
+    Some(HookPoint::CgroupSockAddr {
+        op,
+        function,
+        args: SockAddrArgs {
+            syscall_nr,
+            addr,
+            addrlen,
+        },
+    })
 }
 
 /// Where a classic tracepoint argument lies in the tracepoint's record.
@@ -207,13 +293,18 @@ impl std::fmt::Display for HookPoint {
                 ..
             } => write!(f, "uprobe {path}:{symbol}"),
             HookPoint::Uprobe { path, offset, .. } => write!(f, "uprobe {path}+{offset:#x}"),
+            HookPoint::Usdt {
+                path,
+                provider,
+                name,
+            } => write!(f, "usdt {path}:{provider}:{name}"),
             HookPoint::Tracepoint {
                 event, raw: true, ..
             } => write!(f, "raw_tp {event}"),
             HookPoint::Tracepoint {
                 subsystem, event, ..
             } => write!(f, "tracepoint {subsystem}/{event}"),
-            HookPoint::CgroupConnect { .. } => write!(f, "cgroup connect hooks"),
+            HookPoint::CgroupSockAddr { op, .. } => write!(f, "cgroup {} hooks", op.program()),
         }
     }
 }
@@ -226,9 +317,10 @@ impl HookPoint {
             HookPoint::Function { .. } => "kernel function",
             HookPoint::Lsm { .. } => "LSM hook",
             HookPoint::Uprobe { .. } => "uprobe",
+            HookPoint::Usdt { .. } => "USDT",
             HookPoint::Tracepoint { raw: false, .. } => "tracepoint",
             HookPoint::Tracepoint { raw: true, .. } => "raw tracepoint",
-            HookPoint::CgroupConnect { .. } => "cgroup connect",
+            HookPoint::CgroupSockAddr { .. } => "cgroup sock_addr",
         }
     }
 
@@ -250,8 +342,9 @@ impl HookPoint {
         match self {
             HookPoint::Syscall { .. }
             | HookPoint::Uprobe { .. }
+            | HookPoint::Usdt { .. }
             | HookPoint::Tracepoint { raw: false, .. } => true,
-            HookPoint::CgroupConnect { function } => function.starts_with("__x64_sys_"),
+            HookPoint::CgroupSockAddr { function, .. } => function.starts_with("__x64_sys_"),
             _ => false,
         }
     }
@@ -345,19 +438,18 @@ pub fn compile(policy: &Policy, features: &KernelFeatures) -> CompiledPolicy {
         let plan = compile_tracepoint(policy, tp, enforce, features);
         out.hooks.push(HookOutcome { name, plan });
     }
+    for (i, usdt) in spec.usdts.iter().enumerate() {
+        let name = format!("spec.usdts[{i}] {}:{}", usdt.provider, usdt.name);
+        let plan = compile_usdt(policy, usdt, enforce, features);
+        out.hooks.push(HookOutcome { name, plan });
+    }
     // `enforcers` attach nothing of their own here: NotifyEnforcer is served
     // by the notifying hook's signal (see actions_of), with its guarantee.
-    let unsupported = [
-        ("usdts", spec.usdts.len()),
-        ("fentries", spec.fentries.len()),
-    ];
-    for (kind, count) in unsupported {
-        for i in 0..count {
-            out.hooks.push(HookOutcome {
-                name: format!("spec.{kind}[{i}]"),
-                plan: Err(format!("{kind} hooks are not implemented in vigil yet")),
-            });
-        }
+    for i in 0..spec.fentries.len() {
+        out.hooks.push(HookOutcome {
+            name: format!("spec.fentries[{i}]"),
+            plan: Err("fentries hooks are not implemented in vigil yet".into()),
+        });
     }
     if spec.loader {
         out.hooks.push(HookOutcome {
@@ -427,25 +519,19 @@ fn compile_kprobe(
     }
     let point = if kprobe.syscall {
         let point = syscall_point(kprobe, features)?;
-        match &point {
+        let cgroup = match &point {
             HookPoint::Syscall { name, .. }
-                if name == "connect"
-                    && blocks_or_kills(kprobe)
-                    && features.has(Feature::CgroupConnect4) =>
+                if blocks_or_kills(kprobe) && features.has(Feature::CgroupConnect4) =>
             {
-                HookPoint::CgroupConnect {
-                    function: "__x64_sys_connect".into(),
-                }
+                sock_addr_point(name, format!("__x64_sys_{name}"))
             }
-            _ => point,
-        }
-    } else if kprobe.call == "security_socket_connect"
-        && features.has(Feature::CgroupConnect4)
-        && needs_cgroup_connect(kprobe, features)
-    {
-        HookPoint::CgroupConnect {
-            function: kprobe.call.clone(),
-        }
+            _ => None,
+        };
+        cgroup.unwrap_or(point)
+    } else if let Some(point) = sock_addr_point(&kprobe.call, kprobe.call.clone()).filter(|_| {
+        features.has(Feature::CgroupConnect4) && needs_cgroup_sock_addr(kprobe, features)
+    }) {
+        point
     } else {
         function_point(kprobe, features)?
     };
@@ -453,7 +539,8 @@ fn compile_kprobe(
 }
 
 /// Whether a selector of the hook makes the call fail or kills the caller:
-/// then a connect(2) hook is served where it can really block.
+/// then a connect(2), UDP send or bind(2) hook is served where it can
+/// really block.
 fn blocks_or_kills(kprobe: &KProbeSpec) -> bool {
     kprobe
         .selectors
@@ -462,10 +549,10 @@ fn blocks_or_kills(kprobe: &KProbeSpec) -> bool {
         .any(|a| matches!(a.action, ActionKind::Override | ActionKind::Sigkill))
 }
 
-/// Whether security_socket_connect needs the cgroup hooks: for Override
-/// (vigil has no fmod_ret), or for Sigkill where the kernel cannot hook the
-/// function itself.
-fn needs_cgroup_connect(kprobe: &KProbeSpec, features: &KernelFeatures) -> bool {
+/// Whether security_socket_connect or security_socket_bind needs the cgroup
+/// hooks: for Override (vigil has no fmod_ret), or for Sigkill where the
+/// kernel cannot hook the function itself.
+fn needs_cgroup_sock_addr(kprobe: &KProbeSpec, features: &KernelFeatures) -> bool {
     let actions = || kprobe.selectors.iter().flat_map(|s| &s.match_actions);
     actions().any(|a| a.action == ActionKind::Override)
         || (actions().any(|a| a.action == ActionKind::Sigkill)
@@ -561,6 +648,48 @@ fn compile_uprobe(
             (name, plan)
         })
         .collect()
+}
+
+/// A USDT probe: attached by libbpf at every site of `provider:name` in the
+/// file (as a uprobe), with the arguments the probe's note describes;
+/// `args[].index` is the position in the probe's arguments.
+fn compile_usdt(
+    policy: &Policy,
+    usdt: &UsdtSpec,
+    enforce: bool,
+    features: &KernelFeatures,
+) -> Result<HookPlan, String> {
+    if !features.has(Feature::Uprobe) {
+        return Err(format!(
+            "kernel has no uprobes, which USDT probes are (vigil probe: uprobe: {})",
+            why_not(features, Feature::Uprobe)
+        ));
+    }
+    if usdt.btf_path.is_some() {
+        return Err("btfPath: not implemented in vigil yet".into());
+    }
+    if !Path::new(&usdt.path).is_file() {
+        return Err(format!("call not found: no file {}", usdt.path));
+    }
+    let spec = KProbeSpec {
+        call: format!("{}:{}", usdt.provider, usdt.name),
+        syscall: false,
+        r#return: false,
+        return_arg: None,
+        return_arg_action: None,
+        args: usdt.args.clone(),
+        data: Vec::new(),
+        selectors: usdt.selectors.clone(),
+        message: usdt.message.clone(),
+        tags: usdt.tags.clone(),
+        ignore: None,
+    };
+    let point = HookPoint::Usdt {
+        path: usdt.path.clone(),
+        provider: usdt.provider.clone(),
+        name: usdt.name.clone(),
+    };
+    plan_hook(policy, &spec, point, enforce, features)
 }
 
 /// A tracepoint hook. A classic tracepoint's arguments are renumbered to
@@ -772,7 +901,7 @@ fn plan_hook(
 ) -> Result<HookPlan, String> {
     let syscall = match &point {
         HookPoint::Syscall { .. } => true,
-        HookPoint::CgroupConnect { function } => function.starts_with("__x64_sys_"),
+        HookPoint::CgroupSockAddr { function, .. } => function.starts_with("__x64_sys_"),
         _ => false,
     };
     let uprobe = matches!(point, HookPoint::Uprobe { .. });
@@ -796,8 +925,10 @@ fn plan_hook(
             HookPoint::Syscall { name, .. } => format!("__x64_sys_{name}"),
             HookPoint::Function { name, .. } => name.clone(),
             HookPoint::Lsm { hook } => hook.clone(),
-            HookPoint::Uprobe { .. } | HookPoint::Tracepoint { .. } => kprobe.call.clone(),
-            HookPoint::CgroupConnect { function } => function.clone(),
+            HookPoint::Uprobe { .. } | HookPoint::Usdt { .. } | HookPoint::Tracepoint { .. } => {
+                kprobe.call.clone()
+            }
+            HookPoint::CgroupSockAddr { function, .. } => function.clone(),
         },
         message: kprobe.message.clone(),
         tags: kprobe.tags.clone(),
@@ -821,6 +952,15 @@ fn plan_hook(
                 subsystem: subsystem.clone(),
                 event: event.clone(),
             },
+            HookPoint::Usdt {
+                path,
+                provider,
+                name,
+            } => EventKind::Usdt {
+                path: path.clone(),
+                provider: provider.clone(),
+                name: name.clone(),
+            },
             _ => EventKind::Kprobe,
         },
     };
@@ -828,8 +968,8 @@ fn plan_hook(
     for (i, arg) in kprobe.args.iter().enumerate() {
         let path = format!("args[{i}]");
         config.args[i] = arg_config(arg, &point, &path)?;
-        if let HookPoint::CgroupConnect { function } = &point {
-            cgroup_connect_arg(&mut config.args[i], arg, syscall, function, &path)?;
+        if let HookPoint::CgroupSockAddr { function, args, .. } = &point {
+            cgroup_sock_addr_arg(&mut config.args[i], arg, syscall, function, args, &path)?;
         }
         meta.args.push(ArgMeta {
             kind: config.args[i].type_,
@@ -934,31 +1074,50 @@ fn plan_hook(
                 .to_string()
                 .replacen("uprobe", "uprobe + uretprobe", 1)
         }
-        HookPoint::Uprobe { .. } | HookPoint::Tracepoint { .. } => point.to_string(),
-        HookPoint::CgroupConnect { function } => format!(
-            "cgroup/connect4 + cgroup/connect6 on the cgroup v2 root (for {function}: connect(2) \
-             as the kernel checks it, before any packet leaves)"
-        ),
-    };
-    let guarantee = match (overrides, signals, enforce) {
-        _ if matches!(point, HookPoint::CgroupConnect { .. }) && enforce => {
-            cgroup_guarantee(overrides, signals)
+        HookPoint::Uprobe { .. } | HookPoint::Usdt { .. } | HookPoint::Tracepoint { .. } => {
+            point.to_string()
         }
-        (Some(error), _, true) => format!(
+        HookPoint::CgroupSockAddr { op, function, .. } => {
+            let what = match op {
+                SockOp::Connect => "connect(2) as the kernel checks it, before any packet leaves",
+                SockOp::Sendmsg => {
+                    "every UDP send that names a destination, from sendto, sendmsg, sendmmsg or \
+                     io_uring alike, before the datagram leaves; the fd and the other \
+                     registers are those of the named system call only"
+                }
+                SockOp::Bind => "bind(2) as the kernel checks it, before the address is taken",
+            };
+            let program = op.program();
+            format!(
+                "cgroup/{program}4 + cgroup/{program}6 on the cgroup v2 root (for {function}: \
+                 {what})"
+            )
+        }
+    };
+    let cgroup_op = match &point {
+        HookPoint::CgroupSockAddr { op, .. } => Some(*op),
+        _ => None,
+    };
+    let guarantee = match (cgroup_op, overrides, signals, enforce) {
+        (Some(op), _, _, true) => cgroup_guarantee(op, overrides, signals),
+        (_, Some(error), _, true) => format!(
             "blocked before the operation: {} fails with error {error} before it takes effect",
             kprobe.call
         ),
-        (Some(_), _, false) => {
+        (_, Some(_), _, false) => {
             "monitor mode: overrides and signals are counted, never applied".to_owned()
         }
-        (None, false, _) => "observe only".to_owned(),
-        (None, true, true) if syscall || point.is_syscall_entry() => KILL_GUARANTEE.to_owned(),
-        (None, true, true) if uprobe => UPROBE_KILL_GUARANTEE.to_owned(),
-        (None, true, true) if matches!(point, HookPoint::Tracepoint { .. }) => {
+        (_, None, false, _) => "observe only".to_owned(),
+        (_, None, true, true) if syscall || point.is_syscall_entry() => KILL_GUARANTEE.to_owned(),
+        (_, None, true, true) if uprobe => UPROBE_KILL_GUARANTEE.to_owned(),
+        (_, None, true, true) if matches!(point, HookPoint::Usdt { .. }) => {
+            USDT_KILL_GUARANTEE.to_owned()
+        }
+        (_, None, true, true) if matches!(point, HookPoint::Tracepoint { .. }) => {
             TRACEPOINT_KILL_GUARANTEE.to_owned()
         }
-        (None, true, true) => format!("{}: {FUNCTION_KILL_GUARANTEE}", kprobe.call),
-        (None, true, false) => "monitor mode: signals are counted, never sent".to_owned(),
+        (_, None, true, true) => format!("{}: {FUNCTION_KILL_GUARANTEE}", kprobe.call),
+        (_, None, true, false) => "monitor mode: signals are counted, never sent".to_owned(),
     };
     let guarantee = if meta
         .selector_actions
@@ -984,47 +1143,83 @@ fn plan_hook(
     })
 }
 
-/// The cgroup hooks see connect(2)'s arguments (fd, the kernel's copy of the
-/// address, its length); security_socket_connect's are (struct socket *,
-/// the same address, the same length).
-fn cgroup_connect_arg(
+/// The cgroup hooks see the system call's arguments (its registers; the
+/// kernel's copy of the address in place of the caller's pointer);
+/// security_socket_connect's and security_socket_bind's are (struct socket *,
+/// the same address, the same length), of which the socket is not available.
+fn cgroup_sock_addr_arg(
     config: &mut vigil_arg_config,
     arg: &Arg,
     syscall: bool,
     function: &str,
+    args: &SockAddrArgs,
     path: &str,
 ) -> Result<(), String> {
     let kind = u32::from(config.type_);
     if matches!(kind, VIGIL_ARG_SOCKADDR | VIGIL_ARG_SOCKADDR_KERNEL) {
-        if arg.index != 1 {
-            return Err(format!(
-                "{path}: the connect address is argument 1 of {function}, not {}",
-                arg.index
-            ));
+        match args.addr {
+            Some(addr) if addr == arg.index => {}
+            Some(addr) => {
+                return Err(format!(
+                    "{path}: the address is argument {addr} of {function}, not {}",
+                    arg.index
+                ))
+            }
+            None => {
+                return Err(format!(
+                    "{path}: {function} has no sockaddr argument (its address is inside its \
+                     struct msghdr); use sys_sendto, whose argument 4 is the address"
+                ))
+            }
         }
         config.type_ = VIGIL_ARG_SOCKADDR_KERNEL as u8;
     } else if !syscall && arg.index == 0 {
         return Err(format!(
-            "{path}: served by the cgroup connect hooks (no fmod_ret or kprobes here), \
+            "{path}: served by the cgroup sock_addr hooks (no fmod_ret or kprobes here), \
              {function} has its address (index 1) and length (index 2), not its struct socket"
         ));
     }
     Ok(())
 }
 
-/// What the cgroup connect hooks guarantee for the selectors' enforcing actions.
-fn cgroup_guarantee(overrides: Option<i32>, signals: bool) -> String {
-    let blocked =
-        "blocked before the operation (cgroup/connect4, cgroup/connect6): connect() fails";
+/// What the cgroup sock_addr hooks guarantee for the selectors' enforcing actions.
+fn cgroup_guarantee(op: SockOp, overrides: Option<i32>, signals: bool) -> String {
+    let (call, before, unseen) = match op {
+        SockOp::Connect => ("connect()", "before any packet leaves", ""),
+        SockOp::Sendmsg => (
+            "a UDP send that names a destination (sendto, sendmsg, sendmmsg)",
+            "before the datagram leaves",
+            "; not seen: sends without an address on a connected UDP socket (the kernel \
+             checks those at connect(), which a sys_connect policy blocks), TCP and raw sockets",
+        ),
+        SockOp::Bind => (
+            "bind()",
+            "before the address is taken",
+            "; not seen: ports the kernel picks implicitly (connect or send without bind)",
+        ),
+    };
+    let program = op.program();
+    let blocked = format!(
+        "blocked before the operation (cgroup/{program}4, cgroup/{program}6): {call} fails"
+    );
     let mut out = match overrides {
         Some(error) => format!(
-            "{blocked} with {} (Override), with EPERM (Sigkill), before any packet leaves",
+            "{blocked} with {} (Override), with EPERM (Sigkill), {before}",
             errno_text(error)
         ),
-        None => format!("{blocked} with EPERM before any packet leaves"),
+        None => format!("{blocked} with EPERM {before}"),
     };
+    out.push_str(unseen);
     if signals {
-        out.push_str("; signals are sent when connect() returns (syscalls/sys_exit_connect)");
+        let exits = op
+            .syscalls()
+            .iter()
+            .map(|s| format!("sys_exit_{s}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        out.push_str(&format!(
+            "; signals are sent when the call returns (syscalls/{exits})"
+        ));
     }
     out
 }
@@ -1970,7 +2165,7 @@ fn actions_of(
                 if matches!(
                     point,
                     HookPoint::Lsm { .. }
-                        | HookPoint::CgroupConnect { .. }
+                        | HookPoint::CgroupSockAddr { .. }
                         | HookPoint::Function { fmod_ret: true, .. }
                 ) =>
             {
@@ -1985,9 +2180,11 @@ fn actions_of(
                 flags |= VIGIL_ACTION_OVERRIDE;
                 name = "KPROBE_ACTION_OVERRIDE";
             }
-            ActionKind::Override if matches!(point, HookPoint::Uprobe { .. }) => {
+            ActionKind::Override
+                if matches!(point, HookPoint::Uprobe { .. } | HookPoint::Usdt { .. }) =>
+            {
                 return Err(format!(
-                    "{apath}: Override on a uprobe needs register writes from BPF (Linux 6.18 uprobe \
+                    "{apath}: Override on a uprobe or USDT probe needs register writes from BPF (Linux 6.18 uprobe \
                      override), not implemented in vigil yet"
                 ))
             }
@@ -2043,6 +2240,32 @@ mod tests {
         let policies = vigil_policy::check_str(&text).expect("valid policy");
         let mut compiled = compile(&policies[0], &features(available));
         compiled.hooks.remove(0).plan
+    }
+
+    #[test]
+    fn usdt_hooks_are_served_by_the_uprobe_object() {
+        let hook = "  - path: /bin/sh\n    provider: p\n    name: n\n    args:\n    - index: 1\n      type: string\n    selectors:\n    - matchActions:\n      - action: Sigkill\n";
+        let plan =
+            first_of("usdts", hook, &[Feature::Uprobe, Feature::SendSignal]).expect("served");
+        assert_eq!(plan.via, "usdt /bin/sh:p:n");
+        assert!(
+            plan.guarantee.starts_with("killed at the probe"),
+            "{}",
+            plan.guarantee
+        );
+        assert!(
+            matches!(&plan.meta.event, EventKind::Usdt { provider, name, .. } if provider == "p" && name == "n")
+        );
+        // Probe arguments live in user memory.
+        assert_eq!(u32::from(plan.config.args[0].type_), VIGIL_ARG_STRING);
+        let why = first_of("usdts", hook, &[]).expect_err("refused");
+        assert!(why.contains("kernel has no uprobes"), "{why}");
+        let missing = hook.replace("/bin/sh", "/nonexistent/usdt-target");
+        let why = first_of("usdts", &missing, &[Feature::Uprobe]).expect_err("refused");
+        assert!(why.contains("call not found: no file"), "{why}");
+        let overriding = hook.replace("action: Sigkill", "action: Override\n        argError: -1");
+        let why = first_of("usdts", &overriding, &[Feature::Uprobe]).expect_err("refused");
+        assert!(why.contains("Override on a uprobe or USDT probe"), "{why}");
     }
 
     const FILE_OPEN: &str = "  - call: security_file_open\n    syscall: false\n    args:\n    - index: 0\n      type: file\n";
@@ -2276,8 +2499,14 @@ format:
         .expect("served");
         assert_eq!(
             plan.point,
-            HookPoint::CgroupConnect {
-                function: "__x64_sys_connect".into()
+            HookPoint::CgroupSockAddr {
+                op: SockOp::Connect,
+                function: "__x64_sys_connect".into(),
+                args: SockAddrArgs {
+                    syscall_nr: 42,
+                    addr: Some(1),
+                    addrlen: 2
+                }
             }
         );
         assert!(
@@ -2344,6 +2573,80 @@ format:
             .replace("type: fd", "type: int");
         let why = first_hook(&with_socket, &[Feature::CgroupConnect4]).expect_err("refused");
         assert!(why.contains("not its struct socket"), "{why}");
+    }
+
+    #[test]
+    fn blocking_udp_sends_and_binds_are_served_by_cgroup_hooks() {
+        let features = [Feature::Tracepoint, Feature::CgroupConnect4];
+        let sendto = CONNECT_DENY
+            .replace("call: sys_connect", "call: sys_sendto")
+            .replace("index: 1", "index: 4");
+        let plan = first_hook(&sendto, &features).expect("served");
+        assert!(
+            matches!(
+                plan.point,
+                HookPoint::CgroupSockAddr {
+                    op: SockOp::Sendmsg,
+                    args: SockAddrArgs {
+                        syscall_nr: 44,
+                        addr: Some(4),
+                        addrlen: 5
+                    },
+                    ..
+                }
+            ),
+            "{:?}",
+            plan.point
+        );
+        assert_eq!(
+            u32::from(plan.config.args[1].type_),
+            VIGIL_ARG_SOCKADDR_KERNEL
+        );
+        assert!(
+            plan.via.starts_with("cgroup/sendmsg4 + cgroup/sendmsg6"),
+            "{}",
+            plan.via
+        );
+        assert!(
+            plan.guarantee.contains("connected UDP socket"),
+            "the guarantee names what the hook does not see: {}",
+            plan.guarantee
+        );
+        // The address at the wrong index is refused, not read from the wrong register.
+        let wrong = CONNECT_DENY.replace("call: sys_connect", "call: sys_sendto");
+        let why = first_hook(&wrong, &features).expect_err("refused");
+        assert!(
+            why.contains("the address is argument 4 of __x64_sys_sendto"),
+            "{why}"
+        );
+        let sendmsg = CONNECT_DENY.replace("call: sys_connect", "call: sys_sendmsg");
+        let why = first_hook(&sendmsg, &features).expect_err("refused");
+        assert!(why.contains("has no sockaddr argument"), "{why}");
+
+        let bind = CONNECT_DENY.replace("call: sys_connect", "call: sys_bind");
+        let plan = first_hook(&bind, &features).expect("served");
+        assert!(matches!(
+            plan.point,
+            HookPoint::CgroupSockAddr {
+                op: SockOp::Bind,
+                ..
+            }
+        ));
+        assert!(
+            plan.guarantee.starts_with(
+                "blocked before the operation (cgroup/bind4, cgroup/bind6): bind() fails with error -13"
+            ),
+            "{}",
+            plan.guarantee
+        );
+        let security_bind = CONNECT_DENY
+            .replace(
+                "call: sys_connect",
+                "call: security_socket_bind\n    syscall: false",
+            )
+            .replace("    - index: 0\n      type: fd\n", "");
+        let plan = first_hook(&security_bind, &features).expect("served");
+        assert_eq!(plan.meta.function_name, "security_socket_bind");
     }
 
     #[test]

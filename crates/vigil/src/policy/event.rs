@@ -15,15 +15,16 @@ use vigil_bpf::wire::{
 use vigil_events::{
     caps, ArgValue, EventBody, KprobeArgument, KprobeCapability, KprobeFile, KprobeSock,
     KprobeSockaddr, Namespace, ProcessKprobe, ProcessLsm, ProcessRef, ProcessTracepoint,
-    ProcessUprobe, SyscallId, UserNamespace,
+    ProcessUprobe, ProcessUsdt, SyscallId, UserNamespace,
 };
 use vigil_policy::net::{name_of, FAMILIES, PROTOCOLS, SOCK_TYPES, TCP_STATES};
 
 use super::compile::{ArgMeta, EventKind, HookMeta};
 use crate::decode::{read, KprobeRecord};
 
-/// The event of a policy hook: `process_lsm`, `process_uprobe` or
-/// `process_tracepoint` by the hook's kind, else `process_kprobe`.
+/// The event of a policy hook: `process_lsm`, `process_uprobe`,
+/// `process_usdt` or `process_tracepoint` by the hook's kind, else
+/// `process_kprobe`.
 pub fn hook_event(
     rec: &KprobeRecord,
     meta: &HookMeta,
@@ -62,6 +63,23 @@ pub fn hook_event(
             offset: offset.map(|o| o.to_string()),
             action: k.action,
             r#return: k.r#return,
+        }),
+        EventKind::Usdt {
+            path,
+            provider,
+            name,
+        } => EventBody::ProcessUsdt(ProcessUsdt {
+            process: k.process,
+            parent: k.parent,
+            path: path.clone(),
+            provider: provider.clone(),
+            name: name.clone(),
+            policy_name: k.policy_name,
+            action: k.action,
+            args: k.args,
+            message: k.message,
+            tags: k.tags,
+            ancestors: k.ancestors,
         }),
         EventKind::Tracepoint { subsystem, event } => {
             EventBody::ProcessTracepoint(ProcessTracepoint {

@@ -2,8 +2,8 @@
 //! per-syscall tracepoints (raw_tp sys_enter/sys_exit for system calls
 //! without one); on kernel functions, served by one fentry, kprobe, lsm or
 //! fmod_ret instance per hook (with fexit or kretprobe for return values);
-//! uprobes and tracepoints (`uprobe.rs`, `tracepoint.rs`); connect(2) hooks
-//! served by cgroup programs (`connect.rs`). Configured entirely through maps (hook configs,
+//! uprobes and tracepoints (`uprobe.rs`, `tracepoint.rs`); connect(2), UDP
+//! send and bind(2) hooks served by cgroup programs (`sock_addr.rs`). Configured entirely through maps (hook configs,
 //! syscall -> hooks, selector strings and addresses) that every object
 //! shares with the system call object, which shares the process sensor's
 //! ring buffer, counters and process table.
@@ -35,8 +35,8 @@ use vigil_bpf::{
 
 use super::{
     bytes_of,
-    connect::ConnectHook,
     process::ProcessSensor,
+    sock_addr::SockAddrHook,
     tracepoint::{ClassicTracepoint, RawTracepoints, TracepointHook},
     uprobe::{UprobeHook, UprobeHooks},
     Owned,
@@ -92,12 +92,12 @@ pub struct GenericSensor {
     raw_enter: Option<Link>,
     raw_exit: Option<Link>,
     functions: BTreeMap<u32, FunctionInstance>,
-    /// Loaded with the first uprobe hook, dropped with the last.
+    /// Loaded with the first uprobe or USDT hook, dropped with the last.
     uprobes: Option<UprobeHooks>,
     tracepoints: BTreeMap<u32, ClassicTracepoint>,
     /// Loaded with the first raw tracepoint hook, dropped with the last.
     raw_tracepoints: Option<RawTracepoints>,
-    connects: BTreeMap<u32, ConnectHook>,
+    sock_addrs: BTreeMap<u32, SockAddrHook>,
     hooks: BTreeMap<u32, LiveHook>,
     /// Unused hook ids, the longest unused first, so that a late record of
     /// a removed hook is unlikely to meet a new hook under its id.
@@ -304,7 +304,7 @@ impl GenericSensor {
             uprobes: None,
             tracepoints: BTreeMap::new(),
             raw_tracepoints: None,
-            connects: BTreeMap::new(),
+            sock_addrs: BTreeMap::new(),
             hooks: BTreeMap::new(),
             free_ids: (0..VIGIL_HOOKS_MAX).collect(),
             wakeup_bytes,
@@ -416,14 +416,13 @@ impl GenericSensor {
                     offset: *offset,
                     ret: plan.config.flags & VIGIL_HOOK_RETURN != 0,
                 };
-                let uprobes = match &mut self.uprobes {
-                    Some(u) => u,
-                    None => self
-                        .uprobes
-                        .insert(UprobeHooks::load(&self.skel, self.wakeup_bytes)?),
-                };
-                uprobes.attach(&hook)
+                self.uprobe_object()?.attach(&hook)
             }
+            HookPoint::Usdt {
+                path,
+                provider,
+                name,
+            } => self.uprobe_object()?.attach_usdt(id, path, provider, name),
             HookPoint::Tracepoint {
                 subsystem,
                 event,
@@ -449,12 +448,21 @@ impl GenericSensor {
                 };
                 raw.attach(&hook)
             }
-            HookPoint::CgroupConnect { .. } => {
-                let connect = ConnectHook::load(&self.skel, self.wakeup_bytes, id)?;
-                self.connects.insert(id, connect);
+            HookPoint::CgroupSockAddr { op, args, .. } => {
+                let hook = SockAddrHook::load(&self.skel, self.wakeup_bytes, id, *op, *args)?;
+                self.sock_addrs.insert(id, hook);
                 Ok(())
             }
         }
+    }
+
+    /// The uprobe and USDT object, loaded with the first hook that needs it.
+    fn uprobe_object(&mut self) -> Result<&mut UprobeHooks> {
+        let uprobes = match self.uprobes.take() {
+            Some(u) => u,
+            None => UprobeHooks::load(&self.skel, self.wakeup_bytes)?,
+        };
+        Ok(self.uprobes.insert(uprobes))
     }
 
     fn attach_syscall_hook(
@@ -583,7 +591,7 @@ impl GenericSensor {
             HookPoint::Function { .. } | HookPoint::Lsm { .. } => {
                 self.functions.remove(&id);
             }
-            HookPoint::Uprobe { .. } => {
+            HookPoint::Uprobe { .. } | HookPoint::Usdt { .. } => {
                 if let Some(uprobes) = &mut self.uprobes {
                     uprobes.detach(id);
                     if uprobes.is_empty() {
@@ -602,8 +610,8 @@ impl GenericSensor {
                     }
                 }
             }
-            HookPoint::CgroupConnect { .. } => {
-                self.connects.remove(&id);
+            HookPoint::CgroupSockAddr { .. } => {
+                self.sock_addrs.remove(&id);
             }
         }
         let maps = &self.skel.maps;

@@ -1,7 +1,7 @@
 //! Loading and attaching vigil's BPF programs, one module per sensor.
-pub mod connect;
 pub mod generic;
 pub mod process;
+pub mod sock_addr;
 pub mod tracepoint;
 pub mod uprobe;
 

@@ -1,14 +1,15 @@
-//! TracingPolicy uprobes: one object (`bpf/generic/uprobe.bpf.c`) serves
-//! every hooked symbol. It is loaded with the first uprobe hook; its
-//! programs are attached once per hook, with the hook's id as the attach
-//! cookie, and share the system call object's maps (hook configurations,
+//! TracingPolicy uprobes and USDT probes: one object
+//! (`bpf/generic/uprobe.bpf.c`) serves every hooked symbol and probe. It is
+//! loaded with the first such hook; its programs are attached once per hook,
+//! with the hook's id as the attach cookie (the USDT cookie for USDT
+//! probes), and share the system call object's maps (hook configurations,
 //! selector strings, pending returns, ring buffer).
 use std::{collections::BTreeMap, os::fd::AsFd};
 
 use anyhow::{anyhow, Context, Result};
 use libbpf_rs::{
     skel::{OpenSkel, SkelBuilder},
-    ErrorKind, Link, UprobeOpts,
+    ErrorKind, Link, UprobeOpts, UsdtOpts,
 };
 use vigil_bpf::{
     syscall::SyscallSkel,
@@ -95,6 +96,29 @@ impl UprobeHooks {
             links.push(one(true)?);
         }
         self.links.insert(hook.id, links);
+        Ok(())
+    }
+
+    /// Attaches the USDT probe `provider:name` of the file at `path` for
+    /// hook `id`: every site of the probe in the file, its arguments
+    /// decoded as the probe's note describes them.
+    pub fn attach_usdt(&mut self, id: u32, path: &str, provider: &str, name: &str) -> Result<()> {
+        let opts = UsdtOpts {
+            cookie: u64::from(id),
+            ..Default::default()
+        };
+        let link = self
+            .skel
+            .progs
+            .vigil_usdt
+            .attach_usdt_with_opts(-1, path, provider, name, opts)
+            .map_err(|e| match e.kind() {
+                ErrorKind::NotFound => {
+                    anyhow!("call not found: no USDT probe {provider}:{name} in {path} ({e})")
+                }
+                _ => anyhow!("attaching USDT probe {path}:{provider}:{name}: {e}"),
+            })?;
+        self.links.insert(id, vec![link]);
         Ok(())
     }
 

@@ -492,7 +492,7 @@ fn after_exit(agent: &Agent, pid: u32, kind: &str) -> usize {
 }
 
 /// Whether the agent has a link of a program whose name starts with `prefix`.
-fn linked(agent: &Agent, prefix: &str) -> bool {
+pub fn linked(agent: &Agent, prefix: &str) -> bool {
     agent_links(agent.pid())
         .iter()
         .any(|n| n.starts_with(prefix))

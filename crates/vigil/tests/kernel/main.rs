@@ -16,6 +16,7 @@ mod selectors;
 mod tester;
 mod tracepoint;
 mod uprobe;
+mod usdt;
 
 use std::{panic, process::ExitCode, time::Instant};
 
@@ -203,6 +204,23 @@ const TESTS: &[(&str, TestFn)] = &[
     (
         "network::cgroup_links_go_with_the_agent",
         network::cgroup_links_go_with_the_agent,
+    ),
+    (
+        "network::udp_sendto_override_blocks_before_the_datagram_leaves",
+        network::udp_sendto_override_blocks_before_the_datagram_leaves,
+    ),
+    (
+        "network::udp_sendto_monitor_mode_lets_through",
+        network::udp_sendto_monitor_mode_lets_through,
+    ),
+    (
+        "network::bind_override_blocks_and_links_go_with_the_policy",
+        network::bind_override_blocks_and_links_go_with_the_policy,
+    ),
+    ("usdt::usdt_args_and_selector", usdt::usdt_args_and_selector),
+    (
+        "usdt::usdt_sigkill_before_the_code_after_the_probe",
+        usdt::usdt_sigkill_before_the_code_after_the_probe,
     ),
     (
         "network::tcp_connect_reports_sock",

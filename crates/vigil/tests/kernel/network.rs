@@ -1,9 +1,10 @@
-//! Network policies end to end: real connects over loopback (127.0.0.1,
-//! another 127.x address, ::1), the sockaddr and sock arguments the agent
-//! reports, address and port selectors, and connect enforcement.
+//! Network policies end to end: real connects, UDP sends and binds over
+//! loopback (127.0.0.1, another 127.x address, ::1), the sockaddr and sock
+//! arguments the agent reports, address and port selectors, and their
+//! enforcement by cgroup sock_addr hooks.
 use std::{
     io::{ErrorKind, Read, Write},
-    net::{SocketAddr, TcpListener, TcpStream},
+    net::{SocketAddr, TcpListener, TcpStream, UdpSocket},
     os::unix::process::ExitStatusExt,
     path::{Path, PathBuf},
     process::{Command, Stdio},
@@ -682,4 +683,264 @@ fn link_info(id: u32) -> Option<(u32, u32)> {
     let info = crate::harness::bpf_obj_info(30, id)?;
     let word = |at: usize| u32::from_ne_bytes(info[at..at + 4].try_into().unwrap_or_default());
     Some((word(0), word(8)))
+}
+
+/// A policy on `call` (a system call) whose address argument is `addr_index`,
+/// with an int argument 0 (the fd) and `selectors`.
+fn sock_addr_policy(
+    name: &str,
+    call: &str,
+    addr_index: u32,
+    options: &str,
+    selectors: &str,
+) -> String {
+    format!(
+        "apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: {name}
+spec:
+{options}  kprobes:
+  - call: {call}
+    syscall: true
+    args:
+    - index: 0
+      type: int
+    - index: {addr_index}
+      type: sockaddr
+{selectors}"
+    )
+}
+
+/// Selectors acting with `action` on the address `ip` (matchArgs index `index`).
+fn addr_selectors(index: u32, ip: &str, action: &str) -> String {
+    format!(
+        "    selectors:
+    - matchArgs:
+      - index: {index}
+        operator: SAddr
+        values:
+        - {ip}
+      matchActions:
+      - action: {action}
+"
+    )
+}
+
+/// A UDP socket on `ip` (port chosen by the kernel) that does not block.
+fn udp_listen(ip: &str) -> UdpSocket {
+    let s = UdpSocket::bind((ip, 0)).expect("bind a UDP socket on loopback");
+    s.set_nonblocking(true).expect("nonblocking");
+    s
+}
+
+/// The next datagram queued on `s`, waiting a little for loopback delivery
+/// of a datagram that was sent; None when nothing is queued.
+fn received(s: &UdpSocket) -> Option<Vec<u8>> {
+    let mut buf = [0u8; 64];
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        match s.recv(&mut buf) {
+            Ok(n) => return Some(buf[..n].to_vec()),
+            Err(e) if e.kind() == ErrorKind::WouldBlock && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10))
+            }
+            Err(_) => return None,
+        }
+    }
+}
+
+/// Events of this process from `function` whose sockaddr (argument
+/// position 1 of the event) is `ip` and `port`.
+fn sock_events<'a>(evs: &'a [Value], function: &str, ip: &str, port: u16) -> Vec<&'a Value> {
+    let me = u64::from(std::process::id());
+    of_kind(evs, "process_kprobe")
+        .into_iter()
+        .filter(|k| {
+            str_at(k, "/function_name") == function
+                && str_at(k, "/args/1/sockaddr_arg/addr") == ip
+                && k["args"][1]["sockaddr_arg"]["port"] == u64::from(port)
+                && pid_of(k) == me
+        })
+        .collect()
+}
+
+/// Override on sendto(2): a UDP datagram to the selected address fails with
+/// EPERM and never reaches the socket listening there; one to another
+/// address arrives; the event has the destination. A send on a UDP socket
+/// connected to the selected address carries no address, which the
+/// kernel's sendmsg hooks do not see: it arrives, as the status says.
+pub fn udp_sendto_override_blocks_before_the_datagram_leaves() -> TestResult {
+    require_agent!();
+    if let Err(why) = probed("cgroup_connect4") {
+        skip!("kernel has no cgroup sock_addr hooks ({why})");
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let selectors = addr_selectors(4, OTHER, "Override\n        argError: -1");
+    let policy = write_policy(
+        dir.path(),
+        "deny-udp",
+        &sock_addr_policy("deny-udp", "sys_sendto", 4, "", &selectors),
+    );
+    let agent = Agent::start(&["--tracing-policy", &policy]);
+    assert!(
+        has_log(
+            &agent,
+            &[
+                "policy hook loaded",
+                "cgroup/sendmsg4",
+                "blocked before the operation",
+                "connected UDP socket"
+            ]
+        ),
+        "no status line with the sendmsg hooks and their guarantee"
+    );
+    let (allowed, denied) = (udp_listen("127.0.0.1"), udp_listen(OTHER));
+    let sender = UdpSocket::bind("127.0.0.1:0").expect("sender");
+    let to_allowed = allowed.local_addr().expect("addr");
+    let to_denied = denied.local_addr().expect("addr");
+    sender
+        .send_to(b"allowed", to_allowed)
+        .expect("send to 127.0.0.1");
+    let err = sender
+        .send_to(b"denied", to_denied)
+        .expect_err("a datagram to the selected address was sent");
+    assert_eq!(err.raw_os_error(), Some(libc::EPERM), "{err}");
+    assert_eq!(received(&allowed).as_deref(), Some(&b"allowed"[..]));
+    assert_eq!(received(&denied), None, "a blocked datagram arrived");
+
+    let connected = UdpSocket::bind("127.0.0.1:0").expect("socket");
+    connected.connect(to_denied).expect("connect is not hooked");
+    connected
+        .send(b"connected")
+        .expect("send on a connected socket");
+    assert_eq!(
+        received(&denied).as_deref(),
+        Some(&b"connected"[..]),
+        "a send without an address is not seen by cgroup/sendmsg4"
+    );
+
+    let evs = agent.wait_for(WAIT, "the blocked sendto's event", |evs| {
+        !sock_events(evs, "__x64_sys_sendto", OTHER, to_denied.port()).is_empty()
+    });
+    let ev = sock_events(&evs, "__x64_sys_sendto", OTHER, to_denied.port())[0];
+    assert_eq!(str_at(ev, "/action"), "KPROBE_ACTION_OVERRIDE", "{ev}");
+    assert_eq!(str_at(ev, "/args/1/sockaddr_arg/family"), "AF_INET", "{ev}");
+    assert_eq!(str_at(ev, "/policy_name"), "deny-udp");
+    assert!(
+        sock_events(&evs, "__x64_sys_sendto", "127.0.0.1", to_allowed.port()).is_empty(),
+        "the unselected send posted"
+    );
+    agent.stop();
+    Ok(())
+}
+
+/// In monitor mode a selected UDP send goes through, is posted without the
+/// block, and counted as monitored.
+pub fn udp_sendto_monitor_mode_lets_through() -> TestResult {
+    require_agent!();
+    if let Err(why) = probed("cgroup_connect4") {
+        skip!("kernel has no cgroup sock_addr hooks ({why})");
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let options = "  options:\n  - name: policy-mode\n    value: monitor\n";
+    let selectors = addr_selectors(4, "::1", "Sigkill");
+    let policy = write_policy(
+        dir.path(),
+        "watch-udp",
+        &sock_addr_policy("watch-udp", "sys_sendto", 4, options, &selectors),
+    );
+    let agent = Agent::start(&["--tracing-policy", &policy]);
+    assert!(has_log(
+        &agent,
+        &["policy hook loaded", "cgroup/sendmsg4", "monitor mode"]
+    ));
+    let target = udp_listen("::1");
+    let to = target.local_addr().expect("addr");
+    UdpSocket::bind("[::1]:0")
+        .expect("sender")
+        .send_to(b"watched", to)
+        .expect("monitor mode blocked the send");
+    assert_eq!(received(&target).as_deref(), Some(&b"watched"[..]));
+    let evs = agent.wait_for(WAIT, "the monitored send's event", |evs| {
+        !sock_events(evs, "__x64_sys_sendto", "::1", to.port()).is_empty()
+    });
+    let ev = sock_events(&evs, "__x64_sys_sendto", "::1", to.port())[0];
+    assert_eq!(str_at(ev, "/action"), "KPROBE_ACTION_POST", "{ev}");
+    assert_eq!(
+        str_at(ev, "/args/1/sockaddr_arg/family"),
+        "AF_INET6",
+        "{ev}"
+    );
+    agent.stop();
+    Ok(())
+}
+
+/// Override on bind(2) to one port: binding it fails with EPERM (UDP and
+/// TCP alike), another port binds, the event has the address; the bind
+/// programs' links go when the policy is deleted over the API, and the
+/// port binds again.
+pub fn bind_override_blocks_and_links_go_with_the_policy() -> TestResult {
+    require_agent!();
+    if let Err(why) = probed("cgroup_connect4") {
+        skip!("kernel has no cgroup sock_addr hooks ({why})");
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port = free_port();
+    let selectors = format!(
+        "    selectors:
+    - matchArgs:
+      - index: 1
+        operator: SPort
+        values:
+        - \"{port}\"
+      matchActions:
+      - action: Override
+        argError: -1
+"
+    );
+    let policy = write_policy(
+        dir.path(),
+        "deny-bind",
+        &sock_addr_policy("deny-bind", "sys_bind", 1, "", &selectors),
+    );
+    let agent = Agent::start(&[]);
+    let out = agent.cli(&["tracingpolicy", "add", &policy]);
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "add: {report}");
+    assert!(report.contains("cgroup/bind4"), "{report}");
+    assert!(
+        crate::api::linked(&agent, "vigil_bind4"),
+        "no bind link after add"
+    );
+    assert!(
+        crate::api::linked(&agent, "vigil_bind6"),
+        "no bind6 link after add"
+    );
+    let err = UdpSocket::bind((OTHER, port)).expect_err("UDP bind to the selected port");
+    assert_eq!(err.raw_os_error(), Some(libc::EPERM), "{err}");
+    let err = TcpListener::bind(("::1", port)).expect_err("TCP bind to the selected port");
+    assert_eq!(err.raw_os_error(), Some(libc::EPERM), "{err}");
+    let other = UdpSocket::bind((OTHER, 0)).expect("another port binds");
+    let evs = agent.wait_for(WAIT, "the blocked bind's event", |evs| {
+        !sock_events(evs, "__x64_sys_bind", OTHER, port).is_empty()
+    });
+    let ev = sock_events(&evs, "__x64_sys_bind", OTHER, port)[0];
+    assert_eq!(str_at(ev, "/action"), "KPROBE_ACTION_OVERRIDE", "{ev}");
+    let other_port = other.local_addr().expect("addr").port();
+    assert!(sock_events(&evs, "__x64_sys_bind", OTHER, other_port).is_empty());
+
+    let out = agent.cli(&["tracingpolicy", "delete", "deny-bind"]);
+    assert!(
+        out.status.success(),
+        "delete: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !crate::api::linked(&agent, "vigil_bind"),
+        "bind programs linked after the policy was deleted"
+    );
+    UdpSocket::bind((OTHER, port)).expect("the port binds after the policy was deleted");
+    agent.stop();
+    Ok(())
 }
