@@ -38,6 +38,7 @@ use vigil_policy::{
 
 use std::{net::IpAddr, path::Path};
 
+use super::fanotify::{self, CallKind, FanotifySpec};
 use super::syscalls;
 use crate::probe::{Feature, KernelFeatures};
 
@@ -185,6 +186,9 @@ pub enum HookPoint {
     /// `function` is the hooked call's name in events (`__x64_sys_connect`,
     /// `security_socket_connect`).
     CgroupConnect { function: String },
+    /// A file open or execution served by fanotify permission events,
+    /// decided in user space (no BPF program).
+    Fanotify(Box<FanotifySpec>),
 }
 
 /// Where a classic tracepoint argument lies in the tracepoint's record.
@@ -214,6 +218,7 @@ impl std::fmt::Display for HookPoint {
                 subsystem, event, ..
             } => write!(f, "tracepoint {subsystem}/{event}"),
             HookPoint::CgroupConnect { .. } => write!(f, "cgroup connect hooks"),
+            HookPoint::Fanotify(_) => write!(f, "fanotify permission events"),
         }
     }
 }
@@ -229,6 +234,7 @@ impl HookPoint {
             HookPoint::Tracepoint { raw: false, .. } => "tracepoint",
             HookPoint::Tracepoint { raw: true, .. } => "raw tracepoint",
             HookPoint::CgroupConnect { .. } => "cgroup connect",
+            HookPoint::Fanotify(_) => "fanotify",
         }
     }
 
@@ -425,6 +431,9 @@ fn compile_kprobe(
     if kprobe.call.starts_with("list:") {
         return Err("calls from lists (list:NAME) are not implemented in vigil yet".into());
     }
+    if let Some(plan) = fanotify_kprobe(policy, kprobe, enforce, features) {
+        return plan;
+    }
     let point = if kprobe.syscall {
         let point = syscall_point(kprobe, features)?;
         match &point {
@@ -450,6 +459,68 @@ fn compile_kprobe(
         function_point(kprobe, features)?
     };
     plan_hook(policy, kprobe, point, enforce, features)
+}
+
+/// A file-open or execution hook that blocks or kills where BPF cannot stop
+/// the call before it happens: served by fanotify permission events. BPF
+/// stays preferred where it blocks in the kernel (fmod_ret), and a system
+/// call hook that only kills keeps its tracepoint ("killed after the call").
+fn fanotify_kprobe(
+    policy: &Policy,
+    kprobe: &KProbeSpec,
+    enforce: bool,
+    features: &KernelFeatures,
+) -> Option<Result<HookPlan, String>> {
+    if !fanotify::blocks_or_kills(&kprobe.selectors) {
+        return None;
+    }
+    let overrides = kprobe
+        .selectors
+        .iter()
+        .flat_map(|s| &s.match_actions)
+        .any(|a| a.action == ActionKind::Override);
+    let (hook, function, why_not_bpf) = if kprobe.syscall {
+        let (name, _) = syscall_of(&kprobe.call).ok()?;
+        if !overrides {
+            return None;
+        }
+        (
+            fanotify::file_hook(name, CallKind::Syscall)?,
+            format!("__x64_sys_{name}"),
+            "Override: a system call tracepoint cannot change the call's result".to_owned(),
+        )
+    } else {
+        let hook = fanotify::file_hook(&kprobe.call, CallKind::Function)?;
+        let why = if overrides {
+            if features.has(Feature::FmodRet) {
+                return None;
+            }
+            format!(
+                "Override needs fmod_ret (vigil probe: fmod_ret: {})",
+                why_not(features, Feature::FmodRet)
+            )
+        } else {
+            if features.has(Feature::Fentry) || features.has(Feature::Kprobe) {
+                return None;
+            }
+            format!(
+                "kernel has no kprobes and no fentry (vigil probe: kprobe: {}; fentry: {})",
+                why_not(features, Feature::Kprobe),
+                why_not(features, Feature::Fentry)
+            )
+        };
+        (hook, kprobe.call.clone(), why)
+    };
+    Some(
+        fanotify::plan(policy, kprobe, function, EventKind::Kprobe, hook, enforce).map_err(
+            |why| {
+                format!(
+                    "kprobe on {}: {why_not_bpf}, and fanotify permission events cannot serve                      the hook: {why}",
+                    kprobe.call
+                )
+            },
+        ),
+    )
 }
 
 /// Whether a selector of the hook makes the call fail or kills the caller:
@@ -482,18 +553,39 @@ fn compile_lsm(
 ) -> Result<HookPlan, String> {
     let hook = &lsm.hook;
     if !features.has(Feature::Lsm) {
-        return Err(format!(
+        let no_lsm = format!(
             "lsm hook {hook}: kernel has no BPF-LSM (vigil probe: BPF-LSM: {})",
             why_not(features, Feature::Lsm)
-        ));
+        );
+        let file_hook = fanotify::file_hook(hook, CallKind::Lsm);
+        return match file_hook {
+            Some(file_hook) if fanotify::blocks_or_kills(&lsm.selectors) => fanotify::plan(
+                policy,
+                &lsm_as_kprobe(lsm),
+                hook.clone(),
+                EventKind::Lsm,
+                file_hook,
+                enforce,
+            )
+            .map_err(|why| {
+                format!("{no_lsm}, and fanotify permission events cannot serve it: {why}")
+            }),
+            _ => Err(no_lsm),
+        };
     }
     if !in_vmlinux_btf(&format!("bpf_lsm_{hook}")) {
         return Err(format!(
             "call not found: no LSM hook named {hook} (bpf_lsm_{hook} is not in vmlinux BTF)"
         ));
     }
-    let spec = KProbeSpec {
-        call: hook.clone(),
+    let point = HookPoint::Lsm { hook: hook.clone() };
+    plan_hook(policy, &lsm_as_kprobe(lsm), point, enforce, features)
+}
+
+/// An LSM hook in the shape of a kernel-function kprobe, for the shared planning.
+fn lsm_as_kprobe(lsm: &LsmHookSpec) -> KProbeSpec {
+    KProbeSpec {
+        call: lsm.hook.clone(),
         syscall: false,
         r#return: false,
         return_arg: None,
@@ -504,9 +596,7 @@ fn compile_lsm(
         message: lsm.message.clone(),
         tags: lsm.tags.clone(),
         ignore: None,
-    };
-    let point = HookPoint::Lsm { hook: hook.clone() };
-    plan_hook(policy, &spec, point, enforce, features)
+    }
 }
 
 /// One hook per symbol (or offset) of a uprobe, named `PATH SYMBOL`.
@@ -796,7 +886,9 @@ fn plan_hook(
             HookPoint::Syscall { name, .. } => format!("__x64_sys_{name}"),
             HookPoint::Function { name, .. } => name.clone(),
             HookPoint::Lsm { hook } => hook.clone(),
-            HookPoint::Uprobe { .. } | HookPoint::Tracepoint { .. } => kprobe.call.clone(),
+            HookPoint::Uprobe { .. } | HookPoint::Tracepoint { .. } | HookPoint::Fanotify(_) => {
+                kprobe.call.clone()
+            }
             HookPoint::CgroupConnect { function } => function.clone(),
         },
         message: kprobe.message.clone(),
@@ -934,7 +1026,9 @@ fn plan_hook(
                 .to_string()
                 .replacen("uprobe", "uprobe + uretprobe", 1)
         }
-        HookPoint::Uprobe { .. } | HookPoint::Tracepoint { .. } => point.to_string(),
+        HookPoint::Uprobe { .. } | HookPoint::Tracepoint { .. } | HookPoint::Fanotify(_) => {
+            point.to_string()
+        }
         HookPoint::CgroupConnect { function } => format!(
             "cgroup/connect4 + cgroup/connect6 on the cgroup v2 root (for {function}: connect(2) \
              as the kernel checks it, before any packet leaves)"

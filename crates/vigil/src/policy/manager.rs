@@ -12,7 +12,7 @@ use super::state::HookTable;
 use super::{compile, metrics::PolicyMetrics, policy_files, PolicyReport, PolicySet, PolicyState};
 use crate::{
     probe::{self, KernelFeatures},
-    sensors::{generic::GenericSensor, process::ProcessSensor},
+    sensors::{fanotify::RecordSink, generic::GenericSensor, process::ProcessSensor},
 };
 
 /// Where a policy added over the API comes from, in listings.
@@ -42,10 +42,12 @@ pub struct PolicyManager {
     last_counters: Vec<HookCounters>,
     metrics: PolicyMetrics,
     wakeup_bytes: u64,
+    /// Where hooks decided in user space (fanotify) send their events.
+    records: RecordSink,
 }
 
 impl PolicyManager {
-    pub fn new(metrics: PolicyMetrics, wakeup_bytes: u64) -> Self {
+    pub fn new(metrics: PolicyMetrics, wakeup_bytes: u64, records: RecordSink) -> Self {
         PolicyManager {
             set: PolicySet::default(),
             generic: None,
@@ -53,6 +55,7 @@ impl PolicyManager {
             last_counters: vec![[0; VIGIL_HOOK_STAT_MAX as usize]; VIGIL_HOOKS_MAX as usize],
             metrics,
             wakeup_bytes,
+            records,
         }
     }
 
@@ -60,11 +63,12 @@ impl PolicyManager {
     pub fn with_features(
         metrics: PolicyMetrics,
         wakeup_bytes: u64,
+        records: RecordSink,
         features: KernelFeatures,
     ) -> Self {
         PolicyManager {
             features: Some(features),
-            ..PolicyManager::new(metrics, wakeup_bytes)
+            ..PolicyManager::new(metrics, wakeup_bytes, records)
         }
     }
 
@@ -235,7 +239,10 @@ impl PolicyManager {
     fn load(&mut self, idx: usize, process: &ProcessSensor, table: &mut HookTable) {
         if self.generic.is_none() {
             match GenericSensor::load(process, self.wakeup_bytes) {
-                Ok(g) => self.generic = Some(g),
+                Ok(mut g) => {
+                    g.set_record_sink(self.records.clone());
+                    self.generic = Some(g);
+                }
                 Err(e) => {
                     self.set.policies[idx].sensor_failed(&format!("{e:#}"));
                     return;

@@ -5,6 +5,7 @@
 //! of policy hooks into `process_kprobe` events (`event`).
 mod compile;
 mod event;
+mod fanotify;
 mod manager;
 mod metrics;
 mod state;
@@ -14,6 +15,7 @@ use std::path::{Path, PathBuf};
 
 pub use compile::{AddrEntry, HookPlan, HookPoint, TracepointArg};
 pub use event::hook_event;
+pub use fanotify::{FanotifySpec, FileAccess, Verdict};
 pub use manager::{PolicyError, PolicyManager};
 pub use metrics::PolicyMetrics;
 pub use state::{HookTable, PolicyReport, PolicySet, PolicyState};

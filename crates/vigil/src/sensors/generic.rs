@@ -36,6 +36,7 @@ use vigil_bpf::{
 use super::{
     bytes_of,
     connect::ConnectHook,
+    fanotify::{FanotifyHook, RecordSink},
     process::ProcessSensor,
     tracepoint::{ClassicTracepoint, RawTracepoints, TracepointHook},
     uprobe::{UprobeHook, UprobeHooks},
@@ -98,6 +99,9 @@ pub struct GenericSensor {
     /// Loaded with the first raw tracepoint hook, dropped with the last.
     raw_tracepoints: Option<RawTracepoints>,
     connects: BTreeMap<u32, ConnectHook>,
+    fanotify: BTreeMap<u32, FanotifyHook>,
+    /// Where fanotify hooks send their events (the agent's event loop).
+    records: Option<RecordSink>,
     hooks: BTreeMap<u32, LiveHook>,
     /// Unused hook ids, the longest unused first, so that a late record of
     /// a removed hook is unlikely to meet a new hook under its id.
@@ -305,11 +309,18 @@ impl GenericSensor {
             tracepoints: BTreeMap::new(),
             raw_tracepoints: None,
             connects: BTreeMap::new(),
+            fanotify: BTreeMap::new(),
+            records: None,
             hooks: BTreeMap::new(),
             free_ids: (0..VIGIL_HOOKS_MAX).collect(),
             wakeup_bytes,
             skel,
         })
+    }
+
+    /// Where the events of hooks decided in user space (fanotify) go.
+    pub fn set_record_sink(&mut self, sink: RecordSink) {
+        self.records = Some(sink);
     }
 
     /// Loads one hook: an id, its configuration and selector strings, and
@@ -452,6 +463,16 @@ impl GenericSensor {
             HookPoint::CgroupConnect { .. } => {
                 let connect = ConnectHook::load(&self.skel, self.wakeup_bytes, id)?;
                 self.connects.insert(id, connect);
+                Ok(())
+            }
+            HookPoint::Fanotify(spec) => {
+                let sink = self
+                    .records
+                    .clone()
+                    .context("no event sink for fanotify hooks")?;
+                let kind = plan.meta.args.first().map_or(0, |a| a.kind);
+                let hook = FanotifyHook::start(id, spec, kind, sink)?;
+                self.fanotify.insert(id, hook);
                 Ok(())
             }
         }
@@ -605,6 +626,9 @@ impl GenericSensor {
             HookPoint::CgroupConnect { .. } => {
                 self.connects.remove(&id);
             }
+            HookPoint::Fanotify(_) => {
+                self.fanotify.remove(&id);
+            }
         }
         let maps = &self.skel.maps;
         let cleared = vigil_hook_config::default();
@@ -662,6 +686,9 @@ impl GenericSensor {
 
     /// A hook's counters (`enum vigil_hook_stat`), summed over CPUs.
     pub fn hook_counters(&self, hook: u32) -> Result<[u64; VIGIL_HOOK_STAT_MAX as usize]> {
+        if let Some(fanotify) = self.fanotify.get(&hook) {
+            return Ok(fanotify.counters());
+        }
         let mut out = [0u64; VIGIL_HOOK_STAT_MAX as usize];
         for (stat, slot) in out.iter_mut().enumerate() {
             *slot = super::percpu_sum(

@@ -1,5 +1,6 @@
 //! Loading and attaching vigil's BPF programs, one module per sensor.
 pub mod connect;
+pub mod fanotify;
 pub mod generic;
 pub mod process;
 pub mod tracepoint;
