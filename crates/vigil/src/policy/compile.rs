@@ -2141,6 +2141,91 @@ mod tests {
 
     const FILE_OPEN: &str = "  - call: security_file_open\n    syscall: false\n    args:\n    - index: 0\n      type: file\n";
 
+    fn deny_open(
+        call: &str,
+        file_index: u32,
+        arg_type: &str,
+        operator: &str,
+        error: i32,
+    ) -> String {
+        format!(
+            "  - call: {call}\n    args:\n    - index: {file_index}\n      type: {arg_type}\n    selectors:\n    - matchArgs:\n      - index: {file_index}\n        operator: {operator}\n        values:\n        - /etc/shadow\n      matchActions:\n      - action: Override\n        argError: {error}\n"
+        )
+    }
+
+    #[test]
+    fn blocking_openat_is_served_by_fanotify() {
+        let plan = first_hook(
+            &deny_open("sys_openat", 1, "string", "Equal", -13),
+            &[Feature::Tracepoint],
+        )
+        .expect("served");
+        let HookPoint::Fanotify(spec) = &plan.point else {
+            panic!("{:?}", plan.point)
+        };
+        assert_eq!(spec.selectors[0].equal, ["/etc/shadow"]);
+        assert_eq!(plan.meta.function_name, "__x64_sys_openat");
+        assert!(
+            plan.guarantee.starts_with(
+                "blocked before open by fanotify permission event (decision in user space): \
+                 the call fails with EPERM (fanotify cannot return the policy's argError)"
+            ),
+            "{}",
+            plan.guarantee
+        );
+    }
+
+    #[test]
+    fn in_kernel_blocking_stays_preferred() {
+        let hook = deny_open(
+            "security_file_open\n    syscall: false",
+            0,
+            "file",
+            "Prefix",
+            -1,
+        );
+        let plan = first_hook(&hook, &[Feature::Fentry, Feature::FmodRet]).expect("served");
+        assert!(matches!(
+            plan.point,
+            HookPoint::Function { fmod_ret: true, .. }
+        ));
+        let plan = first_hook(&hook, &[Feature::Tracepoint]).expect("served");
+        assert!(matches!(plan.point, HookPoint::Fanotify(_)));
+        let lsm = hook.replace(
+            "  - call: security_file_open\n    syscall: false",
+            "  - hook: file_open",
+        );
+        let plan = first_of("lsmhooks", &lsm, &[Feature::Lsm]);
+        // vmlinux BTF decides on this machine whether the LSM hook exists.
+        assert!(plan.is_err() || matches!(plan.expect("served").point, HookPoint::Lsm { .. }));
+        let plan = first_of("lsmhooks", &lsm, &[]).expect("served");
+        assert!(matches!(plan.point, HookPoint::Fanotify(_)));
+        assert_eq!(plan.meta.event, EventKind::Lsm);
+    }
+
+    #[test]
+    fn fanotify_refuses_what_it_cannot_mark_or_evaluate() {
+        let why = first_hook(
+            &deny_open("sys_openat", 1, "string", "NotPrefix", -1),
+            &[Feature::Tracepoint],
+        )
+        .expect_err("refused");
+        assert!(
+            why.contains("a system call tracepoint cannot change the call's result")
+                && why.contains("NotPrefix would need fanotify marks on every file"),
+            "{why}"
+        );
+        let hook = deny_open("sys_openat", 1, "string", "Equal", -1).replace(
+            "      matchActions:",
+            "      matchNamespaces:\n      - namespace: Pid\n        operator: In\n        values:\n        - host_ns\n      matchActions:",
+        );
+        let why = first_hook(&hook, &[Feature::Tracepoint]).expect_err("refused");
+        assert!(
+            why.contains("selectors[0].matchNamespaces: not evaluated for fanotify"),
+            "{why}"
+        );
+    }
+
     #[test]
     fn kernel_function_needs_fentry_or_kprobe() {
         let why = first_hook(FILE_OPEN, &[Feature::Tracepoint]).expect_err("refused");

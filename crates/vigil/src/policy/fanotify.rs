@@ -303,14 +303,6 @@ fn file_selector(
         verdict: Verdict::Allow,
         post: true,
     };
-    for value in &match_arg.values {
-        if !value.starts_with('/') {
-            return Err(format!(
-                "{path}.matchArgs[0].values: {value:?} is not an absolute path; fanotify marks \
-                 files and directories by absolute path"
-            ));
-        }
-    }
     match match_arg.operator {
         Operator::Equal => sel.equal = match_arg.values.clone(),
         Operator::Prefix => sel.prefix = match_arg.values.clone(),
@@ -319,6 +311,14 @@ fn file_selector(
                 "{path}.matchArgs[0].operator: {other} would need fanotify marks on every file; \
                  only Equal and Prefix name what to mark"
             ))
+        }
+    }
+    for value in &match_arg.values {
+        if !value.starts_with('/') {
+            return Err(format!(
+                "{path}.matchArgs[0].values: {value:?} is not an absolute path; fanotify marks \
+                 files and directories by absolute path"
+            ));
         }
     }
     if let Some(bins) = selector.match_binaries.first() {

@@ -245,8 +245,8 @@ pub fn monitor_mode_allows_and_counts() -> TestResult {
 /// binary but the allowed one is denied.
 pub fn match_binaries_not_in_lets_allowed_binary_read() -> TestResult {
     require_agent!();
-    let (Some(cat), Some(head)) = (which("cat"), which("head")) else {
-        skip!("no cat or head on PATH")
+    let Some(cat) = which("cat") else {
+        skip!("no cat on PATH")
     };
     // What the kernel reports as the binary: symbolic links resolved.
     let cat = fs::canonicalize(cat).expect("cat's path");
@@ -280,11 +280,7 @@ pub fn match_binaries_not_in_lets_allowed_binary_read() -> TestResult {
     let out = Command::new(&cat).arg(&f.secret).output().expect("run cat");
     assert!(out.status.success(), "the allowed binary was denied");
     assert_eq!(out.stdout, b"x");
-    let out = Command::new(&head)
-        .arg(&f.secret)
-        .output()
-        .expect("run head");
-    assert!(!out.status.success(), "head read the file");
+    // Any other binary (this test's own) is denied.
     assert_eq!(open_errno(&f.secret), Some(libc::EPERM));
     let me = std::process::id();
     let evs = agent.wait_for(WAIT, "the denied open's event", |evs| {
