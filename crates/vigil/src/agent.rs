@@ -2,6 +2,7 @@
 //! write them out, and account for every loss, until told to stop.
 use std::{
     cell::RefCell,
+    collections::VecDeque,
     fs,
     io::IsTerminal,
     mem::MaybeUninit,
@@ -32,7 +33,10 @@ use crate::{
     metrics::{self, LossLabels, Metrics, TypeLabel},
     output::{EventStream, Format, Outputs, RotatingFile, Sink},
     policy::{self, HookTable, PersistedPolicies, PolicyManager, PolicyMetrics},
-    sensors::process::{ProcessSensor, ProcessSensorConfig},
+    sensors::{
+        fanotify::{self, RecordSource},
+        process::{ProcessSensor, ProcessSensorConfig},
+    },
 };
 
 const COUNTER_INTERVAL: Duration = Duration::from_secs(1);
@@ -60,6 +64,12 @@ struct Pipeline {
     write_errors: u64,
     /// Policy hooks by number, for building their events.
     hooks: HookTable,
+    /// Records of hooks decided in user space (fanotify).
+    user_records: RecordSource,
+    user_records_lost: u64,
+    /// User-space records taken from the queue, oldest first, each waiting
+    /// until the kernel records before it are handled.
+    pending_user: VecDeque<KprobeRecord>,
 }
 
 impl Pipeline {
@@ -79,6 +89,18 @@ impl Pipeline {
     }
 
     fn handle(&mut self, record: Record) {
+        let ktime = match &record {
+            Record::Exec(e) => e.ktime,
+            Record::Clone(c) => c.key.ktime,
+            Record::Exit(x) => x.ktime,
+            Record::Kprobe(k) => k.ktime,
+        };
+        // A permission event's record is queued before its answer, so
+        // before the exit or exec that the answer lets happen: take it now.
+        if matches!(record, Record::Exec(_) | Record::Exit(_)) {
+            self.take_user_records();
+        }
+        self.user_records_before(ktime);
         if let Record::Kprobe(rec) = record {
             self.kprobe(&rec);
             return;
@@ -97,6 +119,28 @@ impl Pipeline {
         let body = policy::hook_event(rec, meta, process, parent, ancestors);
         let ev = self.builder.event(rec.ktime, body);
         self.emit(&ev);
+    }
+
+    /// Takes the records of hooks decided in user space from their queue.
+    fn take_user_records(&mut self) {
+        let before = self.pending_user.len();
+        self.pending_user.extend(self.user_records.rx.try_iter());
+        if self.pending_user.len() > before {
+            self.pending_user.make_contiguous().sort_by_key(|r| r.ktime);
+        }
+    }
+
+    /// Handles the user-space records made before `ktime`, in time order
+    /// with the kernel's: a record made in user space knows the caller's pid
+    /// only, and its process image is the one the pid ran then (before an
+    /// exit or exec that the ring reports later).
+    fn user_records_before(&mut self, ktime: u64) {
+        while self.pending_user.front().is_some_and(|r| r.ktime < ktime) {
+            if let Some(mut rec) = self.pending_user.pop_front() {
+                rec.key = self.builder.image_at(rec.key.pid, rec.ktime);
+                self.kprobe(&rec);
+            }
+        }
     }
 
     fn emit(&mut self, ev: &Event) {
@@ -156,6 +200,13 @@ impl Pipeline {
                 self.emit_loss("kernel_ring_buffer", kind, after - before, after, ktime);
             }
         }
+        let lost = self.user_records.lost.load(Ordering::Relaxed);
+        if lost > self.user_records_lost {
+            let count = lost - self.user_records_lost;
+            warn!(lost = count, "fanotify event queue was full");
+            self.emit_loss("fanotify_queue", "process_kprobe", count, lost, ktime);
+            self.user_records_lost = lost;
+        }
         let delta = |i: u32| now[i as usize].saturating_sub(self.kernel_counters[i as usize]);
         self.metrics
             .process_table_full
@@ -201,6 +252,11 @@ pub fn run(
     if let Some(addr) = &args.metrics_server {
         let mut registry = metrics.registry();
         policy_metrics.register(&mut registry);
+        registry.register(
+            "fanotify_default_allowed",
+            "File accesses a fanotify hook allowed without a decision (deadline passed, path unreadable)",
+            fanotify::DEFAULT_ALLOWED.clone(),
+        );
         metrics::serve(addr, registry)?;
         info!(%addr, "serving metrics");
     }
@@ -237,6 +293,7 @@ pub fn run(
         },
         process_cache_size: args.process_cache_size,
     };
+    let (records, user_records) = fanotify::record_channel();
     let pipeline = Rc::new(RefCell::new(Pipeline {
         builder: EventBuilder::new(opts, host_namespaces()),
         outputs: Outputs::new(sinks(&args)?, stream),
@@ -246,9 +303,12 @@ pub fn run(
         decode_errors: 0,
         write_errors: 0,
         hooks: HookTable::default(),
+        user_records,
+        user_records_lost: 0,
+        pending_user: VecDeque::new(),
     }));
 
-    let mut policies = PolicyManager::new(policy_metrics, cfg.wakeup_bytes);
+    let mut policies = PolicyManager::new(policy_metrics, cfg.wakeup_bytes, records);
     policies.load_files(
         &args.tracing_policy,
         &args.tracing_policy_dir,
@@ -286,12 +346,16 @@ pub fn run(
     let poll = Duration::from_millis(args.rb_poll_interval_ms.max(1));
     let mut last_check = Instant::now();
     while !stop.load(Ordering::Relaxed) {
+        // Records decided in user space (fanotify) queued before this batch
+        // go out in time order with it.
+        pipeline.borrow_mut().take_user_records();
         let read = rb.consume_raw_n(READ_BATCH);
         if read < 0 {
             return Err(std::io::Error::from_raw_os_error(-read))
                 .context("reading the ring buffer");
         }
         if (read as usize) < READ_BATCH {
+            pipeline.borrow_mut().user_records_before(u64::MAX);
             // Drained: write out what was built, then sleep until the kernel
             // wakes us (backlog mark) or the poll interval ends.
             pipeline
@@ -316,7 +380,9 @@ pub fn run(
         }
     }
 
+    pipeline.borrow_mut().take_user_records();
     rb.consume().context("reading the ring buffer")?;
+    pipeline.borrow_mut().user_records_before(u64::MAX);
     let counters = sensor.counters()?;
     let mut p = pipeline.borrow_mut();
     p.check_kernel_counters(counters);

@@ -79,6 +79,14 @@ impl EventBuilder {
         }
     }
 
+    /// The process image `pid` ran at `ktime` (a record made in user space
+    /// knows the pid only); an unknown process keeps key time 0, a miss.
+    pub fn image_at(&self, pid: u32, ktime: u64) -> ProcKey {
+        self.cache
+            .image_at(pid, ktime)
+            .unwrap_or(ProcKey { pid, ktime: 0 })
+    }
+
     /// Process, parent and ancestors of a policy hook's record, from the cache.
     pub fn hook_context(
         &mut self,

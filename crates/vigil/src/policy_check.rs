@@ -10,7 +10,10 @@ use anyhow::{bail, Context, Result};
 use crate::{
     policy::{HookTable, PolicyManager, PolicyMetrics},
     probe,
-    sensors::process::{ProcessSensor, ProcessSensorConfig},
+    sensors::{
+        fanotify,
+        process::{ProcessSensor, ProcessSensorConfig},
+    },
 };
 
 /// Small maps: the trial load only has to pass the verifier and attach.
@@ -31,9 +34,12 @@ pub fn on_this_kernel(files: &[PathBuf]) -> Result<(String, bool)> {
     let mut process_obj = MaybeUninit::uninit();
     let process = ProcessSensor::load(&mut process_obj, &TRIAL_SENSOR)
         .context("loading the process sensor the policy hooks share maps with")?;
+    // Events of the trial's fanotify hooks are not read: they queue, then count as lost.
+    let (records, _unread) = fanotify::record_channel();
     let mut policies = PolicyManager::with_features(
         PolicyMetrics::default(),
         TRIAL_SENSOR.wakeup_bytes,
+        records,
         features,
     );
     let mut table = HookTable::default();

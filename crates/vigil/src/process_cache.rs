@@ -94,6 +94,16 @@ impl ProcessCache {
         }
     }
 
+    /// The image process `pid` ran at `ktime`: its current one, or the one an
+    /// exec since then replaced (the new image's parent with the same pid).
+    pub fn image_at(&self, pid: u32, ktime: u64) -> Option<ProcKey> {
+        let current = *self.current.get(&pid)?;
+        if current.ktime <= ktime {
+            return Some(current);
+        }
+        self.parent_of(&current).filter(|p| p.pid == pid)
+    }
+
     /// The parent key recorded for an image.
     pub fn parent_of(&self, key: &ProcKey) -> Option<ProcKey> {
         self.entries.peek(key).and_then(|e| e.parent)

@@ -38,6 +38,7 @@ use vigil_policy::{
 
 use std::{net::IpAddr, path::Path};
 
+use super::fanotify::{self, CallKind, FanotifySpec};
 use super::syscalls;
 use crate::probe::{Feature, KernelFeatures};
 
@@ -207,6 +208,9 @@ pub enum HookPoint {
         function: String,
         args: SockAddrArgs,
     },
+    /// A file open or execution served by fanotify permission events,
+    /// decided in user space (no BPF program).
+    Fanotify(Box<FanotifySpec>),
 }
 
 /// The socket operation a cgroup sock_addr hook checks.
@@ -305,6 +309,7 @@ impl std::fmt::Display for HookPoint {
                 subsystem, event, ..
             } => write!(f, "tracepoint {subsystem}/{event}"),
             HookPoint::CgroupSockAddr { op, .. } => write!(f, "cgroup {} hooks", op.program()),
+            HookPoint::Fanotify(_) => write!(f, "fanotify permission events"),
         }
     }
 }
@@ -321,6 +326,7 @@ impl HookPoint {
             HookPoint::Tracepoint { raw: false, .. } => "tracepoint",
             HookPoint::Tracepoint { raw: true, .. } => "raw tracepoint",
             HookPoint::CgroupSockAddr { .. } => "cgroup sock_addr",
+            HookPoint::Fanotify(_) => "fanotify",
         }
     }
 
@@ -517,6 +523,9 @@ fn compile_kprobe(
     if kprobe.call.starts_with("list:") {
         return Err("calls from lists (list:NAME) are not implemented in vigil yet".into());
     }
+    if let Some(plan) = fanotify_kprobe(policy, kprobe, enforce, features) {
+        return plan;
+    }
     let point = if kprobe.syscall {
         let point = syscall_point(kprobe, features)?;
         let cgroup = match &point {
@@ -536,6 +545,68 @@ fn compile_kprobe(
         function_point(kprobe, features)?
     };
     plan_hook(policy, kprobe, point, enforce, features)
+}
+
+/// A file-open or execution hook that blocks or kills where BPF cannot stop
+/// the call before it happens: served by fanotify permission events. BPF
+/// stays preferred where it blocks in the kernel (fmod_ret), and a system
+/// call hook that only kills keeps its tracepoint ("killed after the call").
+fn fanotify_kprobe(
+    policy: &Policy,
+    kprobe: &KProbeSpec,
+    enforce: bool,
+    features: &KernelFeatures,
+) -> Option<Result<HookPlan, String>> {
+    if !fanotify::blocks_or_kills(&kprobe.selectors) {
+        return None;
+    }
+    let overrides = kprobe
+        .selectors
+        .iter()
+        .flat_map(|s| &s.match_actions)
+        .any(|a| a.action == ActionKind::Override);
+    let (hook, function, why_not_bpf) = if kprobe.syscall {
+        let (name, _) = syscall_of(&kprobe.call).ok()?;
+        if !overrides {
+            return None;
+        }
+        (
+            fanotify::file_hook(name, CallKind::Syscall)?,
+            format!("__x64_sys_{name}"),
+            "Override: a system call tracepoint cannot change the call's result".to_owned(),
+        )
+    } else {
+        let hook = fanotify::file_hook(&kprobe.call, CallKind::Function)?;
+        let why = if overrides {
+            if features.has(Feature::FmodRet) {
+                return None;
+            }
+            format!(
+                "Override needs fmod_ret (vigil probe: fmod_ret: {})",
+                why_not(features, Feature::FmodRet)
+            )
+        } else {
+            if features.has(Feature::Fentry) || features.has(Feature::Kprobe) {
+                return None;
+            }
+            format!(
+                "kernel has no kprobes and no fentry (vigil probe: kprobe: {}; fentry: {})",
+                why_not(features, Feature::Kprobe),
+                why_not(features, Feature::Fentry)
+            )
+        };
+        (hook, kprobe.call.clone(), why)
+    };
+    Some(
+        fanotify::plan(policy, kprobe, function, EventKind::Kprobe, hook, enforce).map_err(
+            |why| {
+                format!(
+                    "kprobe on {}: {why_not_bpf}, and fanotify permission events cannot serve the hook: {why}",
+                    kprobe.call
+                )
+            },
+        ),
+    )
 }
 
 /// Whether a selector of the hook makes the call fail or kills the caller:
@@ -569,18 +640,39 @@ fn compile_lsm(
 ) -> Result<HookPlan, String> {
     let hook = &lsm.hook;
     if !features.has(Feature::Lsm) {
-        return Err(format!(
+        let no_lsm = format!(
             "lsm hook {hook}: kernel has no BPF-LSM (vigil probe: BPF-LSM: {})",
             why_not(features, Feature::Lsm)
-        ));
+        );
+        let file_hook = fanotify::file_hook(hook, CallKind::Lsm);
+        return match file_hook {
+            Some(file_hook) if fanotify::blocks_or_kills(&lsm.selectors) => fanotify::plan(
+                policy,
+                &lsm_as_kprobe(lsm),
+                hook.clone(),
+                EventKind::Lsm,
+                file_hook,
+                enforce,
+            )
+            .map_err(|why| {
+                format!("{no_lsm}, and fanotify permission events cannot serve it: {why}")
+            }),
+            _ => Err(no_lsm),
+        };
     }
     if !in_vmlinux_btf(&format!("bpf_lsm_{hook}")) {
         return Err(format!(
             "call not found: no LSM hook named {hook} (bpf_lsm_{hook} is not in vmlinux BTF)"
         ));
     }
-    let spec = KProbeSpec {
-        call: hook.clone(),
+    let point = HookPoint::Lsm { hook: hook.clone() };
+    plan_hook(policy, &lsm_as_kprobe(lsm), point, enforce, features)
+}
+
+/// An LSM hook in the shape of a kernel-function kprobe, for the shared planning.
+fn lsm_as_kprobe(lsm: &LsmHookSpec) -> KProbeSpec {
+    KProbeSpec {
+        call: lsm.hook.clone(),
         syscall: false,
         r#return: false,
         return_arg: None,
@@ -591,9 +683,7 @@ fn compile_lsm(
         message: lsm.message.clone(),
         tags: lsm.tags.clone(),
         ignore: None,
-    };
-    let point = HookPoint::Lsm { hook: hook.clone() };
-    plan_hook(policy, &spec, point, enforce, features)
+    }
 }
 
 /// One hook per symbol (or offset) of a uprobe, named `PATH SYMBOL`.
@@ -925,9 +1015,10 @@ fn plan_hook(
             HookPoint::Syscall { name, .. } => format!("__x64_sys_{name}"),
             HookPoint::Function { name, .. } => name.clone(),
             HookPoint::Lsm { hook } => hook.clone(),
-            HookPoint::Uprobe { .. } | HookPoint::Usdt { .. } | HookPoint::Tracepoint { .. } => {
-                kprobe.call.clone()
-            }
+            HookPoint::Uprobe { .. }
+            | HookPoint::Usdt { .. }
+            | HookPoint::Tracepoint { .. }
+            | HookPoint::Fanotify(_) => kprobe.call.clone(),
             HookPoint::CgroupSockAddr { function, .. } => function.clone(),
         },
         message: kprobe.message.clone(),
@@ -1074,9 +1165,10 @@ fn plan_hook(
                 .to_string()
                 .replacen("uprobe", "uprobe + uretprobe", 1)
         }
-        HookPoint::Uprobe { .. } | HookPoint::Usdt { .. } | HookPoint::Tracepoint { .. } => {
-            point.to_string()
-        }
+        HookPoint::Uprobe { .. }
+        | HookPoint::Usdt { .. }
+        | HookPoint::Tracepoint { .. }
+        | HookPoint::Fanotify(_) => point.to_string(),
         HookPoint::CgroupSockAddr { op, function, .. } => {
             let what = match op {
                 SockOp::Connect => "connect(2) as the kernel checks it, before any packet leaves",
@@ -2269,6 +2361,91 @@ mod tests {
     }
 
     const FILE_OPEN: &str = "  - call: security_file_open\n    syscall: false\n    args:\n    - index: 0\n      type: file\n";
+
+    fn deny_open(
+        call: &str,
+        file_index: u32,
+        arg_type: &str,
+        operator: &str,
+        error: i32,
+    ) -> String {
+        format!(
+            "  - call: {call}\n    args:\n    - index: {file_index}\n      type: {arg_type}\n    selectors:\n    - matchArgs:\n      - index: {file_index}\n        operator: {operator}\n        values:\n        - /etc/shadow\n      matchActions:\n      - action: Override\n        argError: {error}\n"
+        )
+    }
+
+    #[test]
+    fn blocking_openat_is_served_by_fanotify() {
+        let plan = first_hook(
+            &deny_open("sys_openat", 1, "string", "Equal", -13),
+            &[Feature::Tracepoint],
+        )
+        .expect("served");
+        let HookPoint::Fanotify(spec) = &plan.point else {
+            panic!("{:?}", plan.point)
+        };
+        assert_eq!(spec.selectors[0].equal, ["/etc/shadow"]);
+        assert_eq!(plan.meta.function_name, "__x64_sys_openat");
+        assert!(
+            plan.guarantee.starts_with(
+                "blocked before open by fanotify permission event (decision in user space): \
+                 the call fails with EPERM (fanotify cannot return the policy's argError)"
+            ),
+            "{}",
+            plan.guarantee
+        );
+    }
+
+    #[test]
+    fn in_kernel_blocking_stays_preferred() {
+        let hook = deny_open(
+            "security_file_open\n    syscall: false",
+            0,
+            "file",
+            "Prefix",
+            -1,
+        );
+        let plan = first_hook(&hook, &[Feature::Fentry, Feature::FmodRet]).expect("served");
+        assert!(matches!(
+            plan.point,
+            HookPoint::Function { fmod_ret: true, .. }
+        ));
+        let plan = first_hook(&hook, &[Feature::Tracepoint]).expect("served");
+        assert!(matches!(plan.point, HookPoint::Fanotify(_)));
+        let lsm = hook.replace(
+            "  - call: security_file_open\n    syscall: false",
+            "  - hook: file_open",
+        );
+        let plan = first_of("lsmhooks", &lsm, &[Feature::Lsm]);
+        // vmlinux BTF decides on this machine whether the LSM hook exists.
+        assert!(plan.is_err() || matches!(plan.expect("served").point, HookPoint::Lsm { .. }));
+        let plan = first_of("lsmhooks", &lsm, &[]).expect("served");
+        assert!(matches!(plan.point, HookPoint::Fanotify(_)));
+        assert_eq!(plan.meta.event, EventKind::Lsm);
+    }
+
+    #[test]
+    fn fanotify_refuses_what_it_cannot_mark_or_evaluate() {
+        let why = first_hook(
+            &deny_open("sys_openat", 1, "string", "NotPrefix", -1),
+            &[Feature::Tracepoint],
+        )
+        .expect_err("refused");
+        assert!(
+            why.contains("a system call tracepoint cannot change the call's result")
+                && why.contains("NotPrefix would need fanotify marks on every file"),
+            "{why}"
+        );
+        let hook = deny_open("sys_openat", 1, "string", "Equal", -1).replace(
+            "      matchActions:",
+            "      matchNamespaces:\n      - namespace: Pid\n        operator: In\n        values:\n        - host_ns\n      matchActions:",
+        );
+        let why = first_hook(&hook, &[Feature::Tracepoint]).expect_err("refused");
+        assert!(
+            why.contains("selectors[0].matchNamespaces: not evaluated for fanotify"),
+            "{why}"
+        );
+    }
 
     #[test]
     fn kernel_function_needs_fentry_or_kprobe() {

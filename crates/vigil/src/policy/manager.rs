@@ -15,7 +15,7 @@ use super::{
 };
 use crate::{
     probe::{self, KernelFeatures},
-    sensors::{generic::GenericSensor, process::ProcessSensor},
+    sensors::{fanotify::RecordSink, generic::GenericSensor, process::ProcessSensor},
 };
 
 /// Where a policy added over the API comes from, in listings.
@@ -47,10 +47,12 @@ pub struct PolicyManager {
     wakeup_bytes: u64,
     /// Where policies added over the API are kept across restarts, if asked.
     persisted: Option<PersistedPolicies>,
+    /// Where hooks decided in user space (fanotify) send their events.
+    records: RecordSink,
 }
 
 impl PolicyManager {
-    pub fn new(metrics: PolicyMetrics, wakeup_bytes: u64) -> Self {
+    pub fn new(metrics: PolicyMetrics, wakeup_bytes: u64, records: RecordSink) -> Self {
         PolicyManager {
             set: PolicySet::default(),
             generic: None,
@@ -59,6 +61,7 @@ impl PolicyManager {
             metrics,
             wakeup_bytes,
             persisted: None,
+            records,
         }
     }
 
@@ -66,11 +69,12 @@ impl PolicyManager {
     pub fn with_features(
         metrics: PolicyMetrics,
         wakeup_bytes: u64,
+        records: RecordSink,
         features: KernelFeatures,
     ) -> Self {
         PolicyManager {
             features: Some(features),
-            ..PolicyManager::new(metrics, wakeup_bytes)
+            ..PolicyManager::new(metrics, wakeup_bytes, records)
         }
     }
 
@@ -293,7 +297,10 @@ impl PolicyManager {
     fn load(&mut self, idx: usize, process: &ProcessSensor, table: &mut HookTable) {
         if self.generic.is_none() {
             match GenericSensor::load(process, self.wakeup_bytes) {
-                Ok(g) => self.generic = Some(g),
+                Ok(mut g) => {
+                    g.set_record_sink(self.records.clone());
+                    self.generic = Some(g);
+                }
                 Err(e) => {
                     self.set.policies[idx].sensor_failed(&format!("{e:#}"));
                     return;

@@ -5,6 +5,7 @@
 //! of policy hooks into `process_kprobe` events (`event`).
 mod compile;
 mod event;
+mod fanotify;
 mod manager;
 mod metrics;
 mod persist;
@@ -15,6 +16,7 @@ use std::path::{Path, PathBuf};
 
 pub use compile::{AddrEntry, HookPlan, HookPoint, SockAddrArgs, SockOp, TracepointArg};
 pub use event::hook_event;
+pub use fanotify::{FanotifySpec, FileAccess, Verdict};
 pub use manager::{PolicyError, PolicyManager};
 pub use metrics::PolicyMetrics;
 pub use persist::PersistedPolicies;

@@ -35,6 +35,7 @@ use vigil_bpf::{
 
 use super::{
     bytes_of,
+    fanotify::{FanotifyHook, RecordSink},
     process::ProcessSensor,
     sock_addr::SockAddrHook,
     tracepoint::{ClassicTracepoint, RawTracepoints, TracepointHook},
@@ -98,6 +99,9 @@ pub struct GenericSensor {
     /// Loaded with the first raw tracepoint hook, dropped with the last.
     raw_tracepoints: Option<RawTracepoints>,
     sock_addrs: BTreeMap<u32, SockAddrHook>,
+    fanotify: BTreeMap<u32, FanotifyHook>,
+    /// Where fanotify hooks send their events (the agent's event loop).
+    records: Option<RecordSink>,
     hooks: BTreeMap<u32, LiveHook>,
     /// Unused hook ids, the longest unused first, so that a late record of
     /// a removed hook is unlikely to meet a new hook under its id.
@@ -305,11 +309,18 @@ impl GenericSensor {
             tracepoints: BTreeMap::new(),
             raw_tracepoints: None,
             sock_addrs: BTreeMap::new(),
+            fanotify: BTreeMap::new(),
+            records: None,
             hooks: BTreeMap::new(),
             free_ids: (0..VIGIL_HOOKS_MAX).collect(),
             wakeup_bytes,
             skel,
         })
+    }
+
+    /// Where the events of hooks decided in user space (fanotify) go.
+    pub fn set_record_sink(&mut self, sink: RecordSink) {
+        self.records = Some(sink);
     }
 
     /// Loads one hook: an id, its configuration and selector strings, and
@@ -451,6 +462,16 @@ impl GenericSensor {
             HookPoint::CgroupSockAddr { op, args, .. } => {
                 let hook = SockAddrHook::load(&self.skel, self.wakeup_bytes, id, *op, *args)?;
                 self.sock_addrs.insert(id, hook);
+                Ok(())
+            }
+            HookPoint::Fanotify(spec) => {
+                let sink = self
+                    .records
+                    .clone()
+                    .context("no event sink for fanotify hooks")?;
+                let kind = plan.meta.args.first().map_or(0, |a| a.kind);
+                let hook = FanotifyHook::start(id, spec, kind, sink)?;
+                self.fanotify.insert(id, hook);
                 Ok(())
             }
         }
@@ -613,6 +634,9 @@ impl GenericSensor {
             HookPoint::CgroupSockAddr { .. } => {
                 self.sock_addrs.remove(&id);
             }
+            HookPoint::Fanotify(_) => {
+                self.fanotify.remove(&id);
+            }
         }
         let maps = &self.skel.maps;
         let cleared = vigil_hook_config::default();
@@ -670,6 +694,9 @@ impl GenericSensor {
 
     /// A hook's counters (`enum vigil_hook_stat`), summed over CPUs.
     pub fn hook_counters(&self, hook: u32) -> Result<[u64; VIGIL_HOOK_STAT_MAX as usize]> {
+        if let Some(fanotify) = self.fanotify.get(&hook) {
+            return Ok(fanotify.counters());
+        }
         let mut out = [0u64; VIGIL_HOOK_STAT_MAX as usize];
         for (stat, slot) in out.iter_mut().enumerate() {
             *slot = super::percpu_sum(

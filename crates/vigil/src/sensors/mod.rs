@@ -1,4 +1,5 @@
 //! Loading and attaching vigil's BPF programs, one module per sensor.
+pub mod fanotify;
 pub mod generic;
 pub mod process;
 pub mod sock_addr;

@@ -5,6 +5,7 @@
 mod api;
 mod compat;
 mod defaults;
+mod fanotify;
 mod function;
 mod harness;
 mod kernel_args;
@@ -25,6 +26,34 @@ use harness::TestResult;
 type TestFn = fn() -> TestResult;
 
 const TESTS: &[(&str, TestFn)] = &[
+    (
+        "fanotify::override_blocks_equal_and_prefix",
+        fanotify::override_blocks_equal_and_prefix,
+    ),
+    (
+        "fanotify::monitor_mode_allows_and_counts",
+        fanotify::monitor_mode_allows_and_counts,
+    ),
+    (
+        "fanotify::match_binaries_not_in_lets_allowed_binary_read",
+        fanotify::match_binaries_not_in_lets_allowed_binary_read,
+    ),
+    (
+        "fanotify::sigkill_denies_and_kills",
+        fanotify::sigkill_denies_and_kills,
+    ),
+    (
+        "fanotify::exec_override_blocks_execution",
+        fanotify::exec_override_blocks_execution,
+    ),
+    (
+        "fanotify::delete_lifts_the_block",
+        fanotify::delete_lifts_the_block,
+    ),
+    (
+        "fanotify::unmarkable_selector_is_refused",
+        fanotify::unmarkable_selector_is_refused,
+    ),
     (
         "process::shell_pipeline_three_generations",
         process::shell_pipeline_three_generations,
