@@ -58,6 +58,11 @@ pub const MATCH_SLOTS_PER_HOOK: u32 = 64;
 pub const KILL_GUARANTEE: &str = "killed after the call: the signal is sent at sys_enter, \
      the process dies before returning to user space, but the system call itself completes";
 
+/// What an enforcement action at a system call function's entry (fentry) guarantees.
+const SYSCALL_FUNCTION_KILL_GUARANTEE: &str = "killed after the call: the signal is sent at the \
+     function's entry, the process dies before returning to user space, but the system call \
+     itself completes (Override blocks it)";
+
 /// What an enforcement action at a kernel function's entry really guarantees.
 const FUNCTION_KILL_GUARANTEE: &str = "killed at the call: the signal is sent when the function \
      is entered, the process dies before returning to user space, but the call itself completes";
@@ -147,12 +152,14 @@ pub enum EventKind {
 /// Where a hook attaches.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HookPoint {
-    /// A system call, served by its own tracepoints (`syscalls/sys_enter_NAME`,
-    /// `sys_exit_NAME`), or by raw_tp sys_enter/sys_exit where it has none.
+    /// A system call: by a BPF trampoline on its function `__x64_sys_NAME`
+    /// where the kernel has them, else by its own tracepoints
+    /// (`syscalls/sys_enter_NAME`, `sys_exit_NAME`), or by raw_tp
+    /// sys_enter/sys_exit where it has none.
     Syscall {
         nr: u32,
         name: String,
-        tracepoint: bool,
+        via: SyscallVia,
     },
     /// A kernel function (`syscall: false`), served by fentry where the
     /// kernel has trampolines, else by a kprobe; by fmod_ret when a
@@ -185,6 +192,32 @@ pub enum HookPoint {
     /// `function` is the hooked call's name in events (`__x64_sys_connect`,
     /// `security_socket_connect`).
     CgroupConnect { function: String },
+}
+
+/// What serves a system call hook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyscallVia {
+    /// fentry on `__x64_sys_NAME` (fexit for return values).
+    Fentry,
+    /// fmod_ret on `__x64_sys_NAME` (fexit for return values): a selector's
+    /// Override makes the call return its error without running.
+    FmodRet,
+    /// A kprobe on `__x64_sys_NAME` that Overrides by bpf_override_return.
+    KprobeOverride,
+    /// `syscalls/sys_enter_NAME` (and `sys_exit_NAME`).
+    Tracepoint,
+    /// raw_tp sys_enter (and sys_exit), for calls without tracepoints.
+    RawTp,
+}
+
+impl SyscallVia {
+    /// Served by the system call's function rather than a tracepoint.
+    pub fn on_function(self) -> bool {
+        matches!(
+            self,
+            SyscallVia::Fentry | SyscallVia::FmodRet | SyscallVia::KprobeOverride
+        )
+    }
 }
 
 /// Where a classic tracepoint argument lies in the tracepoint's record.
@@ -426,18 +459,17 @@ fn compile_kprobe(
         return Err("calls from lists (list:NAME) are not implemented in vigil yet".into());
     }
     let point = if kprobe.syscall {
-        let point = syscall_point(kprobe, features)?;
-        match &point {
-            HookPoint::Syscall { name, .. }
-                if name == "connect"
-                    && blocks_or_kills(kprobe)
-                    && features.has(Feature::CgroupConnect4) =>
-            {
-                HookPoint::CgroupConnect {
-                    function: "__x64_sys_connect".into(),
-                }
+        // connect(2) is blocked where the kernel checks the address it will
+        // use, before any packet leaves, by the cgroup hooks.
+        if syscall_of(&kprobe.call)?.0 == "connect"
+            && blocks_or_kills(kprobe)
+            && features.has(Feature::CgroupConnect4)
+        {
+            HookPoint::CgroupConnect {
+                function: "__x64_sys_connect".into(),
             }
-            _ => point,
+        } else {
+            syscall_point(kprobe, features)?
         }
     } else if kprobe.call == "security_socket_connect"
         && features.has(Feature::CgroupConnect4)
@@ -897,21 +929,25 @@ fn plan_hook(
             why_not(features, Feature::SendSignal)
         ));
     }
+    let ret = kprobe.r#return;
     let via = match &point {
-        HookPoint::Syscall {
-            name,
-            tracepoint: true,
-            ..
-        } if kprobe.r#return => format!("tracepoints syscalls/sys_enter_{name} + sys_exit_{name}"),
-        HookPoint::Syscall {
-            name,
-            tracepoint: true,
-            ..
-        } => format!("tracepoint syscalls/sys_enter_{name}"),
-        HookPoint::Syscall { nr, .. } => format!(
-            "raw_tp sys_enter{} (system call {nr} has no tracepoint of its own)",
-            if kprobe.r#return { " + sys_exit" } else { "" }
-        ),
+        HookPoint::Syscall { name, nr, via } => match via {
+            SyscallVia::Fentry if ret => format!("fentry + fexit __x64_sys_{name}"),
+            SyscallVia::Fentry => format!("fentry __x64_sys_{name}"),
+            SyscallVia::FmodRet if ret => format!("fmod_ret + fexit __x64_sys_{name}"),
+            SyscallVia::FmodRet => format!("fmod_ret __x64_sys_{name}"),
+            SyscallVia::KprobeOverride => {
+                format!("kprobe __x64_sys_{name} with bpf_override_return")
+            }
+            SyscallVia::Tracepoint if ret => {
+                format!("tracepoints syscalls/sys_enter_{name} + sys_exit_{name}")
+            }
+            SyscallVia::Tracepoint => format!("tracepoint syscalls/sys_enter_{name}"),
+            SyscallVia::RawTp => format!(
+                "raw_tp sys_enter{} (system call {nr} has no tracepoint of its own)",
+                if ret { " + sys_exit" } else { "" }
+            ),
+        },
         HookPoint::Function {
             name,
             fentry,
@@ -944,6 +980,11 @@ fn plan_hook(
         _ if matches!(point, HookPoint::CgroupConnect { .. }) && enforce => {
             cgroup_guarantee(overrides, signals)
         }
+        (Some(error), _, true) if syscall => format!(
+            "blocked before the operation: {} fails with {} before the call runs",
+            kprobe.call,
+            errno_text(error)
+        ),
         (Some(error), _, true) => format!(
             "blocked before the operation: {} fails with error {error} before it takes effect",
             kprobe.call
@@ -952,6 +993,10 @@ fn plan_hook(
             "monitor mode: overrides and signals are counted, never applied".to_owned()
         }
         (None, false, _) => "observe only".to_owned(),
+        (None, true, true) if matches!(&point, HookPoint::Syscall { via, .. } if via.on_function()) =>
+        {
+            format!("{}: {SYSCALL_FUNCTION_KILL_GUARANTEE}", meta.function_name)
+        }
         (None, true, true) if syscall || point.is_syscall_entry() => KILL_GUARANTEE.to_owned(),
         (None, true, true) if uprobe => UPROBE_KILL_GUARANTEE.to_owned(),
         (None, true, true) if matches!(point, HookPoint::Tracepoint { .. }) => {
@@ -1036,25 +1081,74 @@ fn errno_text(error: i32) -> String {
     format!("error {error} ({text})")
 }
 
-/// A system call hook: its own tracepoints when tracefs lists them, else raw_tp.
+/// A system call hook. Its function `__x64_sys_NAME` by a BPF trampoline
+/// where the kernel has them and its BTF describes the function (cheaper
+/// than the tracepoints): fentry, or fmod_ret when a selector Overrides (the
+/// kernel lets every system call function fail before it runs), with fexit
+/// for return values; Override without fmod_ret by a kprobe with
+/// bpf_override_return. Else its own tracepoints when tracefs lists them,
+/// else raw_tp; there Override cannot be honoured and is refused.
 fn syscall_point(kprobe: &KProbeSpec, features: &KernelFeatures) -> Result<HookPoint, String> {
     let (name, nr) = syscall_of(&kprobe.call)?;
-    let tracepoint =
-        features.has(Feature::Tracepoint) && has_syscall_tracepoints(name, kprobe.r#return);
+    let function = format!("__x64_sys_{name}");
+    let ret = kprobe.r#return;
+    let point = |via| {
+        Ok(HookPoint::Syscall {
+            nr,
+            name: name.to_owned(),
+            via,
+        })
+    };
+    let trampoline = |entry| {
+        features.has(entry) && (!ret || features.has(Feature::Fexit)) && in_vmlinux_btf(&function)
+    };
+    if overrides(kprobe) {
+        if trampoline(Feature::FmodRet) && in_error_injection_list(&function) != Some(false) {
+            return point(SyscallVia::FmodRet);
+        }
+        if !ret && features.has(Feature::KprobeOverride) && in_kallsyms(&function) {
+            return point(SyscallVia::KprobeOverride);
+        }
+        return Err(format!(
+            "kprobe on {}: Override on a system call needs fmod_ret on {function} (vigil probe: \
+             fmod_ret: {}{}) or a kprobe with bpf_override_return (vigil probe: kprobe override: {}{}); \
+             a system call tracepoint cannot change the call's result (use Sigkill: {KILL_GUARANTEE})",
+            kprobe.call,
+            why_not(features, Feature::FmodRet),
+            if ret { format!("; fexit: {}", why_not(features, Feature::Fexit)) } else { String::new() },
+            why_not(features, Feature::KprobeOverride),
+            if ret { "; return: true is served by fexit only" } else { "" },
+        ));
+    }
+    if trampoline(Feature::Fentry) {
+        return point(SyscallVia::Fentry);
+    }
+    let tracepoint = features.has(Feature::Tracepoint) && has_syscall_tracepoints(name, ret);
     if !tracepoint && !features.has(Feature::RawTp) {
         return Err(format!(
-            "kprobe on {}: needs the syscalls/sys_enter_{name} tracepoint (vigil probe: tracepoint: {}) \
+            "kprobe on {}: needs fentry on {function} (vigil probe: fentry: {}), \
+             the syscalls/sys_enter_{name} tracepoint (vigil probe: tracepoint: {}) \
              or raw_tp sys_enter/sys_exit (vigil probe: raw_tp: {})",
             kprobe.call,
+            why_not(features, Feature::Fentry),
             why_not(features, Feature::Tracepoint),
             why_not(features, Feature::RawTp)
         ));
     }
-    Ok(HookPoint::Syscall {
-        nr,
-        name: name.to_owned(),
-        tracepoint,
+    point(if tracepoint {
+        SyscallVia::Tracepoint
+    } else {
+        SyscallVia::RawTp
     })
+}
+
+/// Whether any selector of the hook Overrides the call's result.
+fn overrides(kprobe: &KProbeSpec) -> bool {
+    kprobe
+        .selectors
+        .iter()
+        .flat_map(|s| &s.match_actions)
+        .any(|a| a.action == ActionKind::Override)
 }
 
 /// A kernel function hook: fentry (cheaper) when the kernel has trampolines
@@ -1065,12 +1159,7 @@ fn syscall_point(kprobe: &KProbeSpec, features: &KernelFeatures) -> Result<HookP
 fn function_point(kprobe: &KProbeSpec, features: &KernelFeatures) -> Result<HookPoint, String> {
     let call = &kprobe.call;
     let ret = kprobe.r#return;
-    let overrides = kprobe.selectors.iter().any(|s| {
-        s.match_actions
-            .iter()
-            .any(|a| a.action == ActionKind::Override)
-    });
-    if overrides {
+    if overrides(kprobe) {
         return override_point(call, ret, features);
     }
     let fentry = features.has(Feature::Fentry) && (!ret || features.has(Feature::Fexit));
@@ -1972,6 +2061,10 @@ fn actions_of(
                     HookPoint::Lsm { .. }
                         | HookPoint::CgroupConnect { .. }
                         | HookPoint::Function { fmod_ret: true, .. }
+                        | HookPoint::Syscall {
+                            via: SyscallVia::FmodRet | SyscallVia::KprobeOverride,
+                            ..
+                        }
                 ) =>
             {
                 error = match action.arg_error {

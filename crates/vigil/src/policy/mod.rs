@@ -12,7 +12,7 @@ mod syscalls;
 
 use std::path::{Path, PathBuf};
 
-pub use compile::{AddrEntry, HookPlan, HookPoint, TracepointArg};
+pub use compile::{AddrEntry, HookPlan, HookPoint, SyscallVia, TracepointArg};
 pub use event::hook_event;
 pub use manager::{PolicyError, PolicyManager};
 pub use metrics::PolicyMetrics;

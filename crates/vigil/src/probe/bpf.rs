@@ -59,6 +59,8 @@ pub(super) struct ProbeEnv {
 const DENY_NAME: &str = "vigil-probe-deny";
 const MODRET_NAME: &str = "vigil-probe-modret";
 const WATCH_NAME: &str = "vigil-probe-watch";
+const OVERRIDE_DIR: &str = "vigil-probe-override";
+const WATCH_DIR: &str = "vigil-probe-mkdir";
 const TRIGGERS: u64 = 3;
 
 impl ProbeEnv {
@@ -372,6 +374,62 @@ pub(super) fn fmod_ret(env: &ProbeEnv) -> Outcome {
     let outcome = expect_open_errno(env, MODRET_NAME, libc::EXDEV, "fmod_ret/security_file_open");
     drop(link);
     outcome
+}
+
+/// A kprobe on `__x64_sys_mkdir` that fails this thread's first mkdir(2)
+/// with EXDEV by bpf_override_return: that mkdir must fail, its directory
+/// must not exist, and the next mkdir must work.
+pub(super) fn kprobe_override(env: &ProbeEnv) -> Outcome {
+    with_kprobe_hint(override_first_mkdir(env))
+}
+
+fn mkdir(path: &Path) -> io::Result<()> {
+    let path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: mkdir(2) on a NUL-terminated path we own; the raw system call,
+    // since the kprobe is on __x64_sys_mkdir and libc may use mkdirat.
+    let rc = unsafe { libc::syscall(libc::SYS_mkdir, path.as_ptr(), 0o700) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+fn override_first_mkdir(env: &ProbeEnv) -> Outcome {
+    let mut obj = MaybeUninit::uninit();
+    let skel = load(&mut obj, env, "kprobe_override_mkdir")?;
+    let link = skel
+        .progs
+        .kprobe_override_mkdir
+        .attach()
+        .map_err(|e| attach_failure(&e))?;
+    let (blocked, allowed) = (env.file(OVERRIDE_DIR), env.file(WATCH_DIR));
+    let first = mkdir(&blocked);
+    let second = mkdir(&allowed);
+    drop(link);
+    let check = |reason: String| Failure::new(Stage::Check, format!("check: {reason}"));
+    match first {
+        Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {}
+        Err(e) => {
+            return Err(check(format!(
+                "mkdir() failed with {}, not {}",
+                host::io_reason(&e),
+                host::errno_reason(libc::EXDEV)
+            )))
+        }
+        Ok(()) => return Err(check("attached, but mkdir() succeeded".into())),
+    }
+    if blocked.exists() {
+        return Err(check(
+            "mkdir() failed, but its directory exists: the call ran".into(),
+        ));
+    }
+    second.map_err(|e| check(format!("the next mkdir() failed: {}", host::io_reason(&e))))?;
+    Ok(format!(
+        "kprobe/__x64_sys_mkdir: mkdir() failed with {} and made nothing, the next mkdir() worked",
+        host::errno_reason(libc::EXDEV)
+    ))
 }
 
 pub(super) fn lsm(env: &ProbeEnv) -> Outcome {
