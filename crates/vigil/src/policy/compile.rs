@@ -2140,6 +2140,64 @@ mod tests {
 
     const FILE_OPEN: &str = "  - call: security_file_open\n    syscall: false\n    args:\n    - index: 0\n      type: file\n";
 
+    const MKDIRAT: &str = "  - call: sys_mkdirat\n    args:\n    - index: 1\n      type: string\n";
+
+    fn via_of(plan: &HookPlan) -> Option<SyscallVia> {
+        match plan.point {
+            HookPoint::Syscall { via, .. } => Some(via),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn syscalls_by_fentry_where_the_kernel_has_trampolines() {
+        // The host running the unit tests has vmlinux BTF describing __x64_sys_mkdirat.
+        let plan = first_hook(MKDIRAT, &[Feature::Fentry, Feature::Tracepoint]).expect("served");
+        assert_eq!(via_of(&plan), Some(SyscallVia::Fentry));
+        assert_eq!(plan.via, "fentry __x64_sys_mkdirat");
+        assert_eq!(plan.meta.function_name, "__x64_sys_mkdirat");
+        let plan = first_hook(MKDIRAT, &[Feature::Tracepoint]).expect("served");
+        assert_eq!(via_of(&plan), Some(SyscallVia::Tracepoint));
+        let ret =
+            format!("{MKDIRAT}    return: true\n    returnArg:\n      index: 0\n      type: int\n");
+        // Return values need fexit too; without it the tracepoints serve the whole hook.
+        let plan = first_hook(&ret, &[Feature::Fentry, Feature::Tracepoint]).expect("served");
+        assert_eq!(via_of(&plan), Some(SyscallVia::Tracepoint));
+        let plan = first_hook(&ret, &[Feature::Fentry, Feature::Fexit]).expect("served");
+        assert_eq!(plan.via, "fentry + fexit __x64_sys_mkdirat");
+    }
+
+    #[test]
+    fn syscall_override_by_fmod_ret_or_kprobe_override_else_refused() {
+        let hook = format!("{MKDIRAT}    selectors:\n    - matchActions:\n      - action: Override\n        argError: -1\n");
+        let plan = first_hook(&hook, &[Feature::Fentry, Feature::FmodRet]).expect("served");
+        assert_eq!(via_of(&plan), Some(SyscallVia::FmodRet));
+        assert!(
+            plan.guarantee
+                .starts_with("blocked before the operation: sys_mkdirat fails with error -1 (Operation not permitted) before the call runs"),
+            "{}",
+            plan.guarantee
+        );
+        let why = first_hook(&hook, &[Feature::Fentry, Feature::Tracepoint]).expect_err("refused");
+        assert!(
+            why.contains("needs fmod_ret on __x64_sys_mkdirat (vigil probe: fmod_ret: load: EPERM) or a kprobe with bpf_override_return (vigil probe: kprobe override: load: EPERM)"),
+            "{why}"
+        );
+        let plan =
+            first_hook(&hook, &[Feature::Tracepoint, Feature::KprobeOverride]).expect("served");
+        assert_eq!(
+            plan.via,
+            "kprobe __x64_sys_mkdirat with bpf_override_return"
+        );
+        let kill = hook.replace("action: Override\n        argError: -1", "action: Sigkill");
+        let plan = first_hook(&kill, &[Feature::Fentry, Feature::SendSignal]).expect("served");
+        assert!(
+            plan.guarantee.contains("system call itself completes"),
+            "{}",
+            plan.guarantee
+        );
+    }
+
     #[test]
     fn kernel_function_needs_fentry_or_kprobe() {
         let why = first_hook(FILE_OPEN, &[Feature::Tracepoint]).expect_err("refused");
@@ -2404,7 +2462,10 @@ format:
     #[test]
     fn blocking_connect_without_cgroup_hooks_is_refused() {
         let why = first_hook(CONNECT_DENY, &[Feature::Tracepoint]).expect_err("refused");
-        assert!(why.contains("Override needs bpf_override_return"), "{why}");
+        assert!(
+            why.contains("Override on a system call needs fmod_ret on __x64_sys_connect"),
+            "{why}"
+        );
         let observe = CONNECT_DENY.replace(
             "      - action: Override\n        argError: -13\n",
             "      - action: Post\n",
