@@ -1103,7 +1103,7 @@ fn syscall_point(kprobe: &KProbeSpec, features: &KernelFeatures) -> Result<HookP
         features.has(entry) && (!ret || features.has(Feature::Fexit)) && in_vmlinux_btf(&function)
     };
     if overrides(kprobe) {
-        if trampoline(Feature::FmodRet) && in_error_injection_list(&function) != Some(false) {
+        if trampoline(Feature::FmodRetSyscall) {
             return point(SyscallVia::FmodRet);
         }
         if !ret && features.has(Feature::KprobeOverride) && in_kallsyms(&function) {
@@ -1111,10 +1111,10 @@ fn syscall_point(kprobe: &KProbeSpec, features: &KernelFeatures) -> Result<HookP
         }
         return Err(format!(
             "kprobe on {}: Override on a system call needs fmod_ret on {function} (vigil probe: \
-             fmod_ret: {}{}) or a kprobe with bpf_override_return (vigil probe: kprobe override: {}{}); \
+             fmod_ret on system calls: {}{}) or a kprobe with bpf_override_return (vigil probe: kprobe override: {}{}); \
              a system call tracepoint cannot change the call's result (use Sigkill: {KILL_GUARANTEE})",
             kprobe.call,
-            why_not(features, Feature::FmodRet),
+            why_not(features, Feature::FmodRetSyscall),
             if ret { format!("; fexit: {}", why_not(features, Feature::Fexit)) } else { String::new() },
             why_not(features, Feature::KprobeOverride),
             if ret { "; return: true is served by fexit only" } else { "" },
@@ -2170,7 +2170,7 @@ mod tests {
     #[test]
     fn syscall_override_by_fmod_ret_or_kprobe_override_else_refused() {
         let hook = format!("{MKDIRAT}    selectors:\n    - matchActions:\n      - action: Override\n        argError: -1\n");
-        let plan = first_hook(&hook, &[Feature::Fentry, Feature::FmodRet]).expect("served");
+        let plan = first_hook(&hook, &[Feature::Fentry, Feature::FmodRetSyscall]).expect("served");
         assert_eq!(via_of(&plan), Some(SyscallVia::FmodRet));
         assert!(
             plan.guarantee
@@ -2180,7 +2180,7 @@ mod tests {
         );
         let why = first_hook(&hook, &[Feature::Fentry, Feature::Tracepoint]).expect_err("refused");
         assert!(
-            why.contains("needs fmod_ret on __x64_sys_mkdirat (vigil probe: fmod_ret: load: EPERM) or a kprobe with bpf_override_return (vigil probe: kprobe override: load: EPERM)"),
+            why.contains("needs fmod_ret on __x64_sys_mkdirat (vigil probe: fmod_ret on system calls: load: EPERM) or a kprobe with bpf_override_return (vigil probe: kprobe override: load: EPERM)"),
             "{why}"
         );
         let plan =

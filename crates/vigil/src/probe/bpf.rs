@@ -376,11 +376,49 @@ pub(super) fn fmod_ret(env: &ProbeEnv) -> Outcome {
     outcome
 }
 
-/// A kprobe on `__x64_sys_mkdir` that fails this thread's first mkdir(2)
-/// with EXDEV by bpf_override_return: that mkdir must fail, its directory
-/// must not exist, and the next mkdir must work.
+/// fmod_ret on `__x64_sys_mkdir` failing this thread's first mkdir(2)
+/// with EXDEV: that mkdir must fail, its directory must not exist, and the
+/// next mkdir must work.
+pub(super) fn fmod_ret_syscall(env: &ProbeEnv) -> Outcome {
+    with_error_injection_hint(override_first_mkdir(
+        env,
+        "fmod_ret_mkdir",
+        |s| s.progs.fmod_ret_mkdir.attach(),
+        "fmod_ret/__x64_sys_mkdir",
+    ))
+}
+
+/// The same by a kprobe on `__x64_sys_mkdir` with bpf_override_return.
 pub(super) fn kprobe_override(env: &ProbeEnv) -> Outcome {
-    with_kprobe_hint(override_first_mkdir(env))
+    with_error_injection_hint(with_kprobe_hint(override_first_mkdir(
+        env,
+        "kprobe_override_mkdir",
+        |s| s.progs.kprobe_override_mkdir.attach(),
+        "kprobe/__x64_sys_mkdir",
+    )))
+}
+
+/// Where the kernel keeps its error injection list (debugfs).
+const ERROR_INJECTION_DIR: &str = "/sys/kernel/debug/error_injection";
+
+/// A system call function the kernel refuses to let fail: say so when
+/// debugfs is mounted and shows no error injection list.
+fn with_error_injection_hint(outcome: Outcome) -> Outcome {
+    outcome.map_err(|mut f| {
+        let debugfs = fs::read_to_string("/proc/mounts").is_ok_and(|m| {
+            m.lines().any(|l| {
+                let mut fields = l.split_whitespace().skip(1);
+                fields.next() == Some("/sys/kernel/debug") && fields.next() == Some("debugfs")
+            })
+        });
+        if f.stage != Stage::Check && debugfs && !Path::new(ERROR_INJECTION_DIR).exists() {
+            f.reason.push_str(&format!(
+                ": kernel without function error injection (no {ERROR_INJECTION_DIR}; \
+                 CONFIG_FUNCTION_ERROR_INJECTION)"
+            ));
+        }
+        f
+    })
 }
 
 fn mkdir(path: &Path) -> io::Result<()> {
@@ -396,14 +434,10 @@ fn mkdir(path: &Path) -> io::Result<()> {
     }
 }
 
-fn override_first_mkdir(env: &ProbeEnv) -> Outcome {
+fn override_first_mkdir(env: &ProbeEnv, program: &str, attach: Attach, what: &str) -> Outcome {
     let mut obj = MaybeUninit::uninit();
-    let skel = load(&mut obj, env, "kprobe_override_mkdir")?;
-    let link = skel
-        .progs
-        .kprobe_override_mkdir
-        .attach()
-        .map_err(|e| attach_failure(&e))?;
+    let skel = load(&mut obj, env, program)?;
+    let link = attach(&skel).map_err(|e| attach_failure(&e))?;
     let (blocked, allowed) = (env.file(OVERRIDE_DIR), env.file(WATCH_DIR));
     let first = mkdir(&blocked);
     let second = mkdir(&allowed);
@@ -427,7 +461,7 @@ fn override_first_mkdir(env: &ProbeEnv) -> Outcome {
     }
     second.map_err(|e| check(format!("the next mkdir() failed: {}", host::io_reason(&e))))?;
     Ok(format!(
-        "kprobe/__x64_sys_mkdir: mkdir() failed with {} and made nothing, the next mkdir() worked",
+        "{what}: mkdir() failed with {} and made nothing, the next mkdir() worked",
         host::errno_reason(libc::EXDEV)
     ))
 }

@@ -27,6 +27,7 @@ pub enum Feature {
     Fentry,
     Fexit,
     FmodRet,
+    FmodRetSyscall,
     KprobeOverride,
     Lsm,
     Uprobe,
@@ -39,7 +40,7 @@ pub enum Feature {
 
 impl Feature {
     /// Every feature, in the order the probe reports them.
-    pub const ALL: [Feature; 19] = [
+    pub const ALL: [Feature; 20] = [
         Feature::Btf,
         Feature::RingBuffer,
         Feature::TpBtf,
@@ -51,6 +52,7 @@ impl Feature {
         Feature::Fentry,
         Feature::Fexit,
         Feature::FmodRet,
+        Feature::FmodRetSyscall,
         Feature::KprobeOverride,
         Feature::Lsm,
         Feature::Uprobe,
@@ -75,6 +77,7 @@ impl Feature {
             Feature::Fentry => "fentry",
             Feature::Fexit => "fexit",
             Feature::FmodRet => "fmod_ret",
+            Feature::FmodRetSyscall => "fmod_ret on system calls",
             Feature::KprobeOverride => "kprobe override (bpf_override_return)",
             Feature::Lsm => "BPF-LSM",
             Feature::Uprobe => "uprobe",
@@ -186,6 +189,7 @@ fn probe_one(feature: Feature, env: &bpf::ProbeEnv) -> Outcome {
         Feature::Fentry => bpf::fentry(env),
         Feature::Fexit => bpf::fexit(env),
         Feature::FmodRet => bpf::fmod_ret(env),
+        Feature::FmodRetSyscall => bpf::fmod_ret_syscall(env),
         Feature::KprobeOverride => bpf::kprobe_override(env),
         Feature::Lsm => bpf::lsm(env),
         Feature::Uprobe => bpf::uprobe(env),

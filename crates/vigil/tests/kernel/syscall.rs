@@ -128,7 +128,7 @@ spec:
 /// nothing is blocked.
 pub fn override_mkdirat_blocks_before_the_call() -> TestResult {
     require_agent!();
-    let via = match (probed("fmod_ret"), probed("kprobe_override")) {
+    let via = match (probed("fmod_ret_syscall"), probed("kprobe_override")) {
         (Ok(()), _) => Some("fmod_ret __x64_sys_mkdirat"),
         (_, Ok(())) => Some("kprobe __x64_sys_mkdirat with bpf_override_return"),
         _ => None,
@@ -172,7 +172,7 @@ spec:
             .find(|l| l.contains("policy hook refused") && l.contains("sys_mkdirat"))
             .expect("the hook is refused");
         assert!(
-            refusal.contains("Override on a system call needs fmod_ret on __x64_sys_mkdirat (vigil probe: fmod_ret: ")
+            refusal.contains("Override on a system call needs fmod_ret on __x64_sys_mkdirat (vigil probe: fmod_ret on system calls: ")
                 && refusal.contains("kprobe override: "),
             "{refusal}"
         );
