@@ -60,16 +60,40 @@ static __always_inline struct generic_state *trampoline_args(void *ctx)
 	return s;
 }
 
-/* A system call's function (__x64_sys_NAME) takes one argument, the
- * caller's saved user registers: the call's arguments are read from those,
- * in the system call convention (r10 holds the fourth, not cx). */
-static __always_inline struct generic_state *syscall_args(struct pt_regs *regs)
+/* The state, or NULL for the agent's own calls. */
+static __always_inline struct generic_state *caller_state(void)
 {
-	struct generic_state *s;
-
 	if (is_agent())
 		return NULL;
-	s = state();
+	return state();
+}
+
+/* A system call's function (__x64_sys_NAME) takes one argument, the
+ * caller's saved user registers: the call's arguments are read from those,
+ * in the system call convention (r10 holds the fourth, not cx). A
+ * trampoline program gets that pointer typed by the kernel's BTF, so it
+ * loads the registers directly (no helper call per register). */
+static __always_inline struct generic_state *syscall_args(void *ctx)
+{
+	struct pt_regs *regs = (struct pt_regs *)((__u64 *)ctx)[0];
+	struct generic_state *s = caller_state();
+
+	if (!s)
+		return NULL;
+	s->regs[0] = regs->di;
+	s->regs[1] = regs->si;
+	s->regs[2] = regs->dx;
+	s->regs[3] = regs->r10;
+	s->regs[4] = regs->r8;
+	s->regs[5] = regs->r9;
+	return s;
+}
+
+/* The same from a kprobe, whose first argument is a plain address. */
+static __always_inline struct generic_state *syscall_args_kprobe(struct pt_regs *regs)
+{
+	struct generic_state *s = caller_state();
+
 	if (!s)
 		return NULL;
 	s->regs[0] = BPF_CORE_READ(regs, di);
@@ -81,15 +105,6 @@ static __always_inline struct generic_state *syscall_args(struct pt_regs *regs)
 	return s;
 }
 
-/* The user registers a trampoline program on __x64_sys_NAME receives. */
-static __always_inline struct pt_regs *syscall_regs(void *ctx)
-{
-	__u64 regs = 0;
-
-	bpf_get_func_arg(ctx, 0, &regs);
-	return (struct pt_regs *)regs;
-}
-
 /* Override errors a function may return (newer verifiers check the range). */
 #define MAX_ERRNO 4095
 
@@ -98,7 +113,7 @@ static __always_inline struct pt_regs *syscall_regs(void *ctx)
 SEC("fentry")
 int vigil_syscall_fentry(void *ctx)
 {
-	if (syscall_args(syscall_regs(ctx)))
+	if (syscall_args(ctx))
 		run_func_hooks();
 	return 0;
 }
@@ -111,7 +126,7 @@ int vigil_syscall_fmod_ret(void *ctx)
 {
 	int error;
 
-	if (!syscall_args(syscall_regs(ctx)))
+	if (!syscall_args(ctx))
 		return 0;
 	error = run_func_hooks();
 	if (error < -MAX_ERRNO || error > 0)
@@ -127,7 +142,7 @@ int vigil_syscall_kprobe_override(struct pt_regs *ctx)
 {
 	int error;
 
-	if (!syscall_args((struct pt_regs *)ctx->di))
+	if (!syscall_args_kprobe((struct pt_regs *)ctx->di))
 		return 0;
 	error = run_func_hooks();
 	if (error < 0 && error >= -MAX_ERRNO)
