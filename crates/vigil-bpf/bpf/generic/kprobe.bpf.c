@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
  * The kernel function front-end of the generic hook: TracingPolicy kprobes
- * with `syscall: false` (security_file_open, ...) and lsmhooks (file_open,
- * ...). The loader opens this object once per hooked function, sets the
+ * with `syscall: false` (security_file_open, ...), lsmhooks (file_open,
+ * ...), and system calls where the kernel has trampolines (their function
+ * __x64_sys_NAME, by fentry, fmod_ret for Override, or a kprobe with
+ * bpf_override_return). The loader opens this object once per hooked function, sets the
  * attach target and the function's hooks (read-only data) before load,
  * keeps only the programs it attaches with (lsm for LSM hooks; fentry where
  * the kernel has trampolines, else kprobe; fmod_ret for Override; fexit or
@@ -58,6 +60,96 @@ static __always_inline struct generic_state *trampoline_args(void *ctx)
 	return s;
 }
 
+/* The state, or NULL for the agent's own calls. */
+static __always_inline struct generic_state *caller_state(void)
+{
+	if (is_agent())
+		return NULL;
+	return state();
+}
+
+/* A system call's function (__x64_sys_NAME) takes one argument, the
+ * caller's saved user registers: the call's arguments are read from those,
+ * in the system call convention (r10 holds the fourth, not cx). A
+ * trampoline program gets that pointer typed by the kernel's BTF, so it
+ * loads the registers directly (no helper call per register). */
+static __always_inline struct generic_state *syscall_args(void *ctx)
+{
+	struct pt_regs *regs = (struct pt_regs *)((__u64 *)ctx)[0];
+	struct generic_state *s = caller_state();
+
+	if (!s)
+		return NULL;
+	s->regs[0] = regs->di;
+	s->regs[1] = regs->si;
+	s->regs[2] = regs->dx;
+	s->regs[3] = regs->r10;
+	s->regs[4] = regs->r8;
+	s->regs[5] = regs->r9;
+	return s;
+}
+
+/* The same from a kprobe, whose first argument is a plain address. */
+static __always_inline struct generic_state *syscall_args_kprobe(struct pt_regs *regs)
+{
+	struct generic_state *s = caller_state();
+
+	if (!s)
+		return NULL;
+	s->regs[0] = BPF_CORE_READ(regs, di);
+	s->regs[1] = BPF_CORE_READ(regs, si);
+	s->regs[2] = BPF_CORE_READ(regs, dx);
+	s->regs[3] = BPF_CORE_READ(regs, r10);
+	s->regs[4] = BPF_CORE_READ(regs, r8);
+	s->regs[5] = BPF_CORE_READ(regs, r9);
+	return s;
+}
+
+/* Override errors a function may return (newer verifiers check the range). */
+#define MAX_ERRNO 4095
+
+/* A system call hooked at its function's entry: cheaper than its
+ * tracepoints, which run the tracing machinery on every hooked call. */
+SEC("fentry")
+int vigil_syscall_fentry(void *ctx)
+{
+	if (syscall_args(ctx))
+		run_func_hooks();
+	return 0;
+}
+
+/* A system call whose selectors Override: the kernel lets every
+ * __x64_sys_NAME return an error without running (error injection list),
+ * so the call fails before it does anything. */
+SEC("fmod_ret")
+int vigil_syscall_fmod_ret(void *ctx)
+{
+	int error;
+
+	if (!syscall_args(ctx))
+		return 0;
+	error = run_func_hooks();
+	if (error < -MAX_ERRNO || error > 0)
+		return 0;
+	return error;
+}
+
+/* The same where the kernel refuses fmod_ret but has kprobes and
+ * bpf_override_return (CONFIG_BPF_KPROBE_OVERRIDE): the kprobe on
+ * __x64_sys_NAME returns to the caller with the error instead. */
+SEC("kprobe")
+int vigil_syscall_kprobe_override(struct pt_regs *ctx)
+{
+	int error;
+
+	if (!syscall_args_kprobe((struct pt_regs *)ctx->di))
+		return 0;
+	error = run_func_hooks();
+	if (error < 0 && error >= -MAX_ERRNO)
+		bpf_override_return(ctx, error);
+	return 0;
+}
+
 SEC("fentry")
 int vigil_fentry(void *ctx)
 {
@@ -65,9 +157,6 @@ int vigil_fentry(void *ctx)
 		run_func_hooks();
 	return 0;
 }
-
-/* Errors an LSM program may return (newer verifiers check the range). */
-#define MAX_ERRNO 4095
 
 /* An LSM hook: a selector's Override makes the operation fail. */
 SEC("lsm")

@@ -36,6 +36,8 @@ __u64 kprobe_multi_hits;
 __u64 fentry_hits;
 __u64 fexit_hits;
 __u64 fmod_ret_hits;
+__u64 kprobe_override_hits;
+__u64 fmod_ret_syscall_hits;
 __u64 lsm_denied;
 __u64 uprobe_hits;
 __u64 uprobe_multi_hits;
@@ -166,6 +168,28 @@ int BPF_PROG(fmod_ret_file_open, struct file *file)
 		__sync_fetch_and_add(&fmod_ret_hits, 1);
 		return -EXDEV;
 	}
+	return 0;
+}
+
+/* Fails the prober thread's first mkdir(2) before the call runs, where the
+ * kernel lets system call functions fail (its error injection list). */
+SEC("fmod_ret/__x64_sys_mkdir")
+int BPF_PROG(fmod_ret_mkdir)
+{
+	if ((__u32)bpf_get_current_pid_tgid() != target_tid || fmod_ret_syscall_hits)
+		return 0;
+	fmod_ret_syscall_hits = 1;
+	return -EXDEV;
+}
+
+/* The same by bpf_override_return from a kprobe. */
+SEC("kprobe/__x64_sys_mkdir")
+int kprobe_override_mkdir(struct pt_regs *ctx)
+{
+	if ((__u32)bpf_get_current_pid_tgid() != target_tid || kprobe_override_hits)
+		return 0;
+	kprobe_override_hits = 1;
+	bpf_override_return(ctx, -EXDEV);
 	return 0;
 }
 

@@ -59,6 +59,11 @@ pub const MATCH_SLOTS_PER_HOOK: u32 = 64;
 pub const KILL_GUARANTEE: &str = "killed after the call: the signal is sent at sys_enter, \
      the process dies before returning to user space, but the system call itself completes";
 
+/// What an enforcement action at a system call function's entry (fentry) guarantees.
+const SYSCALL_FUNCTION_KILL_GUARANTEE: &str = "killed after the call: the signal is sent at the \
+     function's entry, the process dies before returning to user space, but the system call \
+     itself completes (Override blocks it)";
+
 /// What an enforcement action at a kernel function's entry really guarantees.
 const FUNCTION_KILL_GUARANTEE: &str = "killed at the call: the signal is sent when the function \
      is entered, the process dies before returning to user space, but the call itself completes";
@@ -159,12 +164,14 @@ pub enum EventKind {
 /// Where a hook attaches.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HookPoint {
-    /// A system call, served by its own tracepoints (`syscalls/sys_enter_NAME`,
-    /// `sys_exit_NAME`), or by raw_tp sys_enter/sys_exit where it has none.
+    /// A system call: by a BPF trampoline on its function `__x64_sys_NAME`
+    /// where the kernel has them, else by its own tracepoints
+    /// (`syscalls/sys_enter_NAME`, `sys_exit_NAME`), or by raw_tp
+    /// sys_enter/sys_exit where it has none.
     Syscall {
         nr: u32,
         name: String,
-        tracepoint: bool,
+        via: SyscallVia,
     },
     /// A kernel function (`syscall: false`), served by fentry where the
     /// kernel has trampolines, else by a kprobe; by fmod_ret when a
@@ -275,6 +282,32 @@ fn sock_addr_point(name: &str, function: String) -> Option<HookPoint> {
             addrlen,
         },
     })
+}
+
+/// What serves a system call hook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyscallVia {
+    /// fentry on `__x64_sys_NAME` (fexit for return values).
+    Fentry,
+    /// fmod_ret on `__x64_sys_NAME` (fexit for return values): a selector's
+    /// Override makes the call return its error without running.
+    FmodRet,
+    /// A kprobe on `__x64_sys_NAME` that Overrides by bpf_override_return.
+    KprobeOverride,
+    /// `syscalls/sys_enter_NAME` (and `sys_exit_NAME`).
+    Tracepoint,
+    /// raw_tp sys_enter (and sys_exit), for calls without tracepoints.
+    RawTp,
+}
+
+impl SyscallVia {
+    /// Served by the system call's function rather than a tracepoint.
+    pub fn on_function(self) -> bool {
+        matches!(
+            self,
+            SyscallVia::Fentry | SyscallVia::FmodRet | SyscallVia::KprobeOverride
+        )
+    }
 }
 
 /// Where a classic tracepoint argument lies in the tracepoint's record.
@@ -527,16 +560,18 @@ fn compile_kprobe(
         return plan;
     }
     let point = if kprobe.syscall {
-        let point = syscall_point(kprobe, features)?;
-        let cgroup = match &point {
-            HookPoint::Syscall { name, .. }
-                if blocks_or_kills(kprobe) && features.has(Feature::CgroupConnect4) =>
-            {
-                sock_addr_point(name, format!("__x64_sys_{name}"))
-            }
-            _ => None,
+        // connect(2), UDP sends and bind(2) are blocked where the kernel
+        // checks the address, by the cgroup sock_addr hooks.
+        let (name, _) = syscall_of(&kprobe.call)?;
+        let cgroup = if blocks_or_kills(kprobe) && features.has(Feature::CgroupConnect4) {
+            sock_addr_point(name, format!("__x64_sys_{name}"))
+        } else {
+            None
         };
-        cgroup.unwrap_or(point)
+        match cgroup {
+            Some(point) => point,
+            None => syscall_point(kprobe, features)?,
+        }
     } else if let Some(point) = sock_addr_point(&kprobe.call, kprobe.call.clone()).filter(|_| {
         features.has(Feature::CgroupConnect4) && needs_cgroup_sock_addr(kprobe, features)
     }) {
@@ -567,13 +602,24 @@ fn fanotify_kprobe(
         .any(|a| a.action == ActionKind::Override);
     let (hook, function, why_not_bpf) = if kprobe.syscall {
         let (name, _) = syscall_of(&kprobe.call).ok()?;
-        if !overrides {
+        // Where the system call's function can be made to fail (fmod_ret or
+        // bpf_override_return), the block stays in the kernel.
+        if !overrides
+            || features.has(Feature::FmodRetSyscall)
+            || features.has(Feature::KprobeOverride)
+        {
             return None;
         }
         (
             fanotify::file_hook(name, CallKind::Syscall)?,
             format!("__x64_sys_{name}"),
-            "Override: a system call tracepoint cannot change the call's result".to_owned(),
+            format!(
+                "Override: a system call tracepoint cannot change the call's result, and the \
+                 call's function cannot be made to fail (vigil probe: fmod_ret on system calls: \
+                 {}; kprobe override: {})",
+                why_not(features, Feature::FmodRetSyscall),
+                why_not(features, Feature::KprobeOverride)
+            ),
         )
     } else {
         let hook = fanotify::file_hook(&kprobe.call, CallKind::Function)?;
@@ -1128,21 +1174,25 @@ fn plan_hook(
             why_not(features, Feature::SendSignal)
         ));
     }
+    let ret = kprobe.r#return;
     let via = match &point {
-        HookPoint::Syscall {
-            name,
-            tracepoint: true,
-            ..
-        } if kprobe.r#return => format!("tracepoints syscalls/sys_enter_{name} + sys_exit_{name}"),
-        HookPoint::Syscall {
-            name,
-            tracepoint: true,
-            ..
-        } => format!("tracepoint syscalls/sys_enter_{name}"),
-        HookPoint::Syscall { nr, .. } => format!(
-            "raw_tp sys_enter{} (system call {nr} has no tracepoint of its own)",
-            if kprobe.r#return { " + sys_exit" } else { "" }
-        ),
+        HookPoint::Syscall { name, nr, via } => match via {
+            SyscallVia::Fentry if ret => format!("fentry + fexit __x64_sys_{name}"),
+            SyscallVia::Fentry => format!("fentry __x64_sys_{name}"),
+            SyscallVia::FmodRet if ret => format!("fmod_ret + fexit __x64_sys_{name}"),
+            SyscallVia::FmodRet => format!("fmod_ret __x64_sys_{name}"),
+            SyscallVia::KprobeOverride => {
+                format!("kprobe __x64_sys_{name} with bpf_override_return")
+            }
+            SyscallVia::Tracepoint if ret => {
+                format!("tracepoints syscalls/sys_enter_{name} + sys_exit_{name}")
+            }
+            SyscallVia::Tracepoint => format!("tracepoint syscalls/sys_enter_{name}"),
+            SyscallVia::RawTp => format!(
+                "raw_tp sys_enter{} (system call {nr} has no tracepoint of its own)",
+                if ret { " + sys_exit" } else { "" }
+            ),
+        },
         HookPoint::Function {
             name,
             fentry,
@@ -1192,6 +1242,11 @@ fn plan_hook(
     };
     let guarantee = match (cgroup_op, overrides, signals, enforce) {
         (Some(op), _, _, true) => cgroup_guarantee(op, overrides, signals),
+        (_, Some(error), _, true) if syscall => format!(
+            "blocked before the operation: {} fails with {} before the call runs",
+            kprobe.call,
+            errno_text(error)
+        ),
         (_, Some(error), _, true) => format!(
             "blocked before the operation: {} fails with error {error} before it takes effect",
             kprobe.call
@@ -1200,6 +1255,10 @@ fn plan_hook(
             "monitor mode: overrides and signals are counted, never applied".to_owned()
         }
         (_, None, false, _) => "observe only".to_owned(),
+        (_, None, true, true) if matches!(&point, HookPoint::Syscall { via, .. } if via.on_function()) =>
+        {
+            format!("{}: {SYSCALL_FUNCTION_KILL_GUARANTEE}", meta.function_name)
+        }
         (_, None, true, true) if syscall || point.is_syscall_entry() => KILL_GUARANTEE.to_owned(),
         (_, None, true, true) if uprobe => UPROBE_KILL_GUARANTEE.to_owned(),
         (_, None, true, true) if matches!(point, HookPoint::Usdt { .. }) => {
@@ -1323,25 +1382,74 @@ fn errno_text(error: i32) -> String {
     format!("error {error} ({text})")
 }
 
-/// A system call hook: its own tracepoints when tracefs lists them, else raw_tp.
+/// A system call hook. Its function `__x64_sys_NAME` by a BPF trampoline
+/// where the kernel has them and its BTF describes the function (cheaper
+/// than the tracepoints): fentry, or fmod_ret when a selector Overrides (the
+/// kernel lets every system call function fail before it runs), with fexit
+/// for return values; Override without fmod_ret by a kprobe with
+/// bpf_override_return. Else its own tracepoints when tracefs lists them,
+/// else raw_tp; there Override cannot be honoured and is refused.
 fn syscall_point(kprobe: &KProbeSpec, features: &KernelFeatures) -> Result<HookPoint, String> {
     let (name, nr) = syscall_of(&kprobe.call)?;
-    let tracepoint =
-        features.has(Feature::Tracepoint) && has_syscall_tracepoints(name, kprobe.r#return);
+    let function = format!("__x64_sys_{name}");
+    let ret = kprobe.r#return;
+    let point = |via| {
+        Ok(HookPoint::Syscall {
+            nr,
+            name: name.to_owned(),
+            via,
+        })
+    };
+    let trampoline = |entry| {
+        features.has(entry) && (!ret || features.has(Feature::Fexit)) && in_vmlinux_btf(&function)
+    };
+    if overrides(kprobe) {
+        if trampoline(Feature::FmodRetSyscall) {
+            return point(SyscallVia::FmodRet);
+        }
+        if !ret && features.has(Feature::KprobeOverride) && in_kallsyms(&function) {
+            return point(SyscallVia::KprobeOverride);
+        }
+        return Err(format!(
+            "kprobe on {}: Override on a system call needs fmod_ret on {function} (vigil probe: \
+             fmod_ret on system calls: {}{}) or a kprobe with bpf_override_return (vigil probe: kprobe override: {}{}); \
+             a system call tracepoint cannot change the call's result (use Sigkill: {KILL_GUARANTEE})",
+            kprobe.call,
+            why_not(features, Feature::FmodRetSyscall),
+            if ret { format!("; fexit: {}", why_not(features, Feature::Fexit)) } else { String::new() },
+            why_not(features, Feature::KprobeOverride),
+            if ret { "; return: true is served by fexit only" } else { "" },
+        ));
+    }
+    if trampoline(Feature::Fentry) {
+        return point(SyscallVia::Fentry);
+    }
+    let tracepoint = features.has(Feature::Tracepoint) && has_syscall_tracepoints(name, ret);
     if !tracepoint && !features.has(Feature::RawTp) {
         return Err(format!(
-            "kprobe on {}: needs the syscalls/sys_enter_{name} tracepoint (vigil probe: tracepoint: {}) \
+            "kprobe on {}: needs fentry on {function} (vigil probe: fentry: {}), \
+             the syscalls/sys_enter_{name} tracepoint (vigil probe: tracepoint: {}) \
              or raw_tp sys_enter/sys_exit (vigil probe: raw_tp: {})",
             kprobe.call,
+            why_not(features, Feature::Fentry),
             why_not(features, Feature::Tracepoint),
             why_not(features, Feature::RawTp)
         ));
     }
-    Ok(HookPoint::Syscall {
-        nr,
-        name: name.to_owned(),
-        tracepoint,
+    point(if tracepoint {
+        SyscallVia::Tracepoint
+    } else {
+        SyscallVia::RawTp
     })
+}
+
+/// Whether any selector of the hook Overrides the call's result.
+fn overrides(kprobe: &KProbeSpec) -> bool {
+    kprobe
+        .selectors
+        .iter()
+        .flat_map(|s| &s.match_actions)
+        .any(|a| a.action == ActionKind::Override)
 }
 
 /// A kernel function hook: fentry (cheaper) when the kernel has trampolines
@@ -1352,12 +1460,7 @@ fn syscall_point(kprobe: &KProbeSpec, features: &KernelFeatures) -> Result<HookP
 fn function_point(kprobe: &KProbeSpec, features: &KernelFeatures) -> Result<HookPoint, String> {
     let call = &kprobe.call;
     let ret = kprobe.r#return;
-    let overrides = kprobe.selectors.iter().any(|s| {
-        s.match_actions
-            .iter()
-            .any(|a| a.action == ActionKind::Override)
-    });
-    if overrides {
+    if overrides(kprobe) {
         return override_point(call, ret, features);
     }
     let fentry = features.has(Feature::Fentry) && (!ret || features.has(Feature::Fexit));
@@ -2259,6 +2362,10 @@ fn actions_of(
                     HookPoint::Lsm { .. }
                         | HookPoint::CgroupSockAddr { .. }
                         | HookPoint::Function { fmod_ret: true, .. }
+                        | HookPoint::Syscall {
+                            via: SyscallVia::FmodRet | SyscallVia::KprobeOverride,
+                            ..
+                        }
                 ) =>
             {
                 error = match action.arg_error {
@@ -2391,6 +2498,64 @@ mod tests {
                 "blocked before open by fanotify permission event (decision in user space): \
                  the call fails with EPERM (fanotify cannot return the policy's argError)"
             ),
+            "{}",
+            plan.guarantee
+        );
+    }
+
+    const MKDIRAT: &str = "  - call: sys_mkdirat\n    args:\n    - index: 1\n      type: string\n";
+
+    fn via_of(plan: &HookPlan) -> Option<SyscallVia> {
+        match plan.point {
+            HookPoint::Syscall { via, .. } => Some(via),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn syscalls_by_fentry_where_the_kernel_has_trampolines() {
+        // The host running the unit tests has vmlinux BTF describing __x64_sys_mkdirat.
+        let plan = first_hook(MKDIRAT, &[Feature::Fentry, Feature::Tracepoint]).expect("served");
+        assert_eq!(via_of(&plan), Some(SyscallVia::Fentry));
+        assert_eq!(plan.via, "fentry __x64_sys_mkdirat");
+        assert_eq!(plan.meta.function_name, "__x64_sys_mkdirat");
+        let plan = first_hook(MKDIRAT, &[Feature::Tracepoint]).expect("served");
+        assert_eq!(via_of(&plan), Some(SyscallVia::Tracepoint));
+        let ret =
+            format!("{MKDIRAT}    return: true\n    returnArg:\n      index: 0\n      type: int\n");
+        // Return values need fexit too; without it the tracepoints serve the whole hook.
+        let plan = first_hook(&ret, &[Feature::Fentry, Feature::Tracepoint]).expect("served");
+        assert_eq!(via_of(&plan), Some(SyscallVia::Tracepoint));
+        let plan = first_hook(&ret, &[Feature::Fentry, Feature::Fexit]).expect("served");
+        assert_eq!(plan.via, "fentry + fexit __x64_sys_mkdirat");
+    }
+
+    #[test]
+    fn syscall_override_by_fmod_ret_or_kprobe_override_else_refused() {
+        let hook = format!("{MKDIRAT}    selectors:\n    - matchActions:\n      - action: Override\n        argError: -1\n");
+        let plan = first_hook(&hook, &[Feature::Fentry, Feature::FmodRetSyscall]).expect("served");
+        assert_eq!(via_of(&plan), Some(SyscallVia::FmodRet));
+        assert!(
+            plan.guarantee
+                .starts_with("blocked before the operation: sys_mkdirat fails with error -1 (Operation not permitted) before the call runs"),
+            "{}",
+            plan.guarantee
+        );
+        let why = first_hook(&hook, &[Feature::Fentry, Feature::Tracepoint]).expect_err("refused");
+        assert!(
+            why.contains("needs fmod_ret on __x64_sys_mkdirat (vigil probe: fmod_ret on system calls: load: EPERM) or a kprobe with bpf_override_return (vigil probe: kprobe override: load: EPERM)"),
+            "{why}"
+        );
+        let plan =
+            first_hook(&hook, &[Feature::Tracepoint, Feature::KprobeOverride]).expect("served");
+        assert_eq!(
+            plan.via,
+            "kprobe __x64_sys_mkdirat with bpf_override_return"
+        );
+        let kill = hook.replace("action: Override\n        argError: -1", "action: Sigkill");
+        let plan = first_hook(&kill, &[Feature::Fentry, Feature::SendSignal]).expect("served");
+        assert!(
+            plan.guarantee.contains("system call itself completes"),
             "{}",
             plan.guarantee
         );
@@ -2717,7 +2882,10 @@ format:
     #[test]
     fn blocking_connect_without_cgroup_hooks_is_refused() {
         let why = first_hook(CONNECT_DENY, &[Feature::Tracepoint]).expect_err("refused");
-        assert!(why.contains("Override needs bpf_override_return"), "{why}");
+        assert!(
+            why.contains("Override on a system call needs fmod_ret on __x64_sys_connect"),
+            "{why}"
+        );
         let observe = CONNECT_DENY.replace(
             "      - action: Override\n        argError: -13\n",
             "      - action: Post\n",

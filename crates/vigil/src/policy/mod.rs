@@ -14,7 +14,9 @@ mod syscalls;
 
 use std::path::{Path, PathBuf};
 
-pub use compile::{AddrEntry, HookPlan, HookPoint, SockAddrArgs, SockOp, TracepointArg};
+pub use compile::{
+    AddrEntry, HookPlan, HookPoint, SockAddrArgs, SockOp, SyscallVia, TracepointArg,
+};
 pub use event::hook_event;
 pub use fanotify::{FanotifySpec, FileAccess, Verdict};
 pub use manager::{PolicyError, PolicyManager};

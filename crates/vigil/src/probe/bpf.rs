@@ -59,6 +59,8 @@ pub(super) struct ProbeEnv {
 const DENY_NAME: &str = "vigil-probe-deny";
 const MODRET_NAME: &str = "vigil-probe-modret";
 const WATCH_NAME: &str = "vigil-probe-watch";
+const OVERRIDE_DIR: &str = "vigil-probe-override";
+const WATCH_DIR: &str = "vigil-probe-mkdir";
 const TRIGGERS: u64 = 3;
 
 impl ProbeEnv {
@@ -372,6 +374,96 @@ pub(super) fn fmod_ret(env: &ProbeEnv) -> Outcome {
     let outcome = expect_open_errno(env, MODRET_NAME, libc::EXDEV, "fmod_ret/security_file_open");
     drop(link);
     outcome
+}
+
+/// fmod_ret on `__x64_sys_mkdir` failing this thread's first mkdir(2)
+/// with EXDEV: that mkdir must fail, its directory must not exist, and the
+/// next mkdir must work.
+pub(super) fn fmod_ret_syscall(env: &ProbeEnv) -> Outcome {
+    with_error_injection_hint(override_first_mkdir(
+        env,
+        "fmod_ret_mkdir",
+        |s| s.progs.fmod_ret_mkdir.attach(),
+        "fmod_ret/__x64_sys_mkdir",
+    ))
+}
+
+/// The same by a kprobe on `__x64_sys_mkdir` with bpf_override_return.
+pub(super) fn kprobe_override(env: &ProbeEnv) -> Outcome {
+    with_error_injection_hint(with_kprobe_hint(override_first_mkdir(
+        env,
+        "kprobe_override_mkdir",
+        |s| s.progs.kprobe_override_mkdir.attach(),
+        "kprobe/__x64_sys_mkdir",
+    )))
+}
+
+/// Where the kernel keeps its error injection list (debugfs).
+const ERROR_INJECTION_DIR: &str = "/sys/kernel/debug/error_injection";
+
+/// A system call function the kernel refuses to let fail: say so when
+/// debugfs is mounted and shows no error injection list.
+fn with_error_injection_hint(outcome: Outcome) -> Outcome {
+    outcome.map_err(|mut f| {
+        let debugfs = fs::read_to_string("/proc/mounts").is_ok_and(|m| {
+            m.lines().any(|l| {
+                let mut fields = l.split_whitespace().skip(1);
+                fields.next() == Some("/sys/kernel/debug") && fields.next() == Some("debugfs")
+            })
+        });
+        if f.stage != Stage::Check && debugfs && !Path::new(ERROR_INJECTION_DIR).exists() {
+            f.reason.push_str(&format!(
+                ": kernel without function error injection (no {ERROR_INJECTION_DIR}; \
+                 CONFIG_FUNCTION_ERROR_INJECTION)"
+            ));
+        }
+        f
+    })
+}
+
+fn mkdir(path: &Path) -> io::Result<()> {
+    let path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: mkdir(2) on a NUL-terminated path we own; the raw system call,
+    // since the kprobe is on __x64_sys_mkdir and libc may use mkdirat.
+    let rc = unsafe { libc::syscall(libc::SYS_mkdir, path.as_ptr(), 0o700) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+fn override_first_mkdir(env: &ProbeEnv, program: &str, attach: Attach, what: &str) -> Outcome {
+    let mut obj = MaybeUninit::uninit();
+    let skel = load(&mut obj, env, program)?;
+    let link = attach(&skel).map_err(|e| attach_failure(&e))?;
+    let (blocked, allowed) = (env.file(OVERRIDE_DIR), env.file(WATCH_DIR));
+    let first = mkdir(&blocked);
+    let second = mkdir(&allowed);
+    drop(link);
+    let check = |reason: String| Failure::new(Stage::Check, format!("check: {reason}"));
+    match first {
+        Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {}
+        Err(e) => {
+            return Err(check(format!(
+                "mkdir() failed with {}, not {}",
+                host::io_reason(&e),
+                host::errno_reason(libc::EXDEV)
+            )))
+        }
+        Ok(()) => return Err(check("attached, but mkdir() succeeded".into())),
+    }
+    if blocked.exists() {
+        return Err(check(
+            "mkdir() failed, but its directory exists: the call ran".into(),
+        ));
+    }
+    second.map_err(|e| check(format!("the next mkdir() failed: {}", host::io_reason(&e))))?;
+    Ok(format!(
+        "{what}: mkdir() failed with {} and made nothing, the next mkdir() worked",
+        host::errno_reason(libc::EXDEV)
+    ))
 }
 
 pub(super) fn lsm(env: &ProbeEnv) -> Outcome {

@@ -27,6 +27,8 @@ pub enum Feature {
     Fentry,
     Fexit,
     FmodRet,
+    FmodRetSyscall,
+    KprobeOverride,
     Lsm,
     Uprobe,
     UprobeMulti,
@@ -38,7 +40,7 @@ pub enum Feature {
 
 impl Feature {
     /// Every feature, in the order the probe reports them.
-    pub const ALL: [Feature; 18] = [
+    pub const ALL: [Feature; 20] = [
         Feature::Btf,
         Feature::RingBuffer,
         Feature::TpBtf,
@@ -50,6 +52,8 @@ impl Feature {
         Feature::Fentry,
         Feature::Fexit,
         Feature::FmodRet,
+        Feature::FmodRetSyscall,
+        Feature::KprobeOverride,
         Feature::Lsm,
         Feature::Uprobe,
         Feature::UprobeMulti,
@@ -73,6 +77,8 @@ impl Feature {
             Feature::Fentry => "fentry",
             Feature::Fexit => "fexit",
             Feature::FmodRet => "fmod_ret",
+            Feature::FmodRetSyscall => "fmod_ret on system calls",
+            Feature::KprobeOverride => "kprobe override (bpf_override_return)",
             Feature::Lsm => "BPF-LSM",
             Feature::Uprobe => "uprobe",
             Feature::UprobeMulti => "uprobe.multi",
@@ -183,6 +189,8 @@ fn probe_one(feature: Feature, env: &bpf::ProbeEnv) -> Outcome {
         Feature::Fentry => bpf::fentry(env),
         Feature::Fexit => bpf::fexit(env),
         Feature::FmodRet => bpf::fmod_ret(env),
+        Feature::FmodRetSyscall => bpf::fmod_ret_syscall(env),
+        Feature::KprobeOverride => bpf::kprobe_override(env),
         Feature::Lsm => bpf::lsm(env),
         Feature::Uprobe => bpf::uprobe(env),
         Feature::UprobeMulti => bpf::uprobe_multi(env),

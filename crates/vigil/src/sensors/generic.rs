@@ -1,6 +1,8 @@
-//! The generic hook: TracingPolicy kprobes on system calls, served by the
-//! per-syscall tracepoints (raw_tp sys_enter/sys_exit for system calls
-//! without one); on kernel functions, served by one fentry, kprobe, lsm or
+//! The generic hook: TracingPolicy kprobes on system calls, served by one
+//! fentry or fmod_ret instance per hook on the call's function where the
+//! kernel has trampolines (a kprobe with bpf_override_return for Override
+//! where it has only that), else by the per-syscall tracepoints (raw_tp
+//! sys_enter/sys_exit for system calls without one); on kernel functions, served by one fentry, kprobe, lsm or
 //! fmod_ret instance per hook (with fexit or kretprobe for return values);
 //! uprobes and tracepoints (`uprobe.rs`, `tracepoint.rs`); connect(2), UDP
 //! send and bind(2) hooks served by cgroup programs (`sock_addr.rs`). Configured entirely through maps (hook configs,
@@ -43,7 +45,7 @@ use super::{
     Owned,
 };
 use crate::{
-    policy::{AddrEntry, HookPlan, HookPoint},
+    policy::{AddrEntry, HookPlan, HookPoint, SyscallVia},
     reuse_generic_maps,
 };
 
@@ -56,6 +58,12 @@ enum Attach {
     Lsm,
     /// fmod_ret: Override makes the function return its error without running.
     FmodRet,
+    /// fentry on a system call's function: arguments from the user registers.
+    SyscallFentry,
+    /// fmod_ret on a system call's function.
+    SyscallFmodRet,
+    /// A kprobe on a system call's function that Overrides by bpf_override_return.
+    SyscallKprobeOverride,
 }
 
 /// One hooked system call: its hooks and the attachments serving them.
@@ -225,7 +233,20 @@ fn load_function<'obj>(
     progs.vigil_kprobe.set_autoload(attach == Attach::Kprobe);
     progs.vigil_lsm.set_autoload(attach == Attach::Lsm);
     progs.vigil_fmod_ret.set_autoload(attach == Attach::FmodRet);
-    let fexit = exit && matches!(attach, Attach::Fentry | Attach::FmodRet);
+    progs
+        .vigil_syscall_fentry
+        .set_autoload(attach == Attach::SyscallFentry);
+    progs
+        .vigil_syscall_fmod_ret
+        .set_autoload(attach == Attach::SyscallFmodRet);
+    progs
+        .vigil_syscall_kprobe_override
+        .set_autoload(attach == Attach::SyscallKprobeOverride);
+    let fexit = exit
+        && matches!(
+            attach,
+            Attach::Fentry | Attach::FmodRet | Attach::SyscallFentry | Attach::SyscallFmodRet
+        );
     let kretprobe = exit && attach == Attach::Kprobe;
     progs.vigil_fexit.set_autoload(fexit);
     progs.vigil_kretprobe.set_autoload(kretprobe);
@@ -235,7 +256,9 @@ fn load_function<'obj>(
         Attach::Fentry => targets.push(&mut progs.vigil_fentry),
         Attach::Lsm => targets.push(&mut progs.vigil_lsm),
         Attach::FmodRet => targets.push(&mut progs.vigil_fmod_ret),
-        Attach::Kprobe => {}
+        Attach::SyscallFentry => targets.push(&mut progs.vigil_syscall_fentry),
+        Attach::SyscallFmodRet => targets.push(&mut progs.vigil_syscall_fmod_ret),
+        Attach::Kprobe | Attach::SyscallKprobeOverride => {}
     }
     if fexit {
         targets.push(&mut progs.vigil_fexit);
@@ -251,6 +274,11 @@ fn load_function<'obj>(
         Attach::Lsm => progs.vigil_lsm.attach(),
         Attach::FmodRet => progs.vigil_fmod_ret.attach(),
         Attach::Kprobe => progs.vigil_kprobe.attach_kprobe(false, name),
+        Attach::SyscallFentry => progs.vigil_syscall_fentry.attach(),
+        Attach::SyscallFmodRet => progs.vigil_syscall_fmod_ret.attach(),
+        Attach::SyscallKprobeOverride => progs
+            .vigil_syscall_kprobe_override
+            .attach_kprobe(false, name),
     }
     .with_context(|| format!("attaching {attach:?} {name}"))?];
     if fexit {
@@ -327,11 +355,14 @@ impl GenericSensor {
     /// its attachment. Returns its id and its plan with the trie ids filled
     /// in. On failure nothing of it stays.
     pub fn add_hook(&mut self, plan: &HookPlan) -> Result<(u32, HookPlan)> {
-        if let HookPoint::Syscall { nr, .. } = &plan.point {
-            if self
-                .syscalls
-                .get(nr)
-                .is_some_and(|p| p.hooks.len() >= VIGIL_HOOKS_PER_SYSCALL as usize)
+        if let HookPoint::Syscall { nr, via, .. } = &plan.point {
+            // Hooks on a system call's function have an instance each.
+            let shared = !via.on_function();
+            if shared
+                && self
+                    .syscalls
+                    .get(nr)
+                    .is_some_and(|p| p.hooks.len() >= VIGIL_HOOKS_PER_SYSCALL as usize)
             {
                 bail!(
                     "more than {VIGIL_HOOKS_PER_SYSCALL} hooks on {}",
@@ -393,13 +424,20 @@ impl GenericSensor {
             .update(&id.to_ne_bytes(), bytes_of(&config), MapFlags::ANY)
             .with_context(|| format!("configuring hook {id}"))?;
         match &plan.point {
-            HookPoint::Syscall {
-                nr,
-                name,
-                tracepoint,
-            } => {
+            HookPoint::Syscall { nr, name, via } => {
                 let ret = plan.config.flags & VIGIL_HOOK_RETURN != 0;
-                self.attach_syscall_hook(id, *nr, name, *tracepoint, ret)
+                let attach = match via {
+                    SyscallVia::Fentry => Attach::SyscallFentry,
+                    SyscallVia::FmodRet => Attach::SyscallFmodRet,
+                    SyscallVia::KprobeOverride => Attach::SyscallKprobeOverride,
+                    SyscallVia::Tracepoint => {
+                        return self.attach_syscall_hook(id, *nr, name, true, ret)
+                    }
+                    SyscallVia::RawTp => {
+                        return self.attach_syscall_hook(id, *nr, name, false, ret)
+                    }
+                };
+                self.attach_function_hook((id, ret), &format!("__x64_sys_{name}"), attach)
             }
             HookPoint::Function {
                 name,
@@ -595,6 +633,9 @@ impl GenericSensor {
             .with_context(|| format!("no hook {id}"))?;
         let mut result = Ok(());
         match live.point {
+            HookPoint::Syscall { via, .. } if via.on_function() => {
+                self.functions.remove(&id);
+            }
             HookPoint::Syscall { nr, .. } => {
                 if let Some(point) = self.syscalls.get_mut(&nr) {
                     point.hooks.retain(|(h, _)| *h != id);

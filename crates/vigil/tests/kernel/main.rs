@@ -14,6 +14,7 @@ mod network;
 mod policy;
 mod process;
 mod selectors;
+mod syscall;
 mod tester;
 mod tracepoint;
 mod uprobe;
@@ -290,6 +291,14 @@ const TESTS: &[(&str, TestFn)] = &[
     (
         "function::override_security_inode_mkdir",
         function::override_security_inode_mkdir,
+    ),
+    (
+        "syscall::return_args_by_fexit_or_tracepoint",
+        syscall::return_args_by_fexit_or_tracepoint,
+    ),
+    (
+        "syscall::override_mkdirat_blocks_before_the_call",
+        syscall::override_mkdirat_blocks_before_the_call,
     ),
     (
         "defaults::default_policies_load_and_post",

@@ -21,6 +21,7 @@ pub fn run(mode: &str) -> ExitCode {
         "unshare-open" => unshare_then_open(),
         "uprobe" => uprobe_calls(),
         "mkdir" => mkdir_marker(),
+        "mkdirat" => mkdirat_marker(),
         "connect" => connect(),
         "unlink-open" => unlink_then_open(),
         "chown" => chown_marker(),
@@ -185,6 +186,26 @@ fn mkdir_marker() -> ExitCode {
     };
     // SAFETY: mkdir on a NUL-terminated path we own.
     let rc = unsafe { libc::syscall(libc::SYS_mkdir, path.as_ptr(), 0o755) };
+    if rc == 0 {
+        return ExitCode::SUCCESS;
+    }
+    let errno = std::io::Error::last_os_error()
+        .raw_os_error()
+        .unwrap_or(255);
+    ExitCode::from(u8::try_from(errno).unwrap_or(255))
+}
+
+/// mkdirat(2) of `$VIGIL_TESTER_MARKER` (relative to the working
+/// directory); exits 0 when it made the directory, else with the errno.
+fn mkdirat_marker() -> ExitCode {
+    let Some(path) = std::env::var_os(MARKER_VAR) else {
+        return ExitCode::from(104);
+    };
+    let Ok(path) = CString::new(std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str())) else {
+        return ExitCode::from(105);
+    };
+    // SAFETY: mkdirat on a NUL-terminated path we own.
+    let rc = unsafe { libc::syscall(libc::SYS_mkdirat, libc::AT_FDCWD, path.as_ptr(), 0o755) };
     if rc == 0 {
         return ExitCode::SUCCESS;
     }
