@@ -186,6 +186,8 @@ enum vigil_generic_limits {
 	VIGIL_RATE_KEY_ARG_BYTES = 40,
 	/* Ancestors a matchPIDs followForks looks through. */
 	VIGIL_ANCESTORS_WALK = 16,
+	/* struct iovec entries a char_iovec argument is read from. */
+	VIGIL_IOVEC_MAX = 16,
 };
 
 /* vigil_match_ns.ns: the fields of struct vigil_namespaces, in order. */
@@ -238,6 +240,9 @@ enum vigil_arg_type {
 	VIGIL_ARG_SOCKADDR_KERNEL = 11,
 	/* A struct sock * (kernel functions), as struct vigil_sock_arg. */
 	VIGIL_ARG_SOCK = 12,
+	/* A user-space struct iovec array whose count is another argument: the
+	 * bytes of its buffers, one after the other. */
+	VIGIL_ARG_CHAR_IOVEC = 13,
 	/* Kernel objects (kernel functions), numbered apart from the types above
 	 * so that each family of types can grow. A struct path *, as its full path. */
 	VIGIL_ARG_PATH = 32,
@@ -303,6 +308,9 @@ enum vigil_arg_flags {
 	VIGIL_ARG_ERROR = 1 << 1,
 	/* Keep a reversed copy for Postfix selectors. */
 	VIGIL_ARG_NEED_REVERSED = 1 << 2,
+	/* returnCopy: read when the function returns, not at the call (in a
+	 * hook's config); its bytes follow the other arguments' (in an event). */
+	VIGIL_ARG_AT_RETURN = 1 << 3,
 };
 
 enum vigil_match_op {
@@ -483,9 +491,11 @@ struct vigil_hook_config {
 	__u32 flags;
 	__u8 nargs;
 	__u8 nselectors;
-	/* Type of the return value (VIGIL_ARG_INT...) with VIGIL_HOOK_RETURN. */
+	/* Type of the return value (VIGIL_ARG_INT...) with VIGIL_HOOK_RETURN;
+	 * VIGIL_ARG_NONE when the hook returns only for a returnCopy argument. */
 	__u8 ret_type;
-	__u8 _pad;
+	/* 1 + the position in args of the returnCopy argument; 0 = none. */
+	__u8 copy_arg;
 	struct vigil_arg_config args[VIGIL_HOOK_ARGS_MAX];
 	__u32 _pad2;
 	struct vigil_selector_config selectors[VIGIL_SELECTORS_MAX];
@@ -567,7 +577,11 @@ struct vigil_msg_kprobe {
 	__u32 selector;
 	__u32 signal;
 	struct vigil_arg_desc args[VIGIL_HOOK_ARGS_MAX];
-	__u32 _pad;
+	/* The returnCopy argument's count (char_buf: its size argument, or
+	 * VIGIL_ARG_DATA_MAX without one; char_iovec: the number of iovecs). */
+	__u32 copy_count;
+	/* The returnCopy argument's pointer, kept from the call to the return. */
+	__u64 copy_ptr;
 };
 
 #endif /* VIGIL_INTF_H */

@@ -221,6 +221,64 @@ static __always_inline __u32 event_size(__u32 data_len)
 	return size > sizeof(struct generic_event) ? sizeof(struct generic_event) : size;
 }
 
+/* Copies `len` bytes of user memory at `ptr` to data[off...] (at most
+ * VIGIL_ARG_DATA_MAX - 1); returns the number copied. */
+static __always_inline __u32 copy_user_buf(char *data, __u32 off, __u64 ptr, __u64 len,
+					   __u8 *flags)
+{
+	if (len > ARG_MASK) {
+		len = ARG_MASK;
+		*flags |= VIGIL_ARG_TRUNCATED;
+	}
+	if (!len)
+		return 0;
+	if (bpf_probe_read_user(&data[off & OFF_MASK], len & ARG_MASK, (void *)ptr)) {
+		*flags |= VIGIL_ARG_ERROR;
+		return 0;
+	}
+	return len;
+}
+
+/* Copies the buffers of the user struct iovec array `iov` (`cnt` entries,
+ * at most VIGIL_IOVEC_MAX looked at) one after the other to data[off...],
+ * at most `limit` bytes and VIGIL_ARG_DATA_MAX - 1; returns the number copied.
+ * Each write position is masked on its own so that the verifier can bound it. */
+static __always_inline __u32 copy_user_iovec(char *data, __u32 off, __u64 iov, __u64 cnt,
+					     __u64 limit, __u8 *flags)
+{
+	struct iovec v;
+	__u64 n, total = 0, pos;
+
+	if (limit > ARG_MASK)
+		limit = ARG_MASK;
+	for (int k = 0; k < VIGIL_IOVEC_MAX; k++) {
+		if (k >= cnt || total >= limit)
+			break;
+		if (bpf_probe_read_user(&v, sizeof(v), (void *)(iov + k * sizeof(v)))) {
+			*flags |= VIGIL_ARG_ERROR;
+			break;
+		}
+		n = v.iov_len;
+		if (n > limit - total) {
+			n = limit - total;
+			*flags |= VIGIL_ARG_TRUNCATED;
+		}
+		pos = off + total;
+		if (pos > OFF_MASK) {
+			*flags |= VIGIL_ARG_TRUNCATED;
+			break;
+		}
+		if (n && bpf_probe_read_user(&data[pos & OFF_MASK], n & ARG_MASK, v.iov_base)) {
+			*flags |= VIGIL_ARG_ERROR;
+			break;
+		}
+		total += n;
+	}
+	if (cnt > VIGIL_IOVEC_MAX && total < limit)
+		*flags |= VIGIL_ARG_TRUNCATED;
+	return total & ARG_MASK;
+}
+
 /* key->data = the last `len` bytes of src, reversed (at most the key's room);
  * `mask` bounds indexes into src for the verifier. */
 static __always_inline void reverse_into(struct vigil_string_key *key, const char *src, __u32 len,
@@ -430,6 +488,17 @@ static long read_arg(__u64 i, void *unused)
 	dst = &s->ev.data[off];
 	raw = s->regs[a->index & 7];
 
+	if (a->flags & VIGIL_ARG_AT_RETURN) {
+		/* Only the pointer and count now; the bytes once the call has
+		 * filled them (finish_return). */
+		v = a->size_index ? s->regs[(a->size_index - 1) & 7] : VIGIL_ARG_DATA_MAX;
+		s->ev.msg.copy_ptr = raw;
+		s->ev.msg.copy_count = v > VIGIL_ARG_DATA_MAX ? VIGIL_ARG_DATA_MAX : v;
+		d->flags |= VIGIL_ARG_AT_RETURN;
+		d->len = 0;
+		return 0;
+	}
+
 	switch (a->type) {
 	case VIGIL_ARG_INT:
 		v = (__s64)(__s32)raw;
@@ -507,16 +576,11 @@ integer:
 		break;
 	case VIGIL_ARG_CHAR_BUF:
 		v = a->size_index ? s->regs[(a->size_index - 1) & 7] : 0;
-		if (v > ARG_MASK) {
-			v = ARG_MASK;
-			d->flags |= VIGIL_ARG_TRUNCATED;
-		}
-		len = v & ARG_MASK;
-		barrier_var(len);
-		if (len && bpf_probe_read_user(dst, len & ARG_MASK, (void *)raw)) {
-			d->flags |= VIGIL_ARG_ERROR;
-			len = 0;
-		}
+		len = copy_user_buf(s->ev.data, off, raw, v, &d->flags);
+		break;
+	case VIGIL_ARG_CHAR_IOVEC:
+		v = a->size_index ? s->regs[(a->size_index - 1) & 7] : 0;
+		len = copy_user_iovec(s->ev.data, off, raw, v, ARG_MASK, &d->flags);
 		break;
 	default:
 		break;
@@ -1180,6 +1244,34 @@ static __always_inline int return_matches(struct generic_state *s,
 	return 1;
 }
 
+/* returnCopy: reads the argument the call filled, as much as it returned
+ * (a char_buf also at most its size argument), after the other arguments. */
+static __always_inline void copy_at_return(struct generic_event *ev, struct vigil_hook_config *cfg,
+					   __s64 ret)
+{
+	__u32 i = cfg->copy_arg - 1, off = ev->msg.hdr.size - sizeof(ev->msg), len;
+	struct vigil_arg_desc *d;
+	__u64 limit = ret;
+
+	if (i >= VIGIL_HOOK_ARGS_MAX || ret <= 0)
+		return;
+	d = &ev->msg.args[i];
+	if (off > OFF_MASK) {
+		d->flags |= VIGIL_ARG_TRUNCATED;
+		return;
+	}
+	if (cfg->args[i].type == VIGIL_ARG_CHAR_IOVEC) {
+		len = copy_user_iovec(ev->data, off, ev->msg.copy_ptr, ev->msg.copy_count, limit,
+				      &d->flags);
+	} else {
+		if (limit > ev->msg.copy_count)
+			limit = ev->msg.copy_count;
+		len = copy_user_buf(ev->data, off, ev->msg.copy_ptr, limit, &d->flags);
+	}
+	d->len = len;
+	ev->msg.hdr.size = event_size(off + len);
+}
+
 /*
  * At the return of a call hook `hook` saw: completes its pending event
  * with the return value (a string return is read from user memory and
@@ -1202,7 +1294,10 @@ __noinline int finish_return(__u32 hook, __s64 ret)
 	if (!cfg || !s || !(cfg->flags & VIGIL_HOOK_LIVE))
 		goto done;
 	ev->msg.ret = ret;
-	ev->msg.flags |= VIGIL_KPROBE_HAS_RETURN;
+	if (cfg->ret_type)
+		ev->msg.flags |= VIGIL_KPROBE_HAS_RETURN;
+	if (cfg->copy_arg)
+		copy_at_return(ev, cfg, ret);
 	switch (cfg->ret_type) {
 	case VIGIL_ARG_INT:
 		value = (__s64)(__s32)ret;

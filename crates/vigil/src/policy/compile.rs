@@ -9,15 +9,15 @@
 use vigil_bpf::wire::{
     vigil_arg_config, vigil_hook_config, vigil_match_arg, vigil_match_caps, vigil_match_ns,
     vigil_selector_config, VIGIL_ACTION_OVERRIDE, VIGIL_ACTION_POST, VIGIL_ACTION_SIGNAL,
-    VIGIL_ARG_CAPABILITY, VIGIL_ARG_CHAR_BUF, VIGIL_ARG_CRED, VIGIL_ARG_DENTRY, VIGIL_ARG_FD,
-    VIGIL_ARG_FILE, VIGIL_ARG_INT, VIGIL_ARG_KERNEL_CAP, VIGIL_ARG_LINUX_BINPRM, VIGIL_ARG_LONG,
-    VIGIL_ARG_NEED_REVERSED, VIGIL_ARG_PATH, VIGIL_ARG_SIZE, VIGIL_ARG_SOCK, VIGIL_ARG_SOCKADDR,
-    VIGIL_ARG_SOCKADDR_KERNEL, VIGIL_ARG_STRING, VIGIL_ARG_UINT, VIGIL_ARG_ULONG,
-    VIGIL_ARG_USER_NS, VIGIL_CAP_EFFECTIVE, VIGIL_CAP_INHERITABLE, VIGIL_CAP_PERMITTED,
-    VIGIL_FIELD_DADDR, VIGIL_FIELD_DPORT, VIGIL_FIELD_FAMILY, VIGIL_FIELD_PROTOCOL,
-    VIGIL_FIELD_SADDR, VIGIL_FIELD_SPORT, VIGIL_FIELD_STATE, VIGIL_HOOK_ARGS_MAX,
-    VIGIL_HOOK_ENFORCE, VIGIL_HOOK_FILTER_FIRST, VIGIL_HOOK_NEED_BINARY,
-    VIGIL_HOOK_NEED_BINARY_REVERSED, VIGIL_HOOK_NEED_PARENT_BINARY,
+    VIGIL_ARG_AT_RETURN, VIGIL_ARG_CAPABILITY, VIGIL_ARG_CHAR_BUF, VIGIL_ARG_CHAR_IOVEC,
+    VIGIL_ARG_CRED, VIGIL_ARG_DENTRY, VIGIL_ARG_FD, VIGIL_ARG_FILE, VIGIL_ARG_INT,
+    VIGIL_ARG_KERNEL_CAP, VIGIL_ARG_LINUX_BINPRM, VIGIL_ARG_LONG, VIGIL_ARG_NEED_REVERSED,
+    VIGIL_ARG_PATH, VIGIL_ARG_SIZE, VIGIL_ARG_SOCK, VIGIL_ARG_SOCKADDR, VIGIL_ARG_SOCKADDR_KERNEL,
+    VIGIL_ARG_STRING, VIGIL_ARG_UINT, VIGIL_ARG_ULONG, VIGIL_ARG_USER_NS, VIGIL_CAP_EFFECTIVE,
+    VIGIL_CAP_INHERITABLE, VIGIL_CAP_PERMITTED, VIGIL_FIELD_DADDR, VIGIL_FIELD_DPORT,
+    VIGIL_FIELD_FAMILY, VIGIL_FIELD_PROTOCOL, VIGIL_FIELD_SADDR, VIGIL_FIELD_SPORT,
+    VIGIL_FIELD_STATE, VIGIL_HOOK_ARGS_MAX, VIGIL_HOOK_ENFORCE, VIGIL_HOOK_FILTER_FIRST,
+    VIGIL_HOOK_NEED_BINARY, VIGIL_HOOK_NEED_BINARY_REVERSED, VIGIL_HOOK_NEED_PARENT_BINARY,
     VIGIL_HOOK_NEED_PARENT_BINARY_REVERSED, VIGIL_HOOK_RETURN, VIGIL_MATCH_ARGS_MAX,
     VIGIL_MATCH_CAPS_MAX, VIGIL_MATCH_NS_MAX, VIGIL_MATCH_NS_VALUES_MAX, VIGIL_MATCH_RETURN_ARG,
     VIGIL_MATCH_STRING_MAX, VIGIL_MATCH_VALUES_MAX, VIGIL_NS_CGROUP, VIGIL_NS_IPC, VIGIL_NS_MNT,
@@ -621,9 +621,10 @@ fn compile_tracepoint(
         .iter()
         .enumerate()
         .map(|(i, arg)| {
-            if arg.arg_type == ArgType::CharBuf {
+            if matches!(arg.arg_type, ArgType::CharBuf | ArgType::CharIovec) {
                 return Err(format!(
-                    "args[{i}].type: char_buf on tracepoints is not implemented in vigil yet"
+                    "args[{i}].type: {} on tracepoints is not implemented in vigil yet",
+                    arg.arg_type
                 ));
             }
             // Classic: the program fills slot i with argument i's field;
@@ -837,6 +838,22 @@ fn plan_hook(
             syscall_id: arg.arg_type == ArgType::Syscall64,
         });
     }
+    let copies: Vec<usize> = (0..kprobe.args.len())
+        .filter(|&i| u32::from(config.args[i].flags) & VIGIL_ARG_AT_RETURN != 0)
+        .collect();
+    match copies.as_slice() {
+        [] => {}
+        [one] => {
+            // The event waits for the return, which reads the argument.
+            config.flags |= VIGIL_HOOK_RETURN;
+            config.copy_arg = *one as u8 + 1;
+        }
+        [_, second, ..] => {
+            return Err(format!(
+                "args[{second}].returnCopy: one returnCopy argument per hook (as in Tetragon)"
+            ))
+        }
+    }
     if kprobe.r#return {
         let ret = kprobe
             .return_arg
@@ -902,7 +919,9 @@ fn plan_hook(
             name,
             tracepoint: true,
             ..
-        } if kprobe.r#return => format!("tracepoints syscalls/sys_enter_{name} + sys_exit_{name}"),
+        } if waits_for_return(kprobe) => {
+            format!("tracepoints syscalls/sys_enter_{name} + sys_exit_{name}")
+        }
         HookPoint::Syscall {
             name,
             tracepoint: true,
@@ -910,7 +929,11 @@ fn plan_hook(
         } => format!("tracepoint syscalls/sys_enter_{name}"),
         HookPoint::Syscall { nr, .. } => format!(
             "raw_tp sys_enter{} (system call {nr} has no tracepoint of its own)",
-            if kprobe.r#return { " + sys_exit" } else { "" }
+            if waits_for_return(kprobe) {
+                " + sys_exit"
+            } else {
+                ""
+            }
         ),
         HookPoint::Function {
             name,
@@ -929,7 +952,7 @@ fn plan_hook(
             }
         }
         HookPoint::Lsm { hook } => format!("lsm {hook}"),
-        HookPoint::Uprobe { .. } if kprobe.r#return => {
+        HookPoint::Uprobe { .. } if waits_for_return(kprobe) => {
             point
                 .to_string()
                 .replacen("uprobe", "uprobe + uretprobe", 1)
@@ -1036,11 +1059,17 @@ fn errno_text(error: i32) -> String {
     format!("error {error} ({text})")
 }
 
+/// Whether the hook also runs at the return: for the return value, or to
+/// read a returnCopy argument.
+fn waits_for_return(kprobe: &KProbeSpec) -> bool {
+    kprobe.r#return || kprobe.args.iter().any(|a| a.return_copy)
+}
+
 /// A system call hook: its own tracepoints when tracefs lists them, else raw_tp.
 fn syscall_point(kprobe: &KProbeSpec, features: &KernelFeatures) -> Result<HookPoint, String> {
     let (name, nr) = syscall_of(&kprobe.call)?;
-    let tracepoint =
-        features.has(Feature::Tracepoint) && has_syscall_tracepoints(name, kprobe.r#return);
+    let tracepoint = features.has(Feature::Tracepoint)
+        && has_syscall_tracepoints(name, waits_for_return(kprobe));
     if !tracepoint && !features.has(Feature::RawTp) {
         return Err(format!(
             "kprobe on {}: needs the syscalls/sys_enter_{name} tracepoint (vigil probe: tracepoint: {}) \
@@ -1280,7 +1309,6 @@ fn arg_config(arg: &Arg, point: &HookPoint, path: &str) -> Result<vigil_arg_conf
     let unsupported = [
         ("resolve", !arg.resolve.is_empty()),
         ("btfType", arg.btf_type.is_some()),
-        ("returnCopy", arg.return_copy),
         ("maxData", arg.max_data),
     ];
     if let Some((field, _)) = unsupported.iter().find(|(_, set)| *set) {
@@ -1302,22 +1330,39 @@ fn arg_config(arg: &Arg, point: &HookPoint, path: &str) -> Result<vigil_arg_conf
                 format!("{path}.type: {t} is not supported on {hook} hooks yet (supported: integer types, fd, file, path, dentry, linux_binprm, capability, kernel_cap_t, user_namespace, cred, sock, sockaddr)")
             })?,
         ArgType::String | ArgType::Filename => VIGIL_ARG_STRING,
-        ArgType::CharBuf => {
-            if arg.size_arg_index == 0 {
-                return Err(format!(
-                    "{path}: char_buf without sizeArgIndex is not supported (its size would be unknown)"
-                ));
-            }
-            VIGIL_ARG_CHAR_BUF
+        // With returnCopy the return value says how much the call filled.
+        ArgType::CharBuf if arg.size_arg_index == 0 && !arg.return_copy => {
+            return Err(format!(
+                "{path}: char_buf without sizeArgIndex is not supported (its size would be unknown)"
+            ))
         }
+        ArgType::CharBuf => VIGIL_ARG_CHAR_BUF,
+        ArgType::CharIovec if arg.size_arg_index == 0 => {
+            return Err(format!(
+                "{path}: char_iovec needs sizeArgIndex (the argument that counts the iovecs)"
+            ))
+        }
+        ArgType::CharIovec => VIGIL_ARG_CHAR_IOVEC,
         t => int_kind(t).ok_or_else(|| {
-            format!("{path}.type: {t} is not supported on {hook} hooks yet (supported: integer types, string, filename, fd, char_buf, sockaddr)")
+            format!("{path}.type: {t} is not supported on {hook} hooks yet (supported: integer types, string, filename, fd, char_buf, char_iovec, sockaddr)")
         })? as u32,
     };
+    let mut flags = 0;
+    if arg.return_copy {
+        let returns = matches!(point, HookPoint::Syscall { .. } | HookPoint::Uprobe { .. });
+        if !returns || !matches!(kind, VIGIL_ARG_CHAR_BUF | VIGIL_ARG_CHAR_IOVEC) {
+            return Err(format!(
+                "{path}.returnCopy: vigil reads a char_buf or char_iovec argument of a system call or uprobe at the return, not a {} argument of a {hook} hook",
+                arg.arg_type
+            ));
+        }
+        flags = VIGIL_ARG_AT_RETURN as u8;
+    }
     Ok(vigil_arg_config {
         type_: kind as u8,
         index: arg.index as u8,
         size_index: arg.size_arg_index as u8,
+        flags,
         ..Default::default()
     })
 }
@@ -1502,6 +1547,20 @@ fn selector_config(
         if matches!(kind, VIGIL_ARG_USER_NS | VIGIL_ARG_CRED) {
             return Err(format!(
                 "{mpath}: matching a user_namespace or cred argument is not implemented in vigil yet"
+            ));
+        }
+        if kind == VIGIL_ARG_CHAR_IOVEC {
+            return Err(format!(
+                "{mpath}: matching a char_iovec argument is not implemented in vigil yet"
+            ));
+        }
+        if hook
+            .args
+            .get(usize::from(arg))
+            .is_some_and(|a| u32::from(a.flags) & VIGIL_ARG_AT_RETURN != 0)
+        {
+            return Err(format!(
+                "{mpath}: a returnCopy argument is read at the return, after the selectors ran; vigil cannot match it"
             ));
         }
         if matches!(
@@ -2046,6 +2105,26 @@ mod tests {
     }
 
     const FILE_OPEN: &str = "  - call: security_file_open\n    syscall: false\n    args:\n    - index: 0\n      type: file\n";
+
+    #[test]
+    fn return_copy_waits_for_the_return() {
+        let read = "  - call: sys_read\n    args:\n    - index: 1\n      type: char_buf\n      returnCopy: true\n";
+        let plan = first_hook(read, &[Feature::Tracepoint]).expect("served");
+        assert_ne!(plan.config.flags & VIGIL_HOOK_RETURN, 0);
+        assert_eq!((plan.config.copy_arg, plan.config.ret_type), (1, 0));
+        let two = format!("{read}    - index: 2\n      type: char_buf\n      returnCopy: true\n");
+        let why = first_hook(&two, &[Feature::Tracepoint]).expect_err("refused");
+        assert!(why.contains("one returnCopy argument per hook"), "{why}");
+        let fd = read.replace("char_buf", "fd");
+        let why = first_hook(&fd, &[Feature::Tracepoint]).expect_err("refused");
+        assert!(
+            why.contains("returnCopy: vigil reads a char_buf or char_iovec"),
+            "{why}"
+        );
+        let iovec = "  - call: sys_writev\n    args:\n    - index: 1\n      type: char_iovec\n";
+        let why = first_hook(iovec, &[Feature::Tracepoint]).expect_err("refused");
+        assert!(why.contains("char_iovec needs sizeArgIndex"), "{why}");
+    }
 
     #[test]
     fn kernel_function_needs_fentry_or_kprobe() {

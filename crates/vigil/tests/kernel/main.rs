@@ -3,6 +3,7 @@
 //! of our own (not libtest) so that a test can report itself skipped with a
 //! reason, and so that this binary doubles as the tester programs it runs.
 mod api;
+mod buffers;
 mod compat;
 mod defaults;
 mod function;
@@ -79,6 +80,10 @@ const TESTS: &[(&str, TestFn)] = &[
     (
         "policy::bad_policy_refused_good_policy_kept",
         policy::bad_policy_refused_good_policy_kept,
+    ),
+    (
+        "buffers::read_return_copy_and_iovecs",
+        buffers::read_return_copy_and_iovecs,
     ),
     (
         "policy::write_fd_buffer_and_return_value",
