@@ -184,7 +184,7 @@ enum vigil_generic_limits {
 	VIGIL_MATCH_CAPS_MAX = 3,
 	/* Bytes of each argument that tell rate-limited events apart (Tetragon: 40). */
 	VIGIL_RATE_KEY_ARG_BYTES = 40,
-	/* Ancestors a matchPIDs followForks looks through. */
+	/* Ancestors a matchPIDs followForks or a matchBinaries followChildren looks through. */
 	VIGIL_ANCESTORS_WALK = 16,
 	/* struct iovec entries a char_iovec argument is read from. */
 	VIGIL_IOVEC_MAX = 16,
@@ -481,7 +481,9 @@ struct vigil_selector_config {
 	__u16 ns_change_mask;
 	/* matchCapabilityChanges: 1 when caps_change applies. */
 	__u8 caps_change_on;
-	__u8 _pad2;
+	/* matchBinaries followChildren: binary_op (In/NotIn) looks at the
+	 * caller's ancestors' binaries too (up to VIGIL_ANCESTORS_WALK). */
+	__u8 binary_follow_children;
 	/* matchCapabilityChanges: the capabilities of caps_change.set that differ
 	 * from those at exec include (In) any / (NotIn) none of caps_change.mask. */
 	struct vigil_match_caps caps_change;

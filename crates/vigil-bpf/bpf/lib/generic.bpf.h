@@ -90,6 +90,8 @@ struct generic_state {
 	struct arg_key fwd[VIGIL_HOOK_ARGS_MAX];
 	struct vigil_string_key rev[VIGIL_HOOK_ARGS_MAX];
 	struct rate_key rate;
+	/* An ancestor's binary (matchBinaries followChildren). */
+	struct vigil_string_key ancestor_bin;
 	/* A string return value (matchReturnArgs), and its reversed end. */
 	struct arg_key ret_fwd;
 	struct vigil_string_key ret_rev;
@@ -960,6 +962,46 @@ static __always_inline int changes_match(struct vigil_selector_config *sel)
 	return 1;
 }
 
+static __always_inline __u32 binary_keys(struct proc_entry *e, struct vigil_string_key *fwd,
+					 struct vigil_string_key *rev, int reversed)
+{
+	__u32 len = e->binary_len;
+
+	if (len > PROC_BINARY_MAX)
+		len = PROC_BINARY_MAX;
+	__builtin_memcpy(fwd->data, e->binary, sizeof(fwd->data));
+	if (reversed)
+		reverse_into(rev, e->binary, len, PROC_BINARY_MAX - 1);
+	return len;
+}
+
+/* matchBinaries with followChildren: the binary of the caller or of one of
+ * its ancestors (through the process table; an ancestor whose pid was
+ * reused ends the walk) is listed (In), or none of them is (NotIn). */
+static __always_inline int lineage_binary_matches(struct generic_state *s,
+						  struct vigil_selector_config *sel)
+{
+	__u32 pid = bpf_get_current_pid_tgid() >> 32, len;
+	struct proc_entry *e, *parent;
+	int hit = s->bin_len && string_matches(VIGIL_OP_STR_EQ, sel->binary_match_id, s->bin_len,
+					       &s->bin, &s->bin_rev);
+
+	e = bpf_map_lookup_elem(&procs, &pid);
+	for (int depth = 0; depth < VIGIL_ANCESTORS_WALK && !hit; depth++) {
+		if (!e || !e->parent.pid || e->parent.pid == pid)
+			break;
+		pid = e->parent.pid;
+		parent = bpf_map_lookup_elem(&procs, &pid);
+		if (!parent || parent->key.ktime != e->parent.ktime)
+			break;
+		len = binary_keys(parent, &s->ancestor_bin, &s->ancestor_bin, 0);
+		hit = len && string_matches(VIGIL_OP_STR_EQ, sel->binary_match_id, len,
+					    &s->ancestor_bin, &s->ancestor_bin);
+		e = parent;
+	}
+	return hit == (sel->binary_op == VIGIL_OP_STR_EQ);
+}
+
 static __always_inline int selector_matches(struct generic_state *s, struct vigil_selector_config *sel)
 {
 	if (sel->pid_op && !pids_match(sel))
@@ -978,10 +1020,16 @@ static __always_inline int selector_matches(struct generic_state *s, struct vigi
 		if (!caps_match(&sel->match_caps[k]))
 			return 0;
 	}
-	/* A process missing from the table has no known binary: no binary selector matches it. */
-	if (sel->binary_op && (!s->bin_len || !string_matches(sel->binary_op, sel->binary_match_id,
-							      s->bin_len, &s->bin, &s->bin_rev)))
+	if (sel->binary_follow_children) {
+		if (!lineage_binary_matches(s, sel))
+			return 0;
+	} else if (sel->binary_op &&
+		   /* A process missing from the table has no known binary: no
+		    * binary selector matches it. */
+		   (!s->bin_len || !string_matches(sel->binary_op, sel->binary_match_id, s->bin_len,
+						   &s->bin, &s->bin_rev))) {
 		return 0;
+	}
 	if (sel->parent_binary_op &&
 	    (!s->parent_bin_len ||
 	     !string_matches(sel->parent_binary_op, sel->parent_binary_match_id, s->parent_bin_len,
@@ -1034,19 +1082,6 @@ static __always_inline void find_selector(struct generic_state *s, struct vigil_
 }
 
 /* The selector keys of a process table entry's binary; returns its length. */
-static __always_inline __u32 binary_keys(struct proc_entry *e, struct vigil_string_key *fwd,
-					 struct vigil_string_key *rev, int reversed)
-{
-	__u32 len = e->binary_len;
-
-	if (len > PROC_BINARY_MAX)
-		len = PROC_BINARY_MAX;
-	__builtin_memcpy(fwd->data, e->binary, sizeof(fwd->data));
-	if (reversed)
-		reverse_into(rev, e->binary, len, PROC_BINARY_MAX - 1);
-	return len;
-}
-
 static __always_inline void load_binary(struct generic_state *s, __u32 flags)
 {
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;

@@ -1450,7 +1450,8 @@ fn selector_config(
     }
 
     if let Some(bins) = selector.match_binaries.first() {
-        let (op, reversed) = binary_op(bins, &format!("{path}.matchBinaries[0]"))?;
+        let (op, reversed) = binary_op(bins);
+        sel.binary_follow_children = u8::from(bins.follow_children);
         hook.flags |= VIGIL_HOOK_NEED_BINARY;
         if reversed {
             hook.flags |= VIGIL_HOOK_NEED_BINARY_REVERSED;
@@ -1466,7 +1467,12 @@ fn selector_config(
     }
     if let Some(bins) = selector.match_parent_binaries.first() {
         let bpath = format!("{path}.matchParentBinaries[0]");
-        let (op, reversed) = binary_op(bins, &bpath)?;
+        if bins.follow_children {
+            return Err(format!(
+                "{bpath}.followChildren: on matchParentBinaries not implemented in vigil yet"
+            ));
+        }
+        let (op, reversed) = binary_op(bins);
         hook.flags |= VIGIL_HOOK_NEED_PARENT_BINARY;
         if reversed {
             hook.flags |= VIGIL_HOOK_NEED_PARENT_BINARY_REVERSED;
@@ -1653,12 +1659,7 @@ fn ns_kind(ns: Namespace) -> u8 {
 
 /// The string operator of a matchBinaries / matchParentBinaries entry, and
 /// whether its keys are reversed (Postfix).
-fn binary_op(bins: &BinarySelector, path: &str) -> Result<(u8, bool), String> {
-    if bins.follow_children {
-        return Err(format!(
-            "{path}.followChildren: not implemented in vigil yet"
-        ));
-    }
+fn binary_op(bins: &BinarySelector) -> (u8, bool) {
     let op = match bins.operator {
         BinaryOperator::In => VIGIL_OP_STR_EQ,
         BinaryOperator::NotIn => VIGIL_OP_STR_NEQ,
@@ -1668,7 +1669,7 @@ fn binary_op(bins: &BinarySelector, path: &str) -> Result<(u8, bool), String> {
         BinaryOperator::NotPostfix => VIGIL_OP_STR_NOT_POSTFIX,
     };
     let reversed = matches!(op, VIGIL_OP_STR_POSTFIX | VIGIL_OP_STR_NOT_POSTFIX);
-    Ok((op as u8, reversed))
+    (op as u8, reversed)
 }
 
 fn ns_match(m: &NamespaceSelector, path: &str) -> Result<vigil_match_ns, String> {

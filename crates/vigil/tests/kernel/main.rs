@@ -70,6 +70,10 @@ const TESTS: &[(&str, TestFn)] = &[
         policy::match_binaries_restricts_to_binary,
     ),
     (
+        "policy::match_binaries_follow_children",
+        policy::match_binaries_follow_children,
+    ),
+    (
         "policy::sigkill_kills_the_opener",
         policy::sigkill_kills_the_opener,
     ),
