@@ -14,12 +14,12 @@ use std::{
 };
 
 use anyhow::{Context, Result};
-use libbpf_rs::RingBufferBuilder;
+use libbpf_rs::{MapHandle, RingBufferBuilder};
 use prometheus_client::metrics::counter::Counter;
 use tracing::{info, warn};
 use vigil_bpf::wire::{
     VIGIL_STAT_LOST_CLONE, VIGIL_STAT_LOST_EXEC, VIGIL_STAT_LOST_EXIT, VIGIL_STAT_LOST_KPROBE,
-    VIGIL_STAT_MAX, VIGIL_STAT_PROC_TABLE_FULL, VIGIL_STAT_PROC_TABLE_MISS,
+    VIGIL_STAT_LOST_STACK, VIGIL_STAT_MAX, VIGIL_STAT_PROC_TABLE_FULL, VIGIL_STAT_PROC_TABLE_MISS,
 };
 use vigil_events::{Event, EventBody, LostEvents};
 
@@ -33,17 +33,19 @@ use crate::{
     output::{EventStream, Format, Outputs, RotatingFile, Sink},
     policy::{self, HookTable, PolicyManager, PolicyMetrics},
     sensors::process::{ProcessSensor, ProcessSensorConfig},
+    stacks::StackResolver,
 };
 
 const COUNTER_INTERVAL: Duration = Duration::from_secs(1);
 const ANCESTORS_MAX: usize = 64;
 
 /// Kernel loss counters and the event kind each one loses.
-const KERNEL_LOSSES: [(u32, &str); 4] = [
+const KERNEL_LOSSES: [(u32, &str); 5] = [
     (VIGIL_STAT_LOST_EXEC, "process_exec"),
     (VIGIL_STAT_LOST_CLONE, "process_clone"),
     (VIGIL_STAT_LOST_EXIT, "process_exit"),
     (VIGIL_STAT_LOST_KPROBE, "process_kprobe"),
+    (VIGIL_STAT_LOST_STACK, "stack_trace"),
 ];
 
 struct Pipeline {
@@ -57,6 +59,7 @@ struct Pipeline {
     write_errors: u64,
     /// Policy hooks by number, for building their events.
     hooks: HookTable,
+    stacks: StackResolver,
 }
 
 impl Pipeline {
@@ -91,7 +94,19 @@ impl Pipeline {
             return;
         };
         let (process, parent, ancestors) = self.builder.hook_context(rec);
-        let body = policy::hook_event(rec, meta, process, parent, ancestors);
+        let mut body = policy::hook_event(rec, meta, process, parent, ancestors);
+        if let EventBody::ProcessKprobe(k) = &mut body {
+            // A stack that is gone (freed, or never stored) is counted in the kernel.
+            if let Some(id) = rec.kernel_stack {
+                k.kernel_stack_trace = self.stacks.kernel(id, rec.ktime).unwrap_or_default();
+            }
+            if let Some(id) = rec.user_stack {
+                k.user_stack_trace = self
+                    .stacks
+                    .user(id, rec.ktime, rec.key.pid)
+                    .unwrap_or_default();
+            }
+        }
         let ev = self.builder.event(rec.ktime, body);
         self.emit(&ev);
     }
@@ -240,6 +255,10 @@ pub fn run(
         decode_errors: 0,
         write_errors: 0,
         hooks: HookTable::default(),
+        stacks: StackResolver::new(
+            MapHandle::try_from(&sensor.skel.maps.stack_traces)
+                .context("opening the stack trace map")?,
+        ),
     }));
 
     let mut policies = PolicyManager::new(policy_metrics, cfg.wakeup_bytes);
@@ -431,7 +450,7 @@ fn hostname() -> String {
         .unwrap_or_else(|_| "localhost".into())
 }
 
-fn monotonic_ns() -> u64 {
+pub fn monotonic_ns() -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,

@@ -8,7 +8,8 @@ use vigil_bpf::wire::{
     vigil_arg_desc, vigil_creds, vigil_msg_clone, vigil_msg_exec, vigil_msg_exit, vigil_msg_header,
     vigil_msg_kprobe, vigil_namespaces, vigil_sock_arg, vigil_sockaddr_arg, VIGIL_ARG_AT_RETURN,
     VIGIL_ARG_SOCK, VIGIL_ARG_SOCKADDR, VIGIL_ARG_SOCKADDR_KERNEL, VIGIL_KPROBE_HAS_RETURN,
-    VIGIL_MSG_CLONE, VIGIL_MSG_EXEC, VIGIL_MSG_EXIT, VIGIL_MSG_KPROBE, VIGIL_MSG_SNAPSHOT,
+    VIGIL_KPROBE_KERNEL_STACK, VIGIL_KPROBE_USER_STACK, VIGIL_MSG_CLONE, VIGIL_MSG_EXEC,
+    VIGIL_MSG_EXIT, VIGIL_MSG_KPROBE, VIGIL_MSG_SNAPSHOT,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -81,6 +82,9 @@ pub struct KprobeRecord {
     pub ret: Option<i64>,
     /// The bytes after the arguments: a string return value.
     pub ret_data: Vec<u8>,
+    /// Ids in the stack_traces map (Post kernelStackTrace / userStackTrace).
+    pub kernel_stack: Option<u32>,
+    pub user_stack: Option<u32>,
     pub args: Vec<RawArg>,
 }
 
@@ -198,6 +202,8 @@ fn decode_kprobe(data: &[u8]) -> Result<Record, DecodeError> {
         selector: m.selector,
         ret: (m.flags & VIGIL_KPROBE_HAS_RETURN != 0).then_some(m.ret),
         ret_data: rest.to_vec(),
+        kernel_stack: (m.flags & VIGIL_KPROBE_KERNEL_STACK != 0).then_some(m.kernel_stack),
+        user_stack: (m.flags & VIGIL_KPROBE_USER_STACK != 0).then_some(m.user_stack),
         args,
     }))
 }

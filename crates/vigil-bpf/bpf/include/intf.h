@@ -70,7 +70,10 @@ enum vigil_stat {
 	VIGIL_STAT_PROC_TABLE_FULL = 3,
 	VIGIL_STAT_PROC_TABLE_MISS = 4,
 	VIGIL_STAT_LOST_KPROBE = 5,
-	VIGIL_STAT_MAX = 6,
+	/* A Post kernelStackTrace/userStackTrace found no room in stack_traces
+	 * (or could not walk the stack): the event has no such trace. */
+	VIGIL_STAT_LOST_STACK = 6,
+	VIGIL_STAT_MAX = 7,
 };
 
 /* Identity of one process image: its tgid and the ktime it began (exec,
@@ -188,6 +191,10 @@ enum vigil_generic_limits {
 	VIGIL_ANCESTORS_WALK = 16,
 	/* struct iovec entries a char_iovec argument is read from. */
 	VIGIL_IOVEC_MAX = 16,
+	/* Stacks the stack_traces map holds at once, and frames per stack
+	 * (the kernel's default perf_event_max_stack). */
+	VIGIL_STACK_TRACES_MAX = 1024,
+	VIGIL_STACK_DEPTH = 127,
 };
 
 /* vigil_match_ns.ns: the fields of struct vigil_namespaces, in order. */
@@ -358,6 +365,9 @@ enum vigil_action_flags {
 	VIGIL_ACTION_SIGNAL = 1 << 1,
 	/* Make the hooked operation fail with override_error (BPF-LSM, cgroup connect). */
 	VIGIL_ACTION_OVERRIDE = 1 << 2,
+	/* Post kernelStackTrace / userStackTrace. */
+	VIGIL_ACTION_KERNEL_STACK = 1 << 3,
+	VIGIL_ACTION_USER_STACK = 1 << 4,
 };
 
 /* vigil_hook_config.flags */
@@ -379,6 +389,9 @@ enum vigil_hook_flags {
 	/* Set by the loader while the hook exists: a removed hook's slot is
 	 * zeroed, and a program that still reads its id does nothing. */
 	VIGIL_HOOK_LIVE = 1 << 7,
+	/* Some selector posts stack traces: the front-end takes the stacks
+	 * before running the hook (it alone has the program's context). */
+	VIGIL_HOOK_STACKS = 1 << 8,
 };
 
 /* vigil_msg_kprobe.flags */
@@ -388,6 +401,9 @@ enum vigil_kprobe_flags {
 	VIGIL_KPROBE_MONITORED = 1 << 1,
 	/* bpf_send_signal failed. */
 	VIGIL_KPROBE_SIGNAL_FAILED = 1 << 2,
+	/* kernel_stack / user_stack name a stack in stack_traces. */
+	VIGIL_KPROBE_KERNEL_STACK = 1 << 3,
+	VIGIL_KPROBE_USER_STACK = 1 << 4,
 };
 
 /* Per hook, in the per-CPU `hook_stats` array at hook * VIGIL_HOOK_STAT_MAX. */
@@ -511,6 +527,8 @@ struct vigil_syscall_hooks {
 	/* 1: served by raw_tp sys_enter/sys_exit, because the system call has no
 	 * tracepoint of its own (the per-syscall tracepoints serve all others). */
 	__u32 raw_tp;
+	/* 1: some hook posts stack traces (VIGIL_HOOK_STACKS). */
+	__u32 stacks;
 };
 
 /* Key of the `string_match` LPM trie: the match id, then the string. */
@@ -584,6 +602,9 @@ struct vigil_msg_kprobe {
 	__u32 copy_count;
 	/* The returnCopy argument's pointer, kept from the call to the return. */
 	__u64 copy_ptr;
+	/* Ids in stack_traces, with VIGIL_KPROBE_KERNEL_STACK / _USER_STACK. */
+	__u32 kernel_stack;
+	__u32 user_stack;
 };
 
 #endif /* VIGIL_INTF_H */

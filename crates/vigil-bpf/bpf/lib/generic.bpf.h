@@ -19,6 +19,7 @@
 #include "path.bpf.h"
 #include "process_table.bpf.h"
 #include "task.bpf.h"
+#include "stack.bpf.h"
 
 /* Address families (include/linux/socket.h; vmlinux.h has no macros). */
 #define VIGIL_AF_INET 2
@@ -90,6 +91,10 @@ struct generic_state {
 	struct arg_key fwd[VIGIL_HOOK_ARGS_MAX];
 	struct vigil_string_key rev[VIGIL_HOOK_ARGS_MAX];
 	struct rate_key rate;
+	/* Stack ids (or a negative error) the front-end took for hooks with
+	 * VIGIL_HOOK_STACKS. */
+	__s64 kernel_stack;
+	__s64 user_stack;
 	/* An ancestor's binary (matchBinaries followChildren). */
 	struct vigil_string_key ancestor_bin;
 	/* A string return value (matchReturnArgs), and its reversed end. */
@@ -1221,6 +1226,22 @@ __noinline int run_hook(__u32 hook)
 		}
 	}
 	m = &s->ev.msg;
+	if (actions & VIGIL_ACTION_KERNEL_STACK) {
+		if (s->kernel_stack >= 0) {
+			m->kernel_stack = s->kernel_stack;
+			flags |= VIGIL_KPROBE_KERNEL_STACK;
+		} else {
+			stat_inc(VIGIL_STAT_LOST_STACK);
+		}
+	}
+	if (actions & VIGIL_ACTION_USER_STACK) {
+		if (s->user_stack >= 0) {
+			m->user_stack = s->user_stack;
+			flags |= VIGIL_KPROBE_USER_STACK;
+		} else {
+			stat_inc(VIGIL_STAT_LOST_STACK);
+		}
+	}
 	m->action = actions;
 	m->signal = signal;
 	m->flags = flags;

@@ -8,21 +8,22 @@
 //! in the status.
 use vigil_bpf::wire::{
     vigil_arg_config, vigil_hook_config, vigil_match_arg, vigil_match_caps, vigil_match_ns,
-    vigil_selector_config, VIGIL_ACTION_OVERRIDE, VIGIL_ACTION_POST, VIGIL_ACTION_SIGNAL,
-    VIGIL_ARG_AT_RETURN, VIGIL_ARG_CAPABILITY, VIGIL_ARG_CHAR_BUF, VIGIL_ARG_CHAR_IOVEC,
-    VIGIL_ARG_CRED, VIGIL_ARG_DENTRY, VIGIL_ARG_FD, VIGIL_ARG_FILE, VIGIL_ARG_INT,
-    VIGIL_ARG_KERNEL_CAP, VIGIL_ARG_LINUX_BINPRM, VIGIL_ARG_LONG, VIGIL_ARG_NEED_REVERSED,
-    VIGIL_ARG_PATH, VIGIL_ARG_SIZE, VIGIL_ARG_SOCK, VIGIL_ARG_SOCKADDR, VIGIL_ARG_SOCKADDR_KERNEL,
-    VIGIL_ARG_STRING, VIGIL_ARG_UINT, VIGIL_ARG_ULONG, VIGIL_ARG_USER_NS, VIGIL_CAP_EFFECTIVE,
-    VIGIL_CAP_INHERITABLE, VIGIL_CAP_PERMITTED, VIGIL_FIELD_DADDR, VIGIL_FIELD_DPORT,
-    VIGIL_FIELD_FAMILY, VIGIL_FIELD_PROTOCOL, VIGIL_FIELD_SADDR, VIGIL_FIELD_SPORT,
-    VIGIL_FIELD_STATE, VIGIL_HOOK_ARGS_MAX, VIGIL_HOOK_ENFORCE, VIGIL_HOOK_FILTER_FIRST,
-    VIGIL_HOOK_NEED_BINARY, VIGIL_HOOK_NEED_BINARY_REVERSED, VIGIL_HOOK_NEED_PARENT_BINARY,
-    VIGIL_HOOK_NEED_PARENT_BINARY_REVERSED, VIGIL_HOOK_RETURN, VIGIL_MATCH_ARGS_MAX,
-    VIGIL_MATCH_CAPS_MAX, VIGIL_MATCH_NS_MAX, VIGIL_MATCH_NS_VALUES_MAX, VIGIL_MATCH_RETURN_ARG,
-    VIGIL_MATCH_STRING_MAX, VIGIL_MATCH_VALUES_MAX, VIGIL_NS_CGROUP, VIGIL_NS_IPC, VIGIL_NS_MNT,
-    VIGIL_NS_NET, VIGIL_NS_PID, VIGIL_NS_PID_FOR_CHILDREN, VIGIL_NS_TIME,
-    VIGIL_NS_TIME_FOR_CHILDREN, VIGIL_NS_USER, VIGIL_NS_UTS, VIGIL_OP_ADDR_IN,
+    vigil_selector_config, VIGIL_ACTION_KERNEL_STACK, VIGIL_ACTION_OVERRIDE, VIGIL_ACTION_POST,
+    VIGIL_ACTION_SIGNAL, VIGIL_ACTION_USER_STACK, VIGIL_ARG_AT_RETURN, VIGIL_ARG_CAPABILITY,
+    VIGIL_ARG_CHAR_BUF, VIGIL_ARG_CHAR_IOVEC, VIGIL_ARG_CRED, VIGIL_ARG_DENTRY, VIGIL_ARG_FD,
+    VIGIL_ARG_FILE, VIGIL_ARG_INT, VIGIL_ARG_KERNEL_CAP, VIGIL_ARG_LINUX_BINPRM, VIGIL_ARG_LONG,
+    VIGIL_ARG_NEED_REVERSED, VIGIL_ARG_PATH, VIGIL_ARG_SIZE, VIGIL_ARG_SOCK, VIGIL_ARG_SOCKADDR,
+    VIGIL_ARG_SOCKADDR_KERNEL, VIGIL_ARG_STRING, VIGIL_ARG_UINT, VIGIL_ARG_ULONG,
+    VIGIL_ARG_USER_NS, VIGIL_CAP_EFFECTIVE, VIGIL_CAP_INHERITABLE, VIGIL_CAP_PERMITTED,
+    VIGIL_FIELD_DADDR, VIGIL_FIELD_DPORT, VIGIL_FIELD_FAMILY, VIGIL_FIELD_PROTOCOL,
+    VIGIL_FIELD_SADDR, VIGIL_FIELD_SPORT, VIGIL_FIELD_STATE, VIGIL_HOOK_ARGS_MAX,
+    VIGIL_HOOK_ENFORCE, VIGIL_HOOK_FILTER_FIRST, VIGIL_HOOK_NEED_BINARY,
+    VIGIL_HOOK_NEED_BINARY_REVERSED, VIGIL_HOOK_NEED_PARENT_BINARY,
+    VIGIL_HOOK_NEED_PARENT_BINARY_REVERSED, VIGIL_HOOK_RETURN, VIGIL_HOOK_STACKS,
+    VIGIL_MATCH_ARGS_MAX, VIGIL_MATCH_CAPS_MAX, VIGIL_MATCH_NS_MAX, VIGIL_MATCH_NS_VALUES_MAX,
+    VIGIL_MATCH_RETURN_ARG, VIGIL_MATCH_STRING_MAX, VIGIL_MATCH_VALUES_MAX, VIGIL_NS_CGROUP,
+    VIGIL_NS_IPC, VIGIL_NS_MNT, VIGIL_NS_NET, VIGIL_NS_PID, VIGIL_NS_PID_FOR_CHILDREN,
+    VIGIL_NS_TIME, VIGIL_NS_TIME_FOR_CHILDREN, VIGIL_NS_USER, VIGIL_NS_UTS, VIGIL_OP_ADDR_IN,
     VIGIL_OP_ADDR_NOT_IN, VIGIL_OP_INT_EQ, VIGIL_OP_INT_GT, VIGIL_OP_INT_IN_RANGE, VIGIL_OP_INT_LT,
     VIGIL_OP_INT_MASK, VIGIL_OP_INT_NEQ, VIGIL_OP_INT_NOT_IN_RANGE, VIGIL_OP_PID_IN,
     VIGIL_OP_PID_NOT_IN, VIGIL_OP_STR_EQ, VIGIL_OP_STR_NEQ, VIGIL_OP_STR_NOT_POSTFIX,
@@ -1613,6 +1614,9 @@ fn selector_config(
     }
 
     let (actions, signal, error, name) = actions_of(&selector.match_actions, point, path)?;
+    if actions & (VIGIL_ACTION_KERNEL_STACK | VIGIL_ACTION_USER_STACK) != 0 {
+        hook.flags |= VIGIL_HOOK_STACKS;
+    }
     sel.actions = actions;
     sel.signal = signal;
     sel.override_error = error;
@@ -1984,13 +1988,23 @@ fn actions_of(
         let apath = format!("{path}.matchActions[{a}]");
         match action.action {
             ActionKind::Post => {
-                let extras = [
-                    ("kernelStackTrace", action.kernel_stack_trace),
-                    ("userStackTrace", action.user_stack_trace),
-                    ("imaHash", action.ima_hash),
+                if action.ima_hash {
+                    return Err(format!("{apath}.imaHash: not implemented in vigil yet"));
+                }
+                let stacks = [
+                    ("kernelStackTrace", action.kernel_stack_trace, VIGIL_ACTION_KERNEL_STACK),
+                    ("userStackTrace", action.user_stack_trace, VIGIL_ACTION_USER_STACK),
                 ];
-                if let Some((field, _)) = extras.iter().find(|(_, set)| *set) {
-                    return Err(format!("{apath}.{field}: not implemented in vigil yet"));
+                for (field, _, flag) in stacks.iter().filter(|(_, set, _)| *set) {
+                    // Only the system call front-end takes stacks (it has
+                    // the program context bpf_get_stackid needs).
+                    if !matches!(point, HookPoint::Syscall { .. }) {
+                        return Err(format!(
+                            "{apath}.{field}: served on system call hooks only in vigil yet, not on {} hooks",
+                            point.kind_name()
+                        ));
+                    }
+                    flags |= flag;
                 }
             }
             ActionKind::NoPost => {
@@ -2125,6 +2139,19 @@ mod tests {
         let iovec = "  - call: sys_writev\n    args:\n    - index: 1\n      type: char_iovec\n";
         let why = first_hook(iovec, &[Feature::Tracepoint]).expect_err("refused");
         assert!(why.contains("char_iovec needs sizeArgIndex"), "{why}");
+    }
+
+    #[test]
+    fn stack_traces_on_system_calls_only() {
+        let post = "    selectors:\n    - matchActions:\n      - action: Post\n        kernelStackTrace: true\n        userStackTrace: true\n";
+        let mkdir = format!("  - call: sys_mkdir\n{post}");
+        let plan = first_hook(&mkdir, &[Feature::Tracepoint]).expect("served");
+        assert_ne!(plan.config.flags & VIGIL_HOOK_STACKS, 0);
+        let stacks = VIGIL_ACTION_KERNEL_STACK | VIGIL_ACTION_USER_STACK;
+        assert_eq!(plan.config.selectors[0].actions & stacks, stacks);
+        let function = format!("{FILE_OPEN}{post}");
+        let why = first_hook(&function, &[Feature::Fentry]).expect_err("refused");
+        assert!(why.contains("served on system call hooks only"), "{why}");
     }
 
     #[test]

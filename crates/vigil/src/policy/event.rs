@@ -127,6 +127,8 @@ fn kprobe_event(
         message: meta.message.clone(),
         tags: meta.tags.clone(),
         ancestors,
+        kernel_stack_trace: Vec::new(),
+        user_stack_trace: Vec::new(),
     }
 }
 
@@ -287,6 +289,8 @@ mod tests {
             selector: 0,
             ret: Some(-9),
             ret_data: Vec::new(),
+            kernel_stack: None,
+            user_stack: None,
             args: vec![
                 raw(VIGIL_ARG_FD, b"/tmp/x"),
                 raw(VIGIL_ARG_CHAR_BUF, b"hi"),

@@ -14,6 +14,7 @@ mod network;
 mod policy;
 mod process;
 mod selectors;
+mod stacks;
 mod tester;
 mod tracepoint;
 mod uprobe;
@@ -88,6 +89,10 @@ const TESTS: &[(&str, TestFn)] = &[
     (
         "buffers::read_return_copy_and_iovecs",
         buffers::read_return_copy_and_iovecs,
+    ),
+    (
+        "stacks::kernel_and_user_stack_of_a_system_call",
+        stacks::kernel_and_user_stack_of_a_system_call,
     ),
     (
         "policy::write_fd_buffer_and_return_value",

@@ -25,6 +25,7 @@ pub fn run(mode: &str) -> ExitCode {
         "unlink-open" => unlink_then_open(),
         "chown" => chown_marker(),
         "buffers" => buffers(),
+        "stack" => stack_target(),
         _ => {
             eprintln!("unknown tester mode {mode}");
             ExitCode::from(100)
@@ -148,6 +149,47 @@ pub extern "C" fn vigil_uprobe_target(n: i64, s: *const std::ffi::c_char) -> i64
     }
     std::hint::black_box(s);
     n * 2
+}
+
+/// The function the `stack` tester makes its mkdir(2) from.
+pub const STACK_FUNCTION: &str = "vigil_stack_target";
+
+/// mkdir(2) of `path` with the `syscall` instruction itself, so that the
+/// user stack's innermost frame is this function.
+#[no_mangle]
+#[inline(never)]
+pub extern "C" fn vigil_stack_target(path: *const std::ffi::c_char) -> i64 {
+    let ret: i64;
+    // SAFETY: mkdir(2) on a NUL-terminated path; the instruction clobbers rcx and r11.
+    unsafe {
+        std::arch::asm!(
+            "syscall",
+            inlateout("rax") libc::SYS_mkdir => ret,
+            in("rdi") path,
+            in("rsi") 0o755,
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack),
+        );
+    }
+    ret
+}
+
+/// Makes the directory `$VIGIL_TESTER_MARKER` from `vigil_stack_target`,
+/// then waits for a line on stdin (the test reads the event meanwhile).
+fn stack_target() -> ExitCode {
+    let Some(path) = std::env::var_os(MARKER_VAR) else {
+        return ExitCode::from(104);
+    };
+    let Ok(path) = CString::new(std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str())) else {
+        return ExitCode::from(105);
+    };
+    if std::hint::black_box(vigil_stack_target)(path.as_ptr()) != 0 {
+        return ExitCode::from(106);
+    }
+    let mut line = String::new();
+    let _ = std::io::stdin().read_line(&mut line);
+    ExitCode::SUCCESS
 }
 
 /// Returns a C string for the string return value tests.
