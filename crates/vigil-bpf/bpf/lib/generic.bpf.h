@@ -230,20 +230,24 @@ static __always_inline __u32 event_size(__u32 data_len)
 
 /* Copies `len` bytes of user memory at `ptr` to data[off...] (at most
  * VIGIL_ARG_DATA_MAX - 1); returns the number copied. */
-static __always_inline __u32 copy_user_buf(char *data, __u32 off, __u64 ptr, __u64 len,
+static __always_inline __u32 copy_user_buf(char *data, __u32 off, __u64 ptr, __u64 want,
 					   __u8 *flags)
 {
-	if (len > ARG_MASK) {
-		len = ARG_MASK;
+	__u32 len;
+
+	if (want > ARG_MASK) {
+		want = ARG_MASK;
 		*flags |= VIGIL_ARG_TRUNCATED;
 	}
-	if (!len)
-		return 0;
-	if (bpf_probe_read_user(&data[off & OFF_MASK], len & ARG_MASK, (void *)ptr)) {
+	/* A 32-bit length, masked after a barrier: older verifiers (6.1) lose
+	 * the bounds of a 64-bit one passed as the helper's size. */
+	len = want & ARG_MASK;
+	barrier_var(len);
+	if (len && bpf_probe_read_user(&data[off & OFF_MASK], len & ARG_MASK, (void *)ptr)) {
 		*flags |= VIGIL_ARG_ERROR;
 		return 0;
 	}
-	return len;
+	return len & ARG_MASK;
 }
 
 /* Copies the buffers of the user struct iovec array `iov` (`cnt` entries,
@@ -255,6 +259,7 @@ static __always_inline __u32 copy_user_iovec(char *data, __u32 off, __u64 iov, _
 {
 	struct iovec v;
 	__u64 n, total = 0, pos;
+	__u32 chunk;
 
 	if (limit > ARG_MASK)
 		limit = ARG_MASK;
@@ -275,11 +280,15 @@ static __always_inline __u32 copy_user_iovec(char *data, __u32 off, __u64 iov, _
 			*flags |= VIGIL_ARG_TRUNCATED;
 			break;
 		}
-		if (n && bpf_probe_read_user(&data[pos & OFF_MASK], n & ARG_MASK, v.iov_base)) {
+		/* As in copy_user_buf: a 32-bit size, masked after a barrier. */
+		chunk = n & ARG_MASK;
+		barrier_var(chunk);
+		if (chunk &&
+		    bpf_probe_read_user(&data[pos & OFF_MASK], chunk & ARG_MASK, v.iov_base)) {
 			*flags |= VIGIL_ARG_ERROR;
 			break;
 		}
-		total += n;
+		total += chunk;
 	}
 	if (cnt > VIGIL_IOVEC_MAX && total < limit)
 		*flags |= VIGIL_ARG_TRUNCATED;
