@@ -164,8 +164,14 @@ impl Pipeline {
         for (idx, kind) in KERNEL_LOSSES {
             let (before, after) = (self.kernel_counters[idx as usize], now[idx as usize]);
             if after > before {
-                warn!(kind, lost = after - before, "kernel ring buffer was full");
-                self.emit_loss("kernel_ring_buffer", kind, after - before, after, ktime);
+                // A stack is lost to its map (full slot, or no stack to walk), not to the ring.
+                let source = if idx == VIGIL_STAT_LOST_STACK {
+                    "kernel_stack_traces"
+                } else {
+                    "kernel_ring_buffer"
+                };
+                warn!(kind, source, lost = after - before, "kernel lost records");
+                self.emit_loss(source, kind, after - before, after, ktime);
             }
         }
         let delta = |i: u32| now[i as usize].saturating_sub(self.kernel_counters[i as usize]);
