@@ -172,6 +172,36 @@ pub struct ProcessKprobe {
     pub tags: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub ancestors: Vec<ProcessRef>,
+    /// Post `kernelStackTrace`: innermost frame first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub kernel_stack_trace: Vec<StackTraceEntry>,
+    /// Post `userStackTrace`: innermost frame first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub user_stack_trace: Vec<StackTraceEntry>,
+}
+
+/// One frame of a stack trace (`StackTraceEntry`); 64-bit integers are
+/// strings in proto3 JSON.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct StackTraceEntry {
+    #[serde(serialize_with = "u64_text", skip_serializing_if = "is_zero_u64")]
+    pub address: u64,
+    /// From the start of `symbol`.
+    #[serde(serialize_with = "u64_text", skip_serializing_if = "is_zero_u64")]
+    pub offset: u64,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub symbol: String,
+    /// The kernel module or the file of the mapping.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub module: String,
+}
+
+fn u64_text<S: serde::Serializer>(v: &u64, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(v)
+}
+
+fn is_zero_u64(v: &u64) -> bool {
+    *v == 0
 }
 
 /// An LSM hook of a policy fired (`ProcessLsm`).

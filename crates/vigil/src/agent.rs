@@ -15,12 +15,12 @@ use std::{
 };
 
 use anyhow::{Context, Result};
-use libbpf_rs::RingBufferBuilder;
+use libbpf_rs::{MapHandle, RingBufferBuilder};
 use prometheus_client::metrics::counter::Counter;
 use tracing::{info, warn};
 use vigil_bpf::wire::{
     VIGIL_STAT_LOST_CLONE, VIGIL_STAT_LOST_EXEC, VIGIL_STAT_LOST_EXIT, VIGIL_STAT_LOST_KPROBE,
-    VIGIL_STAT_MAX, VIGIL_STAT_PROC_TABLE_FULL, VIGIL_STAT_PROC_TABLE_MISS,
+    VIGIL_STAT_LOST_STACK, VIGIL_STAT_MAX, VIGIL_STAT_PROC_TABLE_FULL, VIGIL_STAT_PROC_TABLE_MISS,
 };
 use vigil_events::{Event, EventBody, LostEvents};
 
@@ -37,6 +37,7 @@ use crate::{
         fanotify::{self, RecordSource},
         process::{ProcessSensor, ProcessSensorConfig},
     },
+    stacks::StackResolver,
 };
 
 const COUNTER_INTERVAL: Duration = Duration::from_secs(1);
@@ -46,11 +47,12 @@ const READ_BATCH: usize = 8192;
 const ANCESTORS_MAX: usize = 64;
 
 /// Kernel loss counters and the event kind each one loses.
-const KERNEL_LOSSES: [(u32, &str); 4] = [
+const KERNEL_LOSSES: [(u32, &str); 5] = [
     (VIGIL_STAT_LOST_EXEC, "process_exec"),
     (VIGIL_STAT_LOST_CLONE, "process_clone"),
     (VIGIL_STAT_LOST_EXIT, "process_exit"),
     (VIGIL_STAT_LOST_KPROBE, "process_kprobe"),
+    (VIGIL_STAT_LOST_STACK, "stack_trace"),
 ];
 
 struct Pipeline {
@@ -70,6 +72,7 @@ struct Pipeline {
     /// User-space records taken from the queue, oldest first, each waiting
     /// until the kernel records before it are handled.
     pending_user: VecDeque<KprobeRecord>,
+    stacks: StackResolver,
 }
 
 impl Pipeline {
@@ -116,7 +119,19 @@ impl Pipeline {
             return;
         };
         let (process, parent, ancestors) = self.builder.hook_context(rec);
-        let body = policy::hook_event(rec, meta, process, parent, ancestors);
+        let mut body = policy::hook_event(rec, meta, process, parent, ancestors);
+        if let EventBody::ProcessKprobe(k) = &mut body {
+            // A stack that is gone (freed, or never stored) is counted in the kernel.
+            if let Some(id) = rec.kernel_stack {
+                k.kernel_stack_trace = self.stacks.kernel(id, rec.ktime).unwrap_or_default();
+            }
+            if let Some(id) = rec.user_stack {
+                k.user_stack_trace = self
+                    .stacks
+                    .user(id, rec.ktime, rec.key.pid)
+                    .unwrap_or_default();
+            }
+        }
         let ev = self.builder.event(rec.ktime, body);
         self.emit(&ev);
     }
@@ -196,8 +211,14 @@ impl Pipeline {
         for (idx, kind) in KERNEL_LOSSES {
             let (before, after) = (self.kernel_counters[idx as usize], now[idx as usize]);
             if after > before {
-                warn!(kind, lost = after - before, "kernel ring buffer was full");
-                self.emit_loss("kernel_ring_buffer", kind, after - before, after, ktime);
+                // A stack is lost to its map (full slot, or no stack to walk), not to the ring.
+                let source = if idx == VIGIL_STAT_LOST_STACK {
+                    "kernel_stack_traces"
+                } else {
+                    "kernel_ring_buffer"
+                };
+                warn!(kind, source, lost = after - before, "kernel lost records");
+                self.emit_loss(source, kind, after - before, after, ktime);
             }
         }
         let lost = self.user_records.lost.load(Ordering::Relaxed);
@@ -306,6 +327,10 @@ pub fn run(
         user_records,
         user_records_lost: 0,
         pending_user: VecDeque::new(),
+        stacks: StackResolver::new(
+            MapHandle::try_from(&sensor.skel.maps.stack_traces)
+                .context("opening the stack trace map")?,
+        ),
     }));
 
     let mut policies = PolicyManager::new(policy_metrics, cfg.wakeup_bytes, records);
@@ -547,7 +572,7 @@ fn hostname() -> String {
         .unwrap_or_else(|_| "localhost".into())
 }
 
-fn monotonic_ns() -> u64 {
+pub fn monotonic_ns() -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,

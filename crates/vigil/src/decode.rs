@@ -5,10 +5,11 @@ use std::mem::size_of;
 
 use thiserror::Error;
 use vigil_bpf::wire::{
-    vigil_creds, vigil_msg_clone, vigil_msg_exec, vigil_msg_exit, vigil_msg_header,
-    vigil_msg_kprobe, vigil_namespaces, vigil_sock_arg, vigil_sockaddr_arg, VIGIL_ARG_SOCK,
-    VIGIL_ARG_SOCKADDR, VIGIL_ARG_SOCKADDR_KERNEL, VIGIL_KPROBE_HAS_RETURN, VIGIL_MSG_CLONE,
-    VIGIL_MSG_EXEC, VIGIL_MSG_EXIT, VIGIL_MSG_KPROBE, VIGIL_MSG_SNAPSHOT,
+    vigil_arg_desc, vigil_creds, vigil_msg_clone, vigil_msg_exec, vigil_msg_exit, vigil_msg_header,
+    vigil_msg_kprobe, vigil_namespaces, vigil_sock_arg, vigil_sockaddr_arg, VIGIL_ARG_AT_RETURN,
+    VIGIL_ARG_SOCK, VIGIL_ARG_SOCKADDR, VIGIL_ARG_SOCKADDR_KERNEL, VIGIL_KPROBE_HAS_RETURN,
+    VIGIL_KPROBE_KERNEL_STACK, VIGIL_KPROBE_USER_STACK, VIGIL_MSG_CLONE, VIGIL_MSG_EXEC,
+    VIGIL_MSG_EXIT, VIGIL_MSG_KPROBE, VIGIL_MSG_SNAPSHOT,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -81,6 +82,9 @@ pub struct KprobeRecord {
     pub ret: Option<i64>,
     /// The bytes after the arguments: a string return value.
     pub ret_data: Vec<u8>,
+    /// Ids in the stack_traces map (Post kernelStackTrace / userStackTrace).
+    pub kernel_stack: Option<u32>,
+    pub user_stack: Option<u32>,
     pub args: Vec<RawArg>,
 }
 
@@ -171,10 +175,12 @@ fn decode_kprobe(data: &[u8]) -> Result<Record, DecodeError> {
             got: rest.len(),
         });
     }
-    let args = descs
+    // Arguments read at the return (returnCopy) come after all the others.
+    let at_return = |d: &vigil_arg_desc| u32::from(d.flags) & VIGIL_ARG_AT_RETURN != 0;
+    let mut args: Vec<RawArg> = descs
         .iter()
         .map(|d| {
-            let (bytes, tail) = rest.split_at(d.len as usize);
+            let (bytes, tail) = rest.split_at(if at_return(d) { 0 } else { d.len.into() });
             rest = tail;
             RawArg {
                 kind: d.type_,
@@ -182,6 +188,11 @@ fn decode_kprobe(data: &[u8]) -> Result<Record, DecodeError> {
             }
         })
         .collect();
+    for (arg, d) in args.iter_mut().zip(&descs).filter(|(_, d)| at_return(d)) {
+        let (bytes, tail) = rest.split_at(d.len.into());
+        rest = tail;
+        arg.bytes = bytes.to_vec();
+    }
     Ok(Record::Kprobe(KprobeRecord {
         ktime: m.hdr.ktime,
         key: key(m.key.pid, m.key.ktime),
@@ -191,6 +202,8 @@ fn decode_kprobe(data: &[u8]) -> Result<Record, DecodeError> {
         selector: m.selector,
         ret: (m.flags & VIGIL_KPROBE_HAS_RETURN != 0).then_some(m.ret),
         ret_data: rest.to_vec(),
+        kernel_stack: (m.flags & VIGIL_KPROBE_KERNEL_STACK != 0).then_some(m.kernel_stack),
+        user_stack: (m.flags & VIGIL_KPROBE_USER_STACK != 0).then_some(m.user_stack),
         args,
     }))
 }
@@ -410,6 +423,31 @@ mod tests {
             decode(&rec),
             Err(DecodeError::ArgSize { got: 4, .. })
         ));
+    }
+
+    #[test]
+    fn return_copy_bytes_follow_the_other_arguments() {
+        let mut m = vigil_msg_kprobe::default();
+        m.hdr.kind = VIGIL_MSG_KPROBE as u16;
+        m.args[0].type_ = vigil_bpf::wire::VIGIL_ARG_CHAR_BUF as u8;
+        m.args[0].flags = VIGIL_ARG_AT_RETURN as u8;
+        m.args[0].len = 5;
+        m.args[1].type_ = vigil_bpf::wire::VIGIL_ARG_SIZE as u8;
+        m.args[1].len = 8;
+        m.flags = VIGIL_KPROBE_HAS_RETURN;
+        m.ret = 5;
+        let mut data = 64u64.to_le_bytes().to_vec();
+        data.extend_from_slice(b"hello");
+        data.extend_from_slice(b"ret");
+        m.hdr.size = (size_of::<vigil_msg_kprobe>() + data.len()) as u32;
+        let mut rec = as_bytes(&m).to_vec();
+        rec.extend_from_slice(&data);
+        let Ok(Record::Kprobe(k)) = decode(&rec) else {
+            panic!("not a kprobe")
+        };
+        assert_eq!(k.args[0].bytes, b"hello");
+        assert_eq!(k.args[1].bytes, 64u64.to_le_bytes());
+        assert_eq!(k.ret_data, b"ret");
     }
 
     #[test]

@@ -13,6 +13,7 @@ mod policy_check;
 mod probe;
 mod process_cache;
 mod sensors;
+mod stacks;
 
 use std::{
     process::ExitCode,

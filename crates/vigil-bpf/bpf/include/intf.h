@@ -70,7 +70,10 @@ enum vigil_stat {
 	VIGIL_STAT_PROC_TABLE_FULL = 3,
 	VIGIL_STAT_PROC_TABLE_MISS = 4,
 	VIGIL_STAT_LOST_KPROBE = 5,
-	VIGIL_STAT_MAX = 6,
+	/* A Post kernelStackTrace/userStackTrace found no room in stack_traces
+	 * (or could not walk the stack): the event has no such trace. */
+	VIGIL_STAT_LOST_STACK = 6,
+	VIGIL_STAT_MAX = 7,
 };
 
 /* Identity of one process image: its tgid and the ktime it began (exec,
@@ -184,8 +187,14 @@ enum vigil_generic_limits {
 	VIGIL_MATCH_CAPS_MAX = 3,
 	/* Bytes of each argument that tell rate-limited events apart (Tetragon: 40). */
 	VIGIL_RATE_KEY_ARG_BYTES = 40,
-	/* Ancestors a matchPIDs followForks looks through. */
+	/* Ancestors a matchPIDs followForks or a matchBinaries followChildren looks through. */
 	VIGIL_ANCESTORS_WALK = 16,
+	/* struct iovec entries a char_iovec argument is read from. */
+	VIGIL_IOVEC_MAX = 16,
+	/* Stacks the stack_traces map holds at once, and frames per stack
+	 * (the kernel's default perf_event_max_stack). */
+	VIGIL_STACK_TRACES_MAX = 1024,
+	VIGIL_STACK_DEPTH = 127,
 };
 
 /* vigil_match_ns.ns: the fields of struct vigil_namespaces, in order. */
@@ -238,6 +247,9 @@ enum vigil_arg_type {
 	VIGIL_ARG_SOCKADDR_KERNEL = 11,
 	/* A struct sock * (kernel functions), as struct vigil_sock_arg. */
 	VIGIL_ARG_SOCK = 12,
+	/* A user-space struct iovec array whose count is another argument: the
+	 * bytes of its buffers, one after the other. */
+	VIGIL_ARG_CHAR_IOVEC = 13,
 	/* Kernel objects (kernel functions), numbered apart from the types above
 	 * so that each family of types can grow. A struct path *, as its full path. */
 	VIGIL_ARG_PATH = 32,
@@ -303,6 +315,9 @@ enum vigil_arg_flags {
 	VIGIL_ARG_ERROR = 1 << 1,
 	/* Keep a reversed copy for Postfix selectors. */
 	VIGIL_ARG_NEED_REVERSED = 1 << 2,
+	/* returnCopy: read when the function returns, not at the call (in a
+	 * hook's config); its bytes follow the other arguments' (in an event). */
+	VIGIL_ARG_AT_RETURN = 1 << 3,
 };
 
 enum vigil_match_op {
@@ -350,6 +365,9 @@ enum vigil_action_flags {
 	VIGIL_ACTION_SIGNAL = 1 << 1,
 	/* Make the hooked operation fail with override_error (BPF-LSM, cgroup connect). */
 	VIGIL_ACTION_OVERRIDE = 1 << 2,
+	/* Post kernelStackTrace / userStackTrace. */
+	VIGIL_ACTION_KERNEL_STACK = 1 << 3,
+	VIGIL_ACTION_USER_STACK = 1 << 4,
 };
 
 /* vigil_hook_config.flags */
@@ -371,6 +389,9 @@ enum vigil_hook_flags {
 	/* Set by the loader while the hook exists: a removed hook's slot is
 	 * zeroed, and a program that still reads its id does nothing. */
 	VIGIL_HOOK_LIVE = 1 << 7,
+	/* Some selector posts stack traces: the front-end takes the stacks
+	 * before running the hook (it alone has the program's context). */
+	VIGIL_HOOK_STACKS = 1 << 8,
 };
 
 /* vigil_msg_kprobe.flags */
@@ -380,6 +401,9 @@ enum vigil_kprobe_flags {
 	VIGIL_KPROBE_MONITORED = 1 << 1,
 	/* bpf_send_signal failed. */
 	VIGIL_KPROBE_SIGNAL_FAILED = 1 << 2,
+	/* kernel_stack / user_stack name a stack in stack_traces. */
+	VIGIL_KPROBE_KERNEL_STACK = 1 << 3,
+	VIGIL_KPROBE_USER_STACK = 1 << 4,
 };
 
 /* Per hook, in the per-CPU `hook_stats` array at hook * VIGIL_HOOK_STAT_MAX. */
@@ -473,7 +497,9 @@ struct vigil_selector_config {
 	__u16 ns_change_mask;
 	/* matchCapabilityChanges: 1 when caps_change applies. */
 	__u8 caps_change_on;
-	__u8 _pad2;
+	/* matchBinaries followChildren: binary_op (In/NotIn) looks at the
+	 * caller's ancestors' binaries too (up to VIGIL_ANCESTORS_WALK). */
+	__u8 binary_follow_children;
 	/* matchCapabilityChanges: the capabilities of caps_change.set that differ
 	 * from those at exec include (In) any / (NotIn) none of caps_change.mask. */
 	struct vigil_match_caps caps_change;
@@ -483,9 +509,11 @@ struct vigil_hook_config {
 	__u32 flags;
 	__u8 nargs;
 	__u8 nselectors;
-	/* Type of the return value (VIGIL_ARG_INT...) with VIGIL_HOOK_RETURN. */
+	/* Type of the return value (VIGIL_ARG_INT...) with VIGIL_HOOK_RETURN;
+	 * VIGIL_ARG_NONE when the hook returns only for a returnCopy argument. */
 	__u8 ret_type;
-	__u8 _pad;
+	/* 1 + the position in args of the returnCopy argument; 0 = none. */
+	__u8 copy_arg;
 	struct vigil_arg_config args[VIGIL_HOOK_ARGS_MAX];
 	__u32 _pad2;
 	struct vigil_selector_config selectors[VIGIL_SELECTORS_MAX];
@@ -499,6 +527,8 @@ struct vigil_syscall_hooks {
 	/* 1: served by raw_tp sys_enter/sys_exit, because the system call has no
 	 * tracepoint of its own (the per-syscall tracepoints serve all others). */
 	__u32 raw_tp;
+	/* 1: some hook posts stack traces (VIGIL_HOOK_STACKS). */
+	__u32 stacks;
 };
 
 /* Key of the `string_match` LPM trie: the match id, then the string. */
@@ -567,7 +597,14 @@ struct vigil_msg_kprobe {
 	__u32 selector;
 	__u32 signal;
 	struct vigil_arg_desc args[VIGIL_HOOK_ARGS_MAX];
-	__u32 _pad;
+	/* The returnCopy argument's count (char_buf: its size argument, or
+	 * VIGIL_ARG_DATA_MAX without one; char_iovec: the number of iovecs). */
+	__u32 copy_count;
+	/* The returnCopy argument's pointer, kept from the call to the return. */
+	__u64 copy_ptr;
+	/* Ids in stack_traces, with VIGIL_KPROBE_KERNEL_STACK / _USER_STACK. */
+	__u32 kernel_stack;
+	__u32 user_stack;
 };
 
 #endif /* VIGIL_INTF_H */

@@ -19,6 +19,7 @@
 #include "path.bpf.h"
 #include "process_table.bpf.h"
 #include "task.bpf.h"
+#include "stack.bpf.h"
 
 /* Address families (include/linux/socket.h; vmlinux.h has no macros). */
 #define VIGIL_AF_INET 2
@@ -90,6 +91,12 @@ struct generic_state {
 	struct arg_key fwd[VIGIL_HOOK_ARGS_MAX];
 	struct vigil_string_key rev[VIGIL_HOOK_ARGS_MAX];
 	struct rate_key rate;
+	/* Stack ids (or a negative error) the front-end took for hooks with
+	 * VIGIL_HOOK_STACKS. */
+	__s64 kernel_stack;
+	__s64 user_stack;
+	/* An ancestor's binary (matchBinaries followChildren). */
+	struct vigil_string_key ancestor_bin;
 	/* A string return value (matchReturnArgs), and its reversed end. */
 	struct arg_key ret_fwd;
 	struct vigil_string_key ret_rev;
@@ -219,6 +226,73 @@ static __always_inline __u32 event_size(__u32 data_len)
 	__u64 size = sizeof(struct vigil_msg_kprobe) + (__u64)data_len;
 
 	return size > sizeof(struct generic_event) ? sizeof(struct generic_event) : size;
+}
+
+/* Copies `len` bytes of user memory at `ptr` to data[off...] (at most
+ * VIGIL_ARG_DATA_MAX - 1); returns the number copied. */
+static __always_inline __u32 copy_user_buf(char *data, __u32 off, __u64 ptr, __u64 want,
+					   __u8 *flags)
+{
+	__u32 len;
+
+	if (want > ARG_MASK) {
+		want = ARG_MASK;
+		*flags |= VIGIL_ARG_TRUNCATED;
+	}
+	/* A 32-bit length, masked after a barrier: older verifiers (6.1) lose
+	 * the bounds of a 64-bit one passed as the helper's size. */
+	len = want & ARG_MASK;
+	barrier_var(len);
+	if (len && bpf_probe_read_user(&data[off & OFF_MASK], len & ARG_MASK, (void *)ptr)) {
+		*flags |= VIGIL_ARG_ERROR;
+		return 0;
+	}
+	return len & ARG_MASK;
+}
+
+/* Copies the buffers of the user struct iovec array `iov` (`cnt` entries,
+ * at most VIGIL_IOVEC_MAX looked at) one after the other to data[off...],
+ * at most `limit` bytes and VIGIL_ARG_DATA_MAX - 1; returns the number copied.
+ * Each write position is masked on its own so that the verifier can bound it. */
+static __always_inline __u32 copy_user_iovec(char *data, __u32 off, __u64 iov, __u64 cnt,
+					     __u64 limit, __u8 *flags)
+{
+	struct iovec v;
+	__u64 n, total = 0, pos;
+	__u32 chunk;
+
+	if (limit > ARG_MASK)
+		limit = ARG_MASK;
+	for (int k = 0; k < VIGIL_IOVEC_MAX; k++) {
+		if (k >= cnt || total >= limit)
+			break;
+		if (bpf_probe_read_user(&v, sizeof(v), (void *)(iov + k * sizeof(v)))) {
+			*flags |= VIGIL_ARG_ERROR;
+			break;
+		}
+		n = v.iov_len;
+		if (n > limit - total) {
+			n = limit - total;
+			*flags |= VIGIL_ARG_TRUNCATED;
+		}
+		pos = off + total;
+		if (pos > OFF_MASK) {
+			*flags |= VIGIL_ARG_TRUNCATED;
+			break;
+		}
+		/* As in copy_user_buf: a 32-bit size, masked after a barrier. */
+		chunk = n & ARG_MASK;
+		barrier_var(chunk);
+		if (chunk &&
+		    bpf_probe_read_user(&data[pos & OFF_MASK], chunk & ARG_MASK, v.iov_base)) {
+			*flags |= VIGIL_ARG_ERROR;
+			break;
+		}
+		total += chunk;
+	}
+	if (cnt > VIGIL_IOVEC_MAX && total < limit)
+		*flags |= VIGIL_ARG_TRUNCATED;
+	return total & ARG_MASK;
 }
 
 /* key->data = the last `len` bytes of src, reversed (at most the key's room);
@@ -430,6 +504,17 @@ static long read_arg(__u64 i, void *unused)
 	dst = &s->ev.data[off];
 	raw = s->regs[a->index & 7];
 
+	if (a->flags & VIGIL_ARG_AT_RETURN) {
+		/* Only the pointer and count now; the bytes once the call has
+		 * filled them (finish_return). */
+		v = a->size_index ? s->regs[(a->size_index - 1) & 7] : VIGIL_ARG_DATA_MAX;
+		s->ev.msg.copy_ptr = raw;
+		s->ev.msg.copy_count = v > VIGIL_ARG_DATA_MAX ? VIGIL_ARG_DATA_MAX : v;
+		d->flags |= VIGIL_ARG_AT_RETURN;
+		d->len = 0;
+		return 0;
+	}
+
 	switch (a->type) {
 	case VIGIL_ARG_INT:
 		v = (__s64)(__s32)raw;
@@ -507,16 +592,11 @@ integer:
 		break;
 	case VIGIL_ARG_CHAR_BUF:
 		v = a->size_index ? s->regs[(a->size_index - 1) & 7] : 0;
-		if (v > ARG_MASK) {
-			v = ARG_MASK;
-			d->flags |= VIGIL_ARG_TRUNCATED;
-		}
-		len = v & ARG_MASK;
-		barrier_var(len);
-		if (len && bpf_probe_read_user(dst, len & ARG_MASK, (void *)raw)) {
-			d->flags |= VIGIL_ARG_ERROR;
-			len = 0;
-		}
+		len = copy_user_buf(s->ev.data, off, raw, v, &d->flags);
+		break;
+	case VIGIL_ARG_CHAR_IOVEC:
+		v = a->size_index ? s->regs[(a->size_index - 1) & 7] : 0;
+		len = copy_user_iovec(s->ev.data, off, raw, v, ARG_MASK, &d->flags);
 		break;
 	default:
 		break;
@@ -896,6 +976,46 @@ static __always_inline int changes_match(struct vigil_selector_config *sel)
 	return 1;
 }
 
+static __always_inline __u32 binary_keys(struct proc_entry *e, struct vigil_string_key *fwd,
+					 struct vigil_string_key *rev, int reversed)
+{
+	__u32 len = e->binary_len;
+
+	if (len > PROC_BINARY_MAX)
+		len = PROC_BINARY_MAX;
+	__builtin_memcpy(fwd->data, e->binary, sizeof(fwd->data));
+	if (reversed)
+		reverse_into(rev, e->binary, len, PROC_BINARY_MAX - 1);
+	return len;
+}
+
+/* matchBinaries with followChildren: the binary of the caller or of one of
+ * its ancestors (through the process table; an ancestor whose pid was
+ * reused ends the walk) is listed (In), or none of them is (NotIn). */
+static __always_inline int lineage_binary_matches(struct generic_state *s,
+						  struct vigil_selector_config *sel)
+{
+	__u32 pid = bpf_get_current_pid_tgid() >> 32, len;
+	struct proc_entry *e, *parent;
+	int hit = s->bin_len && string_matches(VIGIL_OP_STR_EQ, sel->binary_match_id, s->bin_len,
+					       &s->bin, &s->bin_rev);
+
+	e = bpf_map_lookup_elem(&procs, &pid);
+	for (int depth = 0; depth < VIGIL_ANCESTORS_WALK && !hit; depth++) {
+		if (!e || !e->parent.pid || e->parent.pid == pid)
+			break;
+		pid = e->parent.pid;
+		parent = bpf_map_lookup_elem(&procs, &pid);
+		if (!parent || parent->key.ktime != e->parent.ktime)
+			break;
+		len = binary_keys(parent, &s->ancestor_bin, &s->ancestor_bin, 0);
+		hit = len && string_matches(VIGIL_OP_STR_EQ, sel->binary_match_id, len,
+					    &s->ancestor_bin, &s->ancestor_bin);
+		e = parent;
+	}
+	return hit == (sel->binary_op == VIGIL_OP_STR_EQ);
+}
+
 static __always_inline int selector_matches(struct generic_state *s, struct vigil_selector_config *sel)
 {
 	if (sel->pid_op && !pids_match(sel))
@@ -914,10 +1034,16 @@ static __always_inline int selector_matches(struct generic_state *s, struct vigi
 		if (!caps_match(&sel->match_caps[k]))
 			return 0;
 	}
-	/* A process missing from the table has no known binary: no binary selector matches it. */
-	if (sel->binary_op && (!s->bin_len || !string_matches(sel->binary_op, sel->binary_match_id,
-							      s->bin_len, &s->bin, &s->bin_rev)))
+	if (sel->binary_follow_children) {
+		if (!lineage_binary_matches(s, sel))
+			return 0;
+	} else if (sel->binary_op &&
+		   /* A process missing from the table has no known binary: no
+		    * binary selector matches it. */
+		   (!s->bin_len || !string_matches(sel->binary_op, sel->binary_match_id, s->bin_len,
+						   &s->bin, &s->bin_rev))) {
 		return 0;
+	}
 	if (sel->parent_binary_op &&
 	    (!s->parent_bin_len ||
 	     !string_matches(sel->parent_binary_op, sel->parent_binary_match_id, s->parent_bin_len,
@@ -970,19 +1096,6 @@ static __always_inline void find_selector(struct generic_state *s, struct vigil_
 }
 
 /* The selector keys of a process table entry's binary; returns its length. */
-static __always_inline __u32 binary_keys(struct proc_entry *e, struct vigil_string_key *fwd,
-					 struct vigil_string_key *rev, int reversed)
-{
-	__u32 len = e->binary_len;
-
-	if (len > PROC_BINARY_MAX)
-		len = PROC_BINARY_MAX;
-	__builtin_memcpy(fwd->data, e->binary, sizeof(fwd->data));
-	if (reversed)
-		reverse_into(rev, e->binary, len, PROC_BINARY_MAX - 1);
-	return len;
-}
-
 static __always_inline void load_binary(struct generic_state *s, __u32 flags)
 {
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
@@ -1122,6 +1235,22 @@ __noinline int run_hook(__u32 hook)
 		}
 	}
 	m = &s->ev.msg;
+	if (actions & VIGIL_ACTION_KERNEL_STACK) {
+		if (s->kernel_stack >= 0) {
+			m->kernel_stack = s->kernel_stack;
+			flags |= VIGIL_KPROBE_KERNEL_STACK;
+		} else {
+			stat_inc(VIGIL_STAT_LOST_STACK);
+		}
+	}
+	if (actions & VIGIL_ACTION_USER_STACK) {
+		if (s->user_stack >= 0) {
+			m->user_stack = s->user_stack;
+			flags |= VIGIL_KPROBE_USER_STACK;
+		} else {
+			stat_inc(VIGIL_STAT_LOST_STACK);
+		}
+	}
 	m->action = actions;
 	m->signal = signal;
 	m->flags = flags;
@@ -1180,6 +1309,34 @@ static __always_inline int return_matches(struct generic_state *s,
 	return 1;
 }
 
+/* returnCopy: reads the argument the call filled, as much as it returned
+ * (a char_buf also at most its size argument), after the other arguments. */
+static __always_inline void copy_at_return(struct generic_event *ev, struct vigil_hook_config *cfg,
+					   __s64 ret)
+{
+	__u32 i = cfg->copy_arg - 1, off = ev->msg.hdr.size - sizeof(ev->msg), len;
+	struct vigil_arg_desc *d;
+	__u64 limit = ret;
+
+	if (i >= VIGIL_HOOK_ARGS_MAX || ret <= 0)
+		return;
+	d = &ev->msg.args[i];
+	if (off > OFF_MASK) {
+		d->flags |= VIGIL_ARG_TRUNCATED;
+		return;
+	}
+	if (cfg->args[i].type == VIGIL_ARG_CHAR_IOVEC) {
+		len = copy_user_iovec(ev->data, off, ev->msg.copy_ptr, ev->msg.copy_count, limit,
+				      &d->flags);
+	} else {
+		if (limit > ev->msg.copy_count)
+			limit = ev->msg.copy_count;
+		len = copy_user_buf(ev->data, off, ev->msg.copy_ptr, limit, &d->flags);
+	}
+	d->len = len;
+	ev->msg.hdr.size = event_size(off + len);
+}
+
 /*
  * At the return of a call hook `hook` saw: completes its pending event
  * with the return value (a string return is read from user memory and
@@ -1202,7 +1359,10 @@ __noinline int finish_return(__u32 hook, __s64 ret)
 	if (!cfg || !s || !(cfg->flags & VIGIL_HOOK_LIVE))
 		goto done;
 	ev->msg.ret = ret;
-	ev->msg.flags |= VIGIL_KPROBE_HAS_RETURN;
+	if (cfg->ret_type)
+		ev->msg.flags |= VIGIL_KPROBE_HAS_RETURN;
+	if (cfg->copy_arg)
+		copy_at_return(ev, cfg, ret);
 	switch (cfg->ret_type) {
 	case VIGIL_ARG_INT:
 		value = (__s64)(__s32)ret;

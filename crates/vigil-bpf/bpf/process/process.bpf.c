@@ -8,6 +8,8 @@
 #include "path.bpf.h"
 #include "task.bpf.h"
 #include "process_table.bpf.h"
+/* Created here, with the ring buffer, for every policy hook object to share. */
+#include "stack.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 

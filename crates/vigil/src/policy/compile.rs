@@ -8,8 +8,9 @@
 //! in the status.
 use vigil_bpf::wire::{
     vigil_arg_config, vigil_hook_config, vigil_match_arg, vigil_match_caps, vigil_match_ns,
-    vigil_selector_config, VIGIL_ACTION_OVERRIDE, VIGIL_ACTION_POST, VIGIL_ACTION_SIGNAL,
-    VIGIL_ARG_CAPABILITY, VIGIL_ARG_CHAR_BUF, VIGIL_ARG_CRED, VIGIL_ARG_DENTRY, VIGIL_ARG_FD,
+    vigil_selector_config, VIGIL_ACTION_KERNEL_STACK, VIGIL_ACTION_OVERRIDE, VIGIL_ACTION_POST,
+    VIGIL_ACTION_SIGNAL, VIGIL_ACTION_USER_STACK, VIGIL_ARG_AT_RETURN, VIGIL_ARG_CAPABILITY,
+    VIGIL_ARG_CHAR_BUF, VIGIL_ARG_CHAR_IOVEC, VIGIL_ARG_CRED, VIGIL_ARG_DENTRY, VIGIL_ARG_FD,
     VIGIL_ARG_FILE, VIGIL_ARG_INT, VIGIL_ARG_KERNEL_CAP, VIGIL_ARG_LINUX_BINPRM, VIGIL_ARG_LONG,
     VIGIL_ARG_NEED_REVERSED, VIGIL_ARG_PATH, VIGIL_ARG_SIZE, VIGIL_ARG_SOCK, VIGIL_ARG_SOCKADDR,
     VIGIL_ARG_SOCKADDR_KERNEL, VIGIL_ARG_STRING, VIGIL_ARG_UINT, VIGIL_ARG_ULONG,
@@ -18,11 +19,11 @@ use vigil_bpf::wire::{
     VIGIL_FIELD_SADDR, VIGIL_FIELD_SPORT, VIGIL_FIELD_STATE, VIGIL_HOOK_ARGS_MAX,
     VIGIL_HOOK_ENFORCE, VIGIL_HOOK_FILTER_FIRST, VIGIL_HOOK_NEED_BINARY,
     VIGIL_HOOK_NEED_BINARY_REVERSED, VIGIL_HOOK_NEED_PARENT_BINARY,
-    VIGIL_HOOK_NEED_PARENT_BINARY_REVERSED, VIGIL_HOOK_RETURN, VIGIL_MATCH_ARGS_MAX,
-    VIGIL_MATCH_CAPS_MAX, VIGIL_MATCH_NS_MAX, VIGIL_MATCH_NS_VALUES_MAX, VIGIL_MATCH_RETURN_ARG,
-    VIGIL_MATCH_STRING_MAX, VIGIL_MATCH_VALUES_MAX, VIGIL_NS_CGROUP, VIGIL_NS_IPC, VIGIL_NS_MNT,
-    VIGIL_NS_NET, VIGIL_NS_PID, VIGIL_NS_PID_FOR_CHILDREN, VIGIL_NS_TIME,
-    VIGIL_NS_TIME_FOR_CHILDREN, VIGIL_NS_USER, VIGIL_NS_UTS, VIGIL_OP_ADDR_IN,
+    VIGIL_HOOK_NEED_PARENT_BINARY_REVERSED, VIGIL_HOOK_RETURN, VIGIL_HOOK_STACKS,
+    VIGIL_MATCH_ARGS_MAX, VIGIL_MATCH_CAPS_MAX, VIGIL_MATCH_NS_MAX, VIGIL_MATCH_NS_VALUES_MAX,
+    VIGIL_MATCH_RETURN_ARG, VIGIL_MATCH_STRING_MAX, VIGIL_MATCH_VALUES_MAX, VIGIL_NS_CGROUP,
+    VIGIL_NS_IPC, VIGIL_NS_MNT, VIGIL_NS_NET, VIGIL_NS_PID, VIGIL_NS_PID_FOR_CHILDREN,
+    VIGIL_NS_TIME, VIGIL_NS_TIME_FOR_CHILDREN, VIGIL_NS_USER, VIGIL_NS_UTS, VIGIL_OP_ADDR_IN,
     VIGIL_OP_ADDR_NOT_IN, VIGIL_OP_INT_EQ, VIGIL_OP_INT_GT, VIGIL_OP_INT_IN_RANGE, VIGIL_OP_INT_LT,
     VIGIL_OP_INT_MASK, VIGIL_OP_INT_NEQ, VIGIL_OP_INT_NOT_IN_RANGE, VIGIL_OP_PID_IN,
     VIGIL_OP_PID_NOT_IN, VIGIL_OP_STR_EQ, VIGIL_OP_STR_NEQ, VIGIL_OP_STR_NOT_POSTFIX,
@@ -886,9 +887,10 @@ fn compile_tracepoint(
         .iter()
         .enumerate()
         .map(|(i, arg)| {
-            if arg.arg_type == ArgType::CharBuf {
+            if matches!(arg.arg_type, ArgType::CharBuf | ArgType::CharIovec) {
                 return Err(format!(
-                    "args[{i}].type: char_buf on tracepoints is not implemented in vigil yet"
+                    "args[{i}].type: {} on tracepoints is not implemented in vigil yet",
+                    arg.arg_type
                 ));
             }
             // Classic: the program fills slot i with argument i's field;
@@ -1114,6 +1116,22 @@ fn plan_hook(
             syscall_id: arg.arg_type == ArgType::Syscall64,
         });
     }
+    let copies: Vec<usize> = (0..kprobe.args.len())
+        .filter(|&i| u32::from(config.args[i].flags) & VIGIL_ARG_AT_RETURN != 0)
+        .collect();
+    match copies.as_slice() {
+        [] => {}
+        [one] => {
+            // The event waits for the return, which reads the argument.
+            config.flags |= VIGIL_HOOK_RETURN;
+            config.copy_arg = *one as u8 + 1;
+        }
+        [_, second, ..] => {
+            return Err(format!(
+                "args[{second}].returnCopy: one returnCopy argument per hook (as in Tetragon)"
+            ))
+        }
+    }
     if kprobe.r#return {
         let ret = kprobe
             .return_arg
@@ -1184,13 +1202,17 @@ fn plan_hook(
             SyscallVia::KprobeOverride => {
                 format!("kprobe __x64_sys_{name} with bpf_override_return")
             }
-            SyscallVia::Tracepoint if ret => {
+            SyscallVia::Tracepoint if waits_for_return(kprobe) => {
                 format!("tracepoints syscalls/sys_enter_{name} + sys_exit_{name}")
             }
             SyscallVia::Tracepoint => format!("tracepoint syscalls/sys_enter_{name}"),
             SyscallVia::RawTp => format!(
                 "raw_tp sys_enter{} (system call {nr} has no tracepoint of its own)",
-                if ret { " + sys_exit" } else { "" }
+                if waits_for_return(kprobe) {
+                    " + sys_exit"
+                } else {
+                    ""
+                }
             ),
         },
         HookPoint::Function {
@@ -1210,7 +1232,7 @@ fn plan_hook(
             }
         }
         HookPoint::Lsm { hook } => format!("lsm {hook}"),
-        HookPoint::Uprobe { .. } if kprobe.r#return => {
+        HookPoint::Uprobe { .. } if waits_for_return(kprobe) => {
             point
                 .to_string()
                 .replacen("uprobe", "uprobe + uretprobe", 1)
@@ -1382,6 +1404,21 @@ fn errno_text(error: i32) -> String {
     format!("error {error} ({text})")
 }
 
+/// Whether the hook also runs at the return: for the return value, or to
+/// read a returnCopy argument.
+fn waits_for_return(kprobe: &KProbeSpec) -> bool {
+    kprobe.r#return || kprobe.args.iter().any(|a| a.return_copy)
+}
+
+/// Whether a selector of the hook asks for kernel or user stack traces.
+fn takes_stacks(kprobe: &KProbeSpec) -> bool {
+    kprobe
+        .selectors
+        .iter()
+        .flat_map(|s| &s.match_actions)
+        .any(|a| a.kernel_stack_trace || a.user_stack_trace)
+}
+
 /// A system call hook. Its function `__x64_sys_NAME` by a BPF trampoline
 /// where the kernel has them and its BTF describes the function (cheaper
 /// than the tracepoints): fentry, or fmod_ret when a selector Overrides (the
@@ -1400,8 +1437,14 @@ fn syscall_point(kprobe: &KProbeSpec, features: &KernelFeatures) -> Result<HookP
             via,
         })
     };
+    // returnCopy arguments and stack traces are taken by the tracepoint
+    // front-end only.
+    let tracepoint_only = kprobe.args.iter().any(|a| a.return_copy) || takes_stacks(kprobe);
     let trampoline = |entry| {
-        features.has(entry) && (!ret || features.has(Feature::Fexit)) && in_vmlinux_btf(&function)
+        !tracepoint_only
+            && features.has(entry)
+            && (!ret || features.has(Feature::Fexit))
+            && in_vmlinux_btf(&function)
     };
     if overrides(kprobe) {
         if trampoline(Feature::FmodRetSyscall) {
@@ -1424,7 +1467,8 @@ fn syscall_point(kprobe: &KProbeSpec, features: &KernelFeatures) -> Result<HookP
     if trampoline(Feature::Fentry) {
         return point(SyscallVia::Fentry);
     }
-    let tracepoint = features.has(Feature::Tracepoint) && has_syscall_tracepoints(name, ret);
+    let tracepoint = features.has(Feature::Tracepoint)
+        && has_syscall_tracepoints(name, waits_for_return(kprobe));
     if !tracepoint && !features.has(Feature::RawTp) {
         return Err(format!(
             "kprobe on {}: needs fentry on {function} (vigil probe: fentry: {}), \
@@ -1670,7 +1714,6 @@ fn arg_config(arg: &Arg, point: &HookPoint, path: &str) -> Result<vigil_arg_conf
     let unsupported = [
         ("resolve", !arg.resolve.is_empty()),
         ("btfType", arg.btf_type.is_some()),
-        ("returnCopy", arg.return_copy),
         ("maxData", arg.max_data),
     ];
     if let Some((field, _)) = unsupported.iter().find(|(_, set)| *set) {
@@ -1692,22 +1735,39 @@ fn arg_config(arg: &Arg, point: &HookPoint, path: &str) -> Result<vigil_arg_conf
                 format!("{path}.type: {t} is not supported on {hook} hooks yet (supported: integer types, fd, file, path, dentry, linux_binprm, capability, kernel_cap_t, user_namespace, cred, sock, sockaddr)")
             })?,
         ArgType::String | ArgType::Filename => VIGIL_ARG_STRING,
-        ArgType::CharBuf => {
-            if arg.size_arg_index == 0 {
-                return Err(format!(
-                    "{path}: char_buf without sizeArgIndex is not supported (its size would be unknown)"
-                ));
-            }
-            VIGIL_ARG_CHAR_BUF
+        // With returnCopy the return value says how much the call filled.
+        ArgType::CharBuf if arg.size_arg_index == 0 && !arg.return_copy => {
+            return Err(format!(
+                "{path}: char_buf without sizeArgIndex is not supported (its size would be unknown)"
+            ))
         }
+        ArgType::CharBuf => VIGIL_ARG_CHAR_BUF,
+        ArgType::CharIovec if arg.size_arg_index == 0 => {
+            return Err(format!(
+                "{path}: char_iovec needs sizeArgIndex (the argument that counts the iovecs)"
+            ))
+        }
+        ArgType::CharIovec => VIGIL_ARG_CHAR_IOVEC,
         t => int_kind(t).ok_or_else(|| {
-            format!("{path}.type: {t} is not supported on {hook} hooks yet (supported: integer types, string, filename, fd, char_buf, sockaddr)")
+            format!("{path}.type: {t} is not supported on {hook} hooks yet (supported: integer types, string, filename, fd, char_buf, char_iovec, sockaddr)")
         })? as u32,
     };
+    let mut flags = 0;
+    if arg.return_copy {
+        let returns = matches!(point, HookPoint::Syscall { .. } | HookPoint::Uprobe { .. });
+        if !returns || !matches!(kind, VIGIL_ARG_CHAR_BUF | VIGIL_ARG_CHAR_IOVEC) {
+            return Err(format!(
+                "{path}.returnCopy: vigil reads a char_buf or char_iovec argument of a system call or uprobe at the return, not a {} argument of a {hook} hook",
+                arg.arg_type
+            ));
+        }
+        flags = VIGIL_ARG_AT_RETURN as u8;
+    }
     Ok(vigil_arg_config {
         type_: kind as u8,
         index: arg.index as u8,
         size_index: arg.size_arg_index as u8,
+        flags,
         ..Default::default()
     })
 }
@@ -1795,7 +1855,8 @@ fn selector_config(
     }
 
     if let Some(bins) = selector.match_binaries.first() {
-        let (op, reversed) = binary_op(bins, &format!("{path}.matchBinaries[0]"))?;
+        let (op, reversed) = binary_op(bins);
+        sel.binary_follow_children = u8::from(bins.follow_children);
         hook.flags |= VIGIL_HOOK_NEED_BINARY;
         if reversed {
             hook.flags |= VIGIL_HOOK_NEED_BINARY_REVERSED;
@@ -1811,7 +1872,12 @@ fn selector_config(
     }
     if let Some(bins) = selector.match_parent_binaries.first() {
         let bpath = format!("{path}.matchParentBinaries[0]");
-        let (op, reversed) = binary_op(bins, &bpath)?;
+        if bins.follow_children {
+            return Err(format!(
+                "{bpath}.followChildren: on matchParentBinaries not implemented in vigil yet"
+            ));
+        }
+        let (op, reversed) = binary_op(bins);
         hook.flags |= VIGIL_HOOK_NEED_PARENT_BINARY;
         if reversed {
             hook.flags |= VIGIL_HOOK_NEED_PARENT_BINARY_REVERSED;
@@ -1894,6 +1960,20 @@ fn selector_config(
                 "{mpath}: matching a user_namespace or cred argument is not implemented in vigil yet"
             ));
         }
+        if kind == VIGIL_ARG_CHAR_IOVEC {
+            return Err(format!(
+                "{mpath}: matching a char_iovec argument is not implemented in vigil yet"
+            ));
+        }
+        if hook
+            .args
+            .get(usize::from(arg))
+            .is_some_and(|a| u32::from(a.flags) & VIGIL_ARG_AT_RETURN != 0)
+        {
+            return Err(format!(
+                "{mpath}: a returnCopy argument is read at the return, after the selectors ran; vigil cannot match it"
+            ));
+        }
         if matches!(
             kind,
             VIGIL_ARG_STRING
@@ -1938,6 +2018,9 @@ fn selector_config(
     }
 
     let (actions, signal, error, name) = actions_of(&selector.match_actions, point, path)?;
+    if actions & (VIGIL_ACTION_KERNEL_STACK | VIGIL_ACTION_USER_STACK) != 0 {
+        hook.flags |= VIGIL_HOOK_STACKS;
+    }
     sel.actions = actions;
     sel.signal = signal;
     sel.override_error = error;
@@ -1984,12 +2067,7 @@ fn ns_kind(ns: Namespace) -> u8 {
 
 /// The string operator of a matchBinaries / matchParentBinaries entry, and
 /// whether its keys are reversed (Postfix).
-fn binary_op(bins: &BinarySelector, path: &str) -> Result<(u8, bool), String> {
-    if bins.follow_children {
-        return Err(format!(
-            "{path}.followChildren: not implemented in vigil yet"
-        ));
-    }
+fn binary_op(bins: &BinarySelector) -> (u8, bool) {
     let op = match bins.operator {
         BinaryOperator::In => VIGIL_OP_STR_EQ,
         BinaryOperator::NotIn => VIGIL_OP_STR_NEQ,
@@ -1999,7 +2077,7 @@ fn binary_op(bins: &BinarySelector, path: &str) -> Result<(u8, bool), String> {
         BinaryOperator::NotPostfix => VIGIL_OP_STR_NOT_POSTFIX,
     };
     let reversed = matches!(op, VIGIL_OP_STR_POSTFIX | VIGIL_OP_STR_NOT_POSTFIX);
-    Ok((op as u8, reversed))
+    (op as u8, reversed)
 }
 
 fn ns_match(m: &NamespaceSelector, path: &str) -> Result<vigil_match_ns, String> {
@@ -2314,13 +2392,23 @@ fn actions_of(
         let apath = format!("{path}.matchActions[{a}]");
         match action.action {
             ActionKind::Post => {
-                let extras = [
-                    ("kernelStackTrace", action.kernel_stack_trace),
-                    ("userStackTrace", action.user_stack_trace),
-                    ("imaHash", action.ima_hash),
+                if action.ima_hash {
+                    return Err(format!("{apath}.imaHash: not implemented in vigil yet"));
+                }
+                let stacks = [
+                    ("kernelStackTrace", action.kernel_stack_trace, VIGIL_ACTION_KERNEL_STACK),
+                    ("userStackTrace", action.user_stack_trace, VIGIL_ACTION_USER_STACK),
                 ];
-                if let Some((field, _)) = extras.iter().find(|(_, set)| *set) {
-                    return Err(format!("{apath}.{field}: not implemented in vigil yet"));
+                for (field, _, flag) in stacks.iter().filter(|(_, set, _)| *set) {
+                    // Only the system call front-end takes stacks (it has
+                    // the program context bpf_get_stackid needs).
+                    if !matches!(point, HookPoint::Syscall { via, .. } if !via.on_function()) {
+                        return Err(format!(
+                            "{apath}.{field}: served on system call hooks only in vigil yet, not on {} hooks",
+                            point.kind_name()
+                        ));
+                    }
+                    flags |= flag;
                 }
             }
             ActionKind::NoPost => {
@@ -2610,6 +2698,39 @@ mod tests {
             why.contains("selectors[0].matchNamespaces: not evaluated for fanotify"),
             "{why}"
         );
+    }
+
+    #[test]
+    fn return_copy_waits_for_the_return() {
+        let read = "  - call: sys_read\n    args:\n    - index: 1\n      type: char_buf\n      returnCopy: true\n";
+        let plan = first_hook(read, &[Feature::Tracepoint]).expect("served");
+        assert_ne!(plan.config.flags & VIGIL_HOOK_RETURN, 0);
+        assert_eq!((plan.config.copy_arg, plan.config.ret_type), (1, 0));
+        let two = format!("{read}    - index: 2\n      type: char_buf\n      returnCopy: true\n");
+        let why = first_hook(&two, &[Feature::Tracepoint]).expect_err("refused");
+        assert!(why.contains("one returnCopy argument per hook"), "{why}");
+        let fd = read.replace("char_buf", "fd");
+        let why = first_hook(&fd, &[Feature::Tracepoint]).expect_err("refused");
+        assert!(
+            why.contains("returnCopy: vigil reads a char_buf or char_iovec"),
+            "{why}"
+        );
+        let iovec = "  - call: sys_writev\n    args:\n    - index: 1\n      type: char_iovec\n";
+        let why = first_hook(iovec, &[Feature::Tracepoint]).expect_err("refused");
+        assert!(why.contains("char_iovec needs sizeArgIndex"), "{why}");
+    }
+
+    #[test]
+    fn stack_traces_on_system_calls_only() {
+        let post = "    selectors:\n    - matchActions:\n      - action: Post\n        kernelStackTrace: true\n        userStackTrace: true\n";
+        let mkdir = format!("  - call: sys_mkdir\n{post}");
+        let plan = first_hook(&mkdir, &[Feature::Tracepoint]).expect("served");
+        assert_ne!(plan.config.flags & VIGIL_HOOK_STACKS, 0);
+        let stacks = VIGIL_ACTION_KERNEL_STACK | VIGIL_ACTION_USER_STACK;
+        assert_eq!(plan.config.selectors[0].actions & stacks, stacks);
+        let function = format!("{FILE_OPEN}{post}");
+        let why = first_hook(&function, &[Feature::Fentry]).expect_err("refused");
+        assert!(why.contains("served on system call hooks only"), "{why}");
     }
 
     #[test]

@@ -6,9 +6,9 @@ use std::{
 
 use vigil_bpf::wire::{
     vigil_arg_cred, vigil_arg_user_ns, vigil_sock_arg, vigil_sockaddr_arg, VIGIL_ARG_CAPABILITY,
-    VIGIL_ARG_CHAR_BUF, VIGIL_ARG_CRED, VIGIL_ARG_DENTRY, VIGIL_ARG_FD, VIGIL_ARG_FILE,
-    VIGIL_ARG_INT, VIGIL_ARG_KERNEL_CAP, VIGIL_ARG_LINUX_BINPRM, VIGIL_ARG_LONG, VIGIL_ARG_PATH,
-    VIGIL_ARG_SIZE, VIGIL_ARG_SOCK, VIGIL_ARG_SOCKADDR, VIGIL_ARG_SOCKADDR_KERNEL,
+    VIGIL_ARG_CHAR_BUF, VIGIL_ARG_CHAR_IOVEC, VIGIL_ARG_CRED, VIGIL_ARG_DENTRY, VIGIL_ARG_FD,
+    VIGIL_ARG_FILE, VIGIL_ARG_INT, VIGIL_ARG_KERNEL_CAP, VIGIL_ARG_LINUX_BINPRM, VIGIL_ARG_LONG,
+    VIGIL_ARG_PATH, VIGIL_ARG_SIZE, VIGIL_ARG_SOCK, VIGIL_ARG_SOCKADDR, VIGIL_ARG_SOCKADDR_KERNEL,
     VIGIL_ARG_STRING, VIGIL_ARG_UINT, VIGIL_ARG_ULONG, VIGIL_ARG_USER_NS, VIGIL_KPROBE_MONITORED,
     VIGIL_KPROBE_SIGNAL_FAILED,
 };
@@ -145,6 +145,8 @@ fn kprobe_event(
         message: meta.message.clone(),
         tags: meta.tags.clone(),
         ancestors,
+        kernel_stack_trace: Vec::new(),
+        user_stack_trace: Vec::new(),
     }
 }
 
@@ -184,7 +186,7 @@ fn argument(meta: &ArgMeta, bytes: &[u8]) -> Option<KprobeArgument> {
         VIGIL_ARG_ULONG | VIGIL_ARG_SIZE => ArgValue::SizeArg(integer(bytes).to_string()),
         VIGIL_ARG_STRING => ArgValue::StringArg(text()),
         VIGIL_ARG_FD | VIGIL_ARG_FILE => ArgValue::FileArg(KprobeFile { path: text() }),
-        VIGIL_ARG_CHAR_BUF => ArgValue::bytes(bytes),
+        VIGIL_ARG_CHAR_BUF | VIGIL_ARG_CHAR_IOVEC => ArgValue::bytes(bytes),
         VIGIL_ARG_PATH | VIGIL_ARG_DENTRY => ArgValue::PathArg(KprobeFile { path: text() }),
         VIGIL_ARG_LINUX_BINPRM => ArgValue::LinuxBinprmArg(KprobeFile { path: text() }),
         VIGIL_ARG_CAPABILITY => {
@@ -305,6 +307,8 @@ mod tests {
             selector: 0,
             ret: Some(-9),
             ret_data: Vec::new(),
+            kernel_stack: None,
+            user_stack: None,
             args: vec![
                 raw(VIGIL_ARG_FD, b"/tmp/x"),
                 raw(VIGIL_ARG_CHAR_BUF, b"hi"),

@@ -436,6 +436,9 @@ impl Decider {
                         selector: selector as u32,
                         ret: None,
                         ret_data: Vec::new(),
+                        // A permission event has no stack to take.
+                        kernel_stack: None,
+                        user_stack: None,
                         args: vec![RawArg {
                             kind: self.arg_kind,
                             bytes: path.into_bytes(),

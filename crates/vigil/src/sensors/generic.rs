@@ -30,8 +30,8 @@ use vigil_bpf::{
     syscall::{SyscallSkel, SyscallSkelBuilder},
     wire::{
         vigil_addr_key, vigil_hook_config, vigil_string_key, vigil_syscall_hooks, VIGIL_HOOKS_MAX,
-        VIGIL_HOOKS_PER_SYSCALL, VIGIL_HOOK_LIVE, VIGIL_HOOK_RETURN, VIGIL_HOOK_STAT_MAX,
-        VIGIL_MATCH_STRING_MAX,
+        VIGIL_HOOKS_PER_SYSCALL, VIGIL_HOOK_LIVE, VIGIL_HOOK_RETURN, VIGIL_HOOK_STACKS,
+        VIGIL_HOOK_STAT_MAX, VIGIL_MATCH_STRING_MAX,
     },
 };
 
@@ -70,15 +70,17 @@ enum Attach {
 struct SyscallPoint {
     name: String,
     tracepoint: bool,
-    /// Hook ids, and whether each reports the return value.
-    hooks: Vec<(u32, bool)>,
+    /// Hook ids and their VIGIL_HOOK_* flags.
+    hooks: Vec<(u32, u32)>,
     enter: Option<Link>,
     exit: Option<Link>,
 }
 
 impl SyscallPoint {
     fn needs_exit(&self) -> bool {
-        self.hooks.iter().any(|(_, ret)| *ret)
+        self.hooks
+            .iter()
+            .any(|(_, flags)| flags & VIGIL_HOOK_RETURN != 0)
     }
 }
 
@@ -321,6 +323,10 @@ impl GenericSensor {
                 .stats
                 .reuse_fd(shared.stats.as_fd())
                 .context("sharing the kernel counters")?;
+            open.maps
+                .stack_traces
+                .reuse_fd(shared.stack_traces.as_fd())
+                .context("sharing the stack trace map")?;
             if let Some(rodata) = open.maps.rodata_data.as_deref_mut() {
                 rodata.agent_tgid = std::process::id();
                 rodata.host_user_ns = crate::events::host_namespaces().user;
@@ -431,10 +437,10 @@ impl GenericSensor {
                     SyscallVia::FmodRet => Attach::SyscallFmodRet,
                     SyscallVia::KprobeOverride => Attach::SyscallKprobeOverride,
                     SyscallVia::Tracepoint => {
-                        return self.attach_syscall_hook(id, *nr, name, true, ret)
+                        return self.attach_syscall_hook(id, *nr, name, true, plan.config.flags)
                     }
                     SyscallVia::RawTp => {
-                        return self.attach_syscall_hook(id, *nr, name, false, ret)
+                        return self.attach_syscall_hook(id, *nr, name, false, plan.config.flags)
                     }
                 };
                 self.attach_function_hook((id, ret), &format!("__x64_sys_{name}"), attach)
@@ -530,7 +536,7 @@ impl GenericSensor {
         nr: u32,
         name: &str,
         tracepoint: bool,
-        ret: bool,
+        flags: u32,
     ) -> Result<()> {
         let point = self.syscalls.entry(nr).or_insert_with(|| SyscallPoint {
             name: name.to_owned(),
@@ -539,7 +545,7 @@ impl GenericSensor {
             enter: None,
             exit: None,
         });
-        point.hooks.push((id, ret));
+        point.hooks.push((id, flags));
         write_syscall_hooks(&self.skel, nr, point)?;
         let progs = &self.skel.progs;
         if point.tracepoint {
@@ -754,6 +760,12 @@ fn write_syscall_hooks(skel: &SyscallSkel<'_>, nr: u32, point: &SyscallPoint) ->
     let mut entry = vigil_syscall_hooks {
         count: point.hooks.len() as u32,
         raw_tp: u32::from(!point.tracepoint),
+        stacks: u32::from(
+            point
+                .hooks
+                .iter()
+                .any(|(_, flags)| flags & VIGIL_HOOK_STACKS != 0),
+        ),
         ..Default::default()
     };
     for (slot, (id, _)) in entry.hooks.iter_mut().zip(&point.hooks) {

@@ -3,6 +3,7 @@
 //! of our own (not libtest) so that a test can report itself skipped with a
 //! reason, and so that this binary doubles as the tester programs it runs.
 mod api;
+mod buffers;
 mod compat;
 mod defaults;
 mod fanotify;
@@ -14,6 +15,7 @@ mod network;
 mod policy;
 mod process;
 mod selectors;
+mod stacks;
 mod syscall;
 mod tester;
 mod tracepoint;
@@ -100,6 +102,10 @@ const TESTS: &[(&str, TestFn)] = &[
         policy::match_binaries_restricts_to_binary,
     ),
     (
+        "policy::match_binaries_follow_children",
+        policy::match_binaries_follow_children,
+    ),
+    (
         "policy::sigkill_kills_the_opener",
         policy::sigkill_kills_the_opener,
     ),
@@ -110,6 +116,14 @@ const TESTS: &[(&str, TestFn)] = &[
     (
         "policy::bad_policy_refused_good_policy_kept",
         policy::bad_policy_refused_good_policy_kept,
+    ),
+    (
+        "buffers::read_return_copy_and_iovecs",
+        buffers::read_return_copy_and_iovecs,
+    ),
+    (
+        "stacks::kernel_and_user_stack_of_a_system_call",
+        stacks::kernel_and_user_stack_of_a_system_call,
     ),
     (
         "policy::write_fd_buffer_and_return_value",

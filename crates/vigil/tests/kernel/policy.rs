@@ -180,6 +180,71 @@ pub fn match_binaries_restricts_to_binary() -> TestResult {
     Ok(())
 }
 
+/// matchBinaries followChildren: a launcher (a copy of bash under a name no
+/// ancestor of the test has) matches, and so do its child and grandchild;
+/// the same cat started by the test itself does not.
+pub fn match_binaries_follow_children() -> TestResult {
+    require_agent!();
+    let (bash, cat) = match (tool("bash"), tool("cat")) {
+        (Ok(b), Ok(c)) => (b, c),
+        (Err(why), _) | (_, Err(why)) => skip!("{why}"),
+    };
+    let s = setup();
+    let watched = s.file.parent().expect("parent");
+    let launcher = s.dir.path().join("launcher");
+    fs::copy(&bash, &launcher).expect("copy bash");
+    let [direct, child, grandchild] =
+        ["direct", "child", "grandchild"].map(|name| watched.join(name));
+    for f in [&direct, &child, &grandchild] {
+        fs::write(f, "x").expect("write file");
+    }
+    let selector = format!(
+        "{}      matchBinaries:
+      - operator: In
+        followChildren: true
+        values:
+        - {}
+",
+        prefix_selector(watched),
+        launcher.display()
+    );
+    let policy = write_policy(
+        s.dir.path(),
+        "children",
+        &openat_policy("launcher-tree", &selector, ""),
+    );
+    let agent = Agent::start(&["--tracing-policy", &policy]);
+    let path = |p: &Path| p.to_str().expect("utf-8").to_owned();
+    let (_, status) = run(&cat, &[&path(&direct)]);
+    assert!(status.success());
+    let script = format!(
+        "{cat} {child}; sh -c '{cat} {grandchild}; true'; true",
+        cat = cat.display(),
+        child = child.display(),
+        grandchild = grandchild.display()
+    );
+    let (_, status) = run(&launcher, &["-c", &script]);
+    assert!(status.success());
+    let evs = agent.wait_for(WAIT, "the launcher's child and grandchild", |evs| {
+        !opens_of(evs, &path(&child)).is_empty() && !opens_of(evs, &path(&grandchild)).is_empty()
+    });
+    let child_ev = opens_of(&evs, &path(&child))[0];
+    assert_eq!(str_at(child_ev, "/parent/binary"), path(&launcher));
+    let grandchild_ev = opens_of(&evs, &path(&grandchild))[0];
+    assert_ne!(
+        str_at(grandchild_ev, "/parent/binary"),
+        path(&launcher),
+        "the grandchild's parent is the inner sh"
+    );
+    // One ring buffer: the direct cat's event would have come before these.
+    assert!(
+        opens_of(&evs, &path(&direct)).is_empty(),
+        "a cat outside the launcher's tree posted an event"
+    );
+    agent.stop();
+    Ok(())
+}
+
 fn sigkill_policy(dir: &Path, watched: &Path, options: &str) -> String {
     let selector = format!(
         "{}      matchActions:

@@ -25,6 +25,8 @@ pub fn run(mode: &str) -> ExitCode {
         "connect" => connect(),
         "unlink-open" => unlink_then_open(),
         "chown" => chown_marker(),
+        "buffers" => buffers(),
+        "stack" => stack_target(),
         _ => {
             eprintln!("unknown tester mode {mode}");
             ExitCode::from(100)
@@ -150,6 +152,47 @@ pub extern "C" fn vigil_uprobe_target(n: i64, s: *const std::ffi::c_char) -> i64
     n * 2
 }
 
+/// The function the `stack` tester makes its mkdir(2) from.
+pub const STACK_FUNCTION: &str = "vigil_stack_target";
+
+/// mkdir(2) of `path` with the `syscall` instruction itself, so that the
+/// user stack's innermost frame is this function.
+#[no_mangle]
+#[inline(never)]
+pub extern "C" fn vigil_stack_target(path: *const std::ffi::c_char) -> i64 {
+    let ret: i64;
+    // SAFETY: mkdir(2) on a NUL-terminated path; the instruction clobbers rcx and r11.
+    unsafe {
+        std::arch::asm!(
+            "syscall",
+            inlateout("rax") libc::SYS_mkdir => ret,
+            in("rdi") path,
+            in("rsi") 0o755,
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack),
+        );
+    }
+    ret
+}
+
+/// Makes the directory `$VIGIL_TESTER_MARKER` from `vigil_stack_target`,
+/// then waits for a line on stdin (the test reads the event meanwhile).
+fn stack_target() -> ExitCode {
+    let Some(path) = std::env::var_os(MARKER_VAR) else {
+        return ExitCode::from(104);
+    };
+    let Ok(path) = CString::new(std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str())) else {
+        return ExitCode::from(105);
+    };
+    if std::hint::black_box(vigil_stack_target)(path.as_ptr()) != 0 {
+        return ExitCode::from(106);
+    }
+    let mut line = String::new();
+    let _ = std::io::stdin().read_line(&mut line);
+    ExitCode::SUCCESS
+}
+
 /// Returns a C string for the string return value tests.
 #[no_mangle]
 #[inline(never)]
@@ -228,6 +271,43 @@ fn chown_marker() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => ExitCode::from(u8::try_from(e.raw_os_error().unwrap_or(255)).unwrap_or(255)),
     }
+}
+
+/// The two buffers the `buffers` tester writes with writev(2).
+pub const IOVEC_PARTS: [&[u8]; 2] = [b"hello ", b"iovec\n"];
+
+/// Writes `IOVEC_PARTS` to the file named by `$VIGIL_TESTER_MARKER` with one
+/// writev(2), reads it back with read(2) into a 64-byte buffer, then again
+/// with readv(2) into buffers of 4 and 60 bytes.
+fn buffers() -> ExitCode {
+    use std::io::{IoSlice, IoSliceMut, Read, Seek, Write};
+    let Some(path) = std::env::var_os(MARKER_VAR) else {
+        return ExitCode::from(104);
+    };
+    let Ok(mut file) = std::fs::File::options()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)
+    else {
+        return ExitCode::from(105);
+    };
+    let parts = IOVEC_PARTS.map(IoSlice::new);
+    let total: usize = IOVEC_PARTS.iter().map(|p| p.len()).sum();
+    if !matches!(file.write_vectored(&parts), Ok(n) if n == total) {
+        return ExitCode::from(106);
+    }
+    let mut buf = [0u8; 64];
+    if file.rewind().is_err() || !matches!(file.read(&mut buf), Ok(n) if n == total) {
+        return ExitCode::from(107);
+    }
+    let (mut head, mut tail) = ([0u8; 4], [0u8; 60]);
+    let mut bufs = [IoSliceMut::new(&mut head), IoSliceMut::new(&mut tail)];
+    if file.rewind().is_err() || !matches!(file.read_vectored(&mut bufs), Ok(n) if n == total) {
+        return ExitCode::from(108);
+    }
+    ExitCode::SUCCESS
 }
 
 /// Connects to the address in argv[1]: 0 when connected, 1 when refused.
