@@ -108,6 +108,13 @@ static __always_inline struct generic_state *syscall_args_kprobe(struct pt_regs 
 /* Override errors a function may return (newer verifiers check the range). */
 #define MAX_ERRNO 4095
 
+/* What an fmod_ret or LSM program returns for the hooks' verdict: the
+ * selector's error, or 0 (the function runs) for anything else. */
+static __always_inline int verdict_error(int error)
+{
+	return error < -MAX_ERRNO || error > 0 ? 0 : error;
+}
+
 /* A system call hooked at its function's entry: cheaper than its
  * tracepoints, which run the tracing machinery on every hooked call. */
 SEC("fentry")
@@ -124,14 +131,9 @@ int vigil_syscall_fentry(void *ctx)
 SEC("fmod_ret")
 int vigil_syscall_fmod_ret(void *ctx)
 {
-	int error;
-
 	if (!syscall_args(ctx))
 		return 0;
-	error = run_func_hooks();
-	if (error < -MAX_ERRNO || error > 0)
-		return 0;
-	return error;
+	return verdict_error(run_func_hooks());
 }
 
 /* The same where the kernel refuses fmod_ret but has kprobes and
@@ -144,8 +146,8 @@ int vigil_syscall_kprobe_override(struct pt_regs *ctx)
 
 	if (!syscall_args_kprobe((struct pt_regs *)ctx->di))
 		return 0;
-	error = run_func_hooks();
-	if (error < 0 && error >= -MAX_ERRNO)
+	error = verdict_error(run_func_hooks());
+	if (error)
 		bpf_override_return(ctx, error);
 	return 0;
 }
@@ -162,14 +164,9 @@ int vigil_fentry(void *ctx)
 SEC("lsm")
 int vigil_lsm(void *ctx)
 {
-	int error;
-
 	if (!trampoline_args(ctx))
 		return 0;
-	error = run_func_hooks();
-	if (error < -MAX_ERRNO || error > 0)
-		return 0;
-	return error;
+	return verdict_error(run_func_hooks());
 }
 
 SEC("kprobe")
@@ -216,12 +213,7 @@ int vigil_kretprobe(struct pt_regs *ctx)
 SEC("fmod_ret")
 int vigil_fmod_ret(void *ctx)
 {
-	int error;
-
 	if (!trampoline_args(ctx))
 		return 0;
-	error = run_func_hooks();
-	if (error < -MAX_ERRNO || error > 0)
-		return 0;
-	return error;
+	return verdict_error(run_func_hooks());
 }

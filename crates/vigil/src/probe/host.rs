@@ -29,9 +29,15 @@ pub(super) fn mount_if_missing() {
 
 /// Best effort: a failed mount shows up later as the reason of the feature that needs it.
 fn mount(fstype: &str, target: &str) {
-    let (Ok(fstype), Ok(target)) = (CString::new(fstype), CString::new(target)) else {
-        return;
-    };
+    if let Err(e) = mount_fs(fstype, target) {
+        tracing::debug!("mount {fstype:?} on {target:?}: {e}");
+    }
+}
+
+/// Mounts a pseudo file system (tracefs, cgroup2, ...) on `target`.
+pub(crate) fn mount_fs(fstype: &str, target: &str) -> io::Result<()> {
+    let fstype = CString::new(fstype).map_err(io::Error::other)?;
+    let target = CString::new(target).map_err(io::Error::other)?;
     // SAFETY: all pointers are valid NUL-terminated strings; data may be NULL.
     let rc = unsafe {
         libc::mount(
@@ -43,11 +49,9 @@ fn mount(fstype: &str, target: &str) {
         )
     };
     if rc != 0 {
-        tracing::debug!(
-            "mount {fstype:?} on {target:?}: {}",
-            io::Error::last_os_error()
-        );
+        return Err(io::Error::last_os_error());
     }
+    Ok(())
 }
 
 pub(super) fn kernel_release() -> String {

@@ -8,6 +8,8 @@
 mod bpf;
 mod host;
 
+pub(crate) use host::mount_fs;
+
 use std::time::Instant;
 
 use serde::Serialize;

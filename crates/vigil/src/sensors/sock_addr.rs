@@ -7,8 +7,7 @@
 //! sent. One instance per hook, so that hooks come and go one by one; each
 //! instance loads only its operation's programs.
 use std::{
-    ffi::CString,
-    fs, io,
+    fs,
     os::fd::{AsFd, AsRawFd},
     path::PathBuf,
 };
@@ -132,22 +131,8 @@ fn cgroup2_root() -> Result<PathBuf> {
         return Ok(dir);
     }
     fs::create_dir_all(OWN_CGROUP2).with_context(|| format!("creating {OWN_CGROUP2}"))?;
-    let (fstype, target) = (CString::new("cgroup2")?, CString::new(OWN_CGROUP2)?);
-    // SAFETY: valid NUL-terminated strings; data may be NULL.
-    let rc = unsafe {
-        libc::mount(
-            fstype.as_ptr(),
-            target.as_ptr(),
-            fstype.as_ptr(),
-            0,
-            std::ptr::null(),
-        )
-    };
-    if rc != 0 {
-        bail!(
-            "no cgroup v2 mount, and mounting one on {OWN_CGROUP2} failed: {}",
-            io::Error::last_os_error()
-        );
+    if let Err(e) = crate::probe::mount_fs("cgroup2", OWN_CGROUP2) {
+        bail!("no cgroup v2 mount, and mounting one on {OWN_CGROUP2} failed: {e}");
     }
     tracing::info!("mounted the cgroup v2 hierarchy on {OWN_CGROUP2}");
     Ok(PathBuf::from(OWN_CGROUP2))
