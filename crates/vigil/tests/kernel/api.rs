@@ -18,7 +18,7 @@ use std::{
 use serde_json::Value;
 
 use crate::{
-    harness::{of_kind, own_exe, pid_of, str_at, vigil_bin, Agent, TestResult},
+    harness::{of_kind, own_exe, pid_of, str_at, tracing_policy, vigil_bin, Agent, TestResult},
     process::prog_name,
     require_agent, tester,
 };
@@ -27,13 +27,10 @@ const WAIT: Duration = Duration::from_secs(20);
 
 /// A policy on `call` (a system call whose argument 1 is a path) for paths under `dir`.
 fn path_policy(name: &str, call: &str, dir: &Path) -> String {
-    format!(
-        "apiVersion: cilium.io/v1alpha1
-kind: TracingPolicy
-metadata:
-  name: {name}
-spec:
-  kprobes:
+    tracing_policy(
+        name,
+        &format!(
+            "  kprobes:
   - call: {call}
     syscall: true
     args:
@@ -48,7 +45,8 @@ spec:
         values:
         - {}/
 ",
-        dir.display()
+            dir.display()
+        ),
     )
 }
 

@@ -14,7 +14,7 @@ use std::{
 use serde_json::Value;
 
 use crate::{
-    harness::{of_kind, pid_of, str_at, which, write_policy, Agent, TestResult},
+    harness::{of_kind, pid_of, str_at, tracing_policy, which, write_policy, Agent, TestResult},
     require_agent, skip,
 };
 
@@ -22,14 +22,7 @@ const WAIT: Duration = Duration::from_secs(20);
 const STATUS: &str = "blocked before open by fanotify permission event";
 
 fn policy(name: &str, options: &str, hook: &str) -> String {
-    format!(
-        "apiVersion: cilium.io/v1alpha1
-kind: TracingPolicy
-metadata:
-  name: {name}
-spec:
-{options}{hook}"
-    )
+    tracing_policy(name, &format!("{options}{hook}"))
 }
 
 /// sys_openat(dirfd, pathname, flags) whose selectors Override: never

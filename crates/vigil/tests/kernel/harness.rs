@@ -267,6 +267,19 @@ pub fn own_exe() -> PathBuf {
 }
 
 /// Writes policy `text` to `dir/name.yaml`; returns the path for `--tracing-policy`.
+/// A TracingPolicy document named `name` with the given `spec:` body
+/// (indented by two spaces).
+pub fn tracing_policy(name: &str, spec: &str) -> String {
+    format!(
+        "apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: {name}
+spec:
+{spec}"
+    )
+}
+
 pub fn write_policy(dir: &Path, name: &str, text: &str) -> String {
     let path = dir.join(format!("{name}.yaml"));
     fs::write(&path, text).expect("write policy");

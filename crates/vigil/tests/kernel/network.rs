@@ -14,7 +14,7 @@ use std::{
 use serde_json::Value;
 
 use crate::{
-    harness::{of_kind, pid_of, str_at, write_policy, Agent, TestResult},
+    harness::{of_kind, pid_of, str_at, tracing_policy, write_policy, Agent, TestResult},
     policy::probed,
     process::prog_name,
     require_agent, skip, tester,
@@ -26,13 +26,10 @@ const OTHER: &str = "127.0.0.2";
 
 /// A policy on connect(fd, sockaddr, addrlen) with `selectors` (may be empty).
 fn connect_policy(name: &str, options: &str, selectors: &str) -> String {
-    format!(
-        "apiVersion: cilium.io/v1alpha1
-kind: TracingPolicy
-metadata:
-  name: {name}
-spec:
-{options}  kprobes:
+    tracing_policy(
+        name,
+        &format!(
+            "{options}  kprobes:
   - call: sys_connect
     syscall: true
     args:
@@ -43,6 +40,7 @@ spec:
     - index: 2
       type: int
 {selectors}"
+        ),
     )
 }
 
@@ -689,13 +687,10 @@ fn sock_addr_policy(
     options: &str,
     selectors: &str,
 ) -> String {
-    format!(
-        "apiVersion: cilium.io/v1alpha1
-kind: TracingPolicy
-metadata:
-  name: {name}
-spec:
-{options}  kprobes:
+    tracing_policy(
+        name,
+        &format!(
+            "{options}  kprobes:
   - call: {call}
     syscall: true
     args:
@@ -704,6 +699,7 @@ spec:
     - index: {addr_index}
       type: sockaddr
 {selectors}"
+        ),
     )
 }
 

@@ -11,7 +11,9 @@ use std::{
 use serde_json::Value;
 
 use crate::{
-    harness::{of_kind, pid_of, str_at, vigil_bin, which, write_policy, Agent, TestResult},
+    harness::{
+        of_kind, pid_of, str_at, tracing_policy, vigil_bin, which, write_policy, Agent, TestResult,
+    },
     require_agent, skip,
 };
 
@@ -19,13 +21,10 @@ const WAIT: Duration = Duration::from_secs(20);
 
 /// A policy on openat(dirfd, pathname, flags) with one selector.
 fn openat_policy(name: &str, selector: &str, options: &str) -> String {
-    format!(
-        "apiVersion: cilium.io/v1alpha1
-kind: TracingPolicy
-metadata:
-  name: {name}
-spec:
-{options}  kprobes:
+    tracing_policy(
+        name,
+        &format!(
+            "{options}  kprobes:
   - call: sys_openat
     syscall: true
     args:
@@ -37,6 +36,7 @@ spec:
       type: int
     selectors:
 {selector}"
+        ),
     )
 }
 
@@ -414,13 +414,10 @@ fn function_hook_mechanism() -> Result<&'static str, String> {
 
 /// A policy on security_file_open(struct file *) with a path prefix selector.
 fn file_open_policy(name: &str, prefix: &Path) -> String {
-    format!(
-        "apiVersion: cilium.io/v1alpha1
-kind: TracingPolicy
-metadata:
-  name: {name}
-spec:
-  kprobes:
+    tracing_policy(
+        name,
+        &format!(
+            "  kprobes:
   - call: security_file_open
     syscall: false
     args:
@@ -433,7 +430,8 @@ spec:
         values:
         - {}/
 ",
-        prefix.display()
+            prefix.display()
+        ),
     )
 }
 

@@ -6,7 +6,7 @@ use std::{fs, path::Path, process::Command, time::Duration};
 use serde_json::Value;
 
 use crate::{
-    harness::{of_kind, pid_of, str_at, which, Agent, TestResult},
+    harness::{of_kind, pid_of, str_at, tracing_policy, which, Agent, TestResult},
     policy::{setup, Setup},
     require_agent, skip, tester,
 };
@@ -16,13 +16,10 @@ const WAIT: Duration = Duration::from_secs(20);
 /// A policy on openat of the watched dir's files with the given extra
 /// selector fields (YAML, indented as selector fields).
 fn policy(s: &Setup, name: &str, extra: &str) -> String {
-    let text = format!(
-        "apiVersion: cilium.io/v1alpha1
-kind: TracingPolicy
-metadata:
-  name: {name}
-spec:
-  kprobes:
+    let text = tracing_policy(
+        name,
+        &format!(
+            "  kprobes:
   - call: sys_openat
     syscall: true
     args:
@@ -37,7 +34,8 @@ spec:
         values:
         - {}/
 {extra}",
-        s.file.parent().expect("parent").display()
+            s.file.parent().expect("parent").display()
+        ),
     );
     let path = s.dir.path().join(format!("{name}.yaml"));
     fs::write(&path, text).expect("write policy");

@@ -11,7 +11,7 @@ use std::{
 use serde_json::Value;
 
 use crate::{
-    harness::{of_kind, own_exe, pid_of, str_at, write_policy, Agent, TestResult},
+    harness::{of_kind, own_exe, pid_of, str_at, tracing_policy, write_policy, Agent, TestResult},
     require_agent, skip,
     tester::{MARKER_VAR, MODE_VAR, NUMBER_VAR, UPROBE_NAME, UPROBE_STRING},
 };
@@ -41,16 +41,14 @@ fn uprobes_of(evs: &[Value], pid: u32) -> Vec<&Value> {
 }
 
 fn policy(name: &str, hook: &str) -> String {
-    format!(
-        "apiVersion: cilium.io/v1alpha1
-kind: TracingPolicy
-metadata:
-  name: {name}
-spec:
-  uprobes:
+    tracing_policy(
+        name,
+        &format!(
+            "  uprobes:
   - path: {}
 {hook}",
-        own_exe().display()
+            own_exe().display()
+        ),
     )
 }
 

@@ -12,7 +12,7 @@ use std::{
 use serde_json::Value;
 
 use crate::{
-    harness::{of_kind, pid_of, str_at, which, write_policy, Agent, TestResult},
+    harness::{of_kind, pid_of, str_at, tracing_policy, which, write_policy, Agent, TestResult},
     require_agent, skip,
 };
 
@@ -82,13 +82,10 @@ fn usdts_of(evs: &[Value], pid: u32) -> Vec<&Value> {
 }
 
 fn policy(name: &str, bin: &Path, selectors: &str) -> String {
-    format!(
-        "apiVersion: cilium.io/v1alpha1
-kind: TracingPolicy
-metadata:
-  name: {name}
-spec:
-  usdts:
+    tracing_policy(
+        name,
+        &format!(
+            "  usdts:
   - path: {}
     provider: vigil_test
     name: tick
@@ -98,7 +95,8 @@ spec:
     - index: 1
       type: string
 {selectors}",
-        bin.display()
+            bin.display()
+        ),
     )
 }
 
