@@ -2,19 +2,16 @@
 //! (`returnCopy`, what read(2) filled) and `char_iovec` (writev(2)'s and,
 //! at the return, readv(2)'s iovec arrays). The tester writes and reads
 //! known bytes; the events must hold exactly those bytes.
-use std::{
-    process::{Command, Stdio},
-    time::Duration,
-};
+use std::time::Duration;
 
 use base64::{engine::general_purpose::STANDARD, Engine};
 use serde_json::Value;
 
 use crate::{
-    harness::{of_kind, own_exe, pid_of, str_at, write_policy, Agent, TestResult},
+    harness::{of_kind, pid_of, run_tester, str_at, write_policy, Agent, TestResult},
     policy::setup,
     require_agent,
-    tester::{IOVEC_PARTS, MARKER_VAR, MODE_VAR},
+    tester::IOVEC_PARTS,
 };
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -88,15 +85,8 @@ spec:
         ),
     );
     let agent = Agent::start(&["--tracing-policy", &policy]);
-    let mut child = Command::new(own_exe())
-        .env(MODE_VAR, "buffers")
-        .env(MARKER_VAR, &target)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn tester");
-    let pid = child.id();
-    assert!(child.wait().expect("wait tester").success());
+    let (pid, status) = run_tester("buffers", &target);
+    assert!(status.success());
 
     let of = |evs: &[Value], function: &str| -> Option<Value> {
         of_kind(evs, "process_kprobe")

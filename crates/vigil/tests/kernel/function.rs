@@ -2,35 +2,17 @@
 //! kretprobe) and Override by fmod_ret. The host has neither trampolines
 //! nor kprobes: there these tests check the refusals; the VM kernels run
 //! the hooks.
-use std::{
-    path::Path,
-    process::{Command, ExitStatus, Stdio},
-    time::Duration,
-};
+use std::time::Duration;
 
 use serde_json::Value;
 
 use crate::{
-    harness::{of_kind, own_exe, pid_of, str_at, write_policy, Agent, TestResult},
+    harness::{of_kind, own_exe, pid_of, run_tester, str_at, write_policy, Agent, TestResult},
     policy::probed,
     require_agent, skip,
-    tester::{MARKER_VAR, MODE_VAR},
 };
 
 const WAIT: Duration = Duration::from_secs(30);
-
-/// Runs tester `mode` on `marker`.
-fn tester(mode: &str, marker: &Path) -> (u32, ExitStatus) {
-    let mut child = Command::new(own_exe())
-        .env(MODE_VAR, mode)
-        .env(MARKER_VAR, marker)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn tester");
-    let pid = child.id();
-    (pid, child.wait().expect("wait tester"))
-}
 
 fn kprobes_of<'a>(evs: &'a [Value], pid: u32, function: &str) -> Vec<&'a Value> {
     of_kind(evs, "process_kprobe")
@@ -98,7 +80,7 @@ spec:
     );
     let file = write_policy(dir.path(), "function", &policy);
     let agent = Agent::start(&["--tracing-policy", &file]);
-    let (pid, status) = tester("chown", &dir.path().join("owned"));
+    let (pid, status) = run_tester("chown", &dir.path().join("owned"));
     assert!(status.success(), "chown as root: {status}");
     let evs = agent.wait_for(WAIT, "cap_capable event with its return", |evs| {
         !kprobes_of(evs, pid, "cap_capable").is_empty()
@@ -130,7 +112,7 @@ pub fn override_security_inode_mkdir() -> TestResult {
         }
         let agent = Agent::start(&["--tracing-policy", example.to_str().expect("utf-8")]);
         let target = dir.path().join("made");
-        let (_, status) = tester("mkdir", &target);
+        let (_, status) = run_tester("mkdir", &target);
         assert!(
             status.success() && target.exists(),
             "nothing was overridden"
@@ -171,7 +153,7 @@ spec:
     let file = write_policy(dir.path(), "function", &policy);
     let agent = Agent::start(&["--tracing-policy", &file]);
     let target = dir.path().join("blocked");
-    let (pid, status) = tester("mkdir", &target);
+    let (pid, status) = run_tester("mkdir", &target);
     assert_eq!(status.code(), Some(libc::EPERM), "{status}");
     assert!(!target.exists(), "the directory was made");
     let evs = agent.wait_for(WAIT, "override event", |evs| {
@@ -188,7 +170,7 @@ spec:
             && l.contains("blocked before the operation")));
     agent.stop();
     // Without the agent the same mkdir works again: nothing stayed attached.
-    let (_, status) = tester("mkdir", &target);
+    let (_, status) = run_tester("mkdir", &target);
     assert!(status.success(), "{status}");
     Ok(())
 }

@@ -267,6 +267,20 @@ pub fn own_exe() -> PathBuf {
 }
 
 /// Writes policy `text` to `dir/name.yaml`; returns the path for `--tracing-policy`.
+/// Runs this test binary as tester `mode` with `marker` as its marker
+/// path; returns its pid and exit status once it has exited.
+pub fn run_tester(mode: &str, marker: &Path) -> (u32, std::process::ExitStatus) {
+    let mut child = Command::new(own_exe())
+        .env(crate::tester::MODE_VAR, mode)
+        .env(crate::tester::MARKER_VAR, marker)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn tester");
+    let pid = child.id();
+    (pid, child.wait().expect("wait tester"))
+}
+
 /// A TracingPolicy document named `name` with the given `spec:` body
 /// (indented by two spaces).
 pub fn tracing_policy(name: &str, spec: &str) -> String {

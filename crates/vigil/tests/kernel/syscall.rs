@@ -2,34 +2,21 @@
 //! Override) on `__x64_sys_NAME` where the kernel has trampolines (the VM
 //! kernels), the system call tracepoints elsewhere (the host), where
 //! Override is refused with the reason.
-use std::{
-    path::Path,
-    process::{Command, ExitStatus, Stdio},
-    time::Duration,
-};
+use std::{path::Path, process::ExitStatus, time::Duration};
 
 use serde_json::Value;
 
 use crate::{
-    harness::{of_kind, own_exe, pid_of, str_at, write_policy, Agent, TestResult},
+    harness::{of_kind, own_exe, pid_of, run_tester, str_at, write_policy, Agent, TestResult},
     policy::probed,
     require_agent,
-    tester::{MARKER_VAR, MODE_VAR},
 };
 
 const WAIT: Duration = Duration::from_secs(30);
 
 /// Runs the mkdirat tester on `target`.
 fn mkdirat(target: &Path) -> (u32, ExitStatus) {
-    let mut child = Command::new(own_exe())
-        .env(MODE_VAR, "mkdirat")
-        .env(MARKER_VAR, target)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn tester");
-    let pid = child.id();
-    (pid, child.wait().expect("wait tester"))
+    run_tester("mkdirat", target)
 }
 
 fn mkdirat_events(evs: &[Value], pid: u32) -> Vec<&Value> {

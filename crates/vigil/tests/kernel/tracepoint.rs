@@ -13,9 +13,10 @@ use std::{
 use serde_json::Value;
 
 use crate::{
-    harness::{of_kind, own_exe, pid_of, str_at, which, write_policy, Agent, TestResult},
+    harness::{
+        of_kind, own_exe, pid_of, run_tester, str_at, which, write_policy, Agent, TestResult,
+    },
     require_agent, skip,
-    tester::{MARKER_VAR, MODE_VAR},
 };
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -24,15 +25,7 @@ const SYS_MKDIR: u64 = 83;
 
 /// Runs the `mkdir` tester on `dir`.
 fn mkdir(dir: &Path) -> (u32, ExitStatus) {
-    let mut child = Command::new(own_exe())
-        .env(MODE_VAR, "mkdir")
-        .env(MARKER_VAR, dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn tester");
-    let pid = child.id();
-    (pid, child.wait().expect("wait tester"))
+    run_tester("mkdir", dir)
 }
 
 fn tracepoints_of(evs: &[Value], pid: u32) -> Vec<&Value> {
