@@ -36,7 +36,7 @@ pub struct Args {
     #[arg(long)]
     shell: bool,
     /// Seconds a guest may run before QEMU is killed.
-    #[arg(long, default_value_t = 900)]
+    #[arg(long, default_value_t = 1800)]
     timeout: u64,
 }
 
