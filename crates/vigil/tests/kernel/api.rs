@@ -200,6 +200,23 @@ fn keep_opening(file: PathBuf, stop: Arc<AtomicBool>) -> thread::JoinHandle<usiz
     })
 }
 
+/// Unlinks `victim`, then opens `opened` (watched by another policy) in the
+/// same thread: once the open is reported, an unlink event would be too, so
+/// its absence then means the unlink was not posted.
+fn assert_unlink_unreported(agent: &Agent, victim: &Path, opened: &Path, why: &str) {
+    let pid = unlink_then_open(victim, opened);
+    let opened = opened.to_str().expect("utf-8");
+    let evs = agent.wait_for(WAIT, "the open after the unlink", |evs| {
+        hits(evs, opened)
+            .iter()
+            .any(|e| pid_of(e) == u64::from(pid))
+    });
+    assert!(
+        hits(&evs, victim.to_str().expect("utf-8")).is_empty(),
+        "{why}"
+    );
+}
+
 pub fn policy_lifecycle_over_grpc() -> TestResult {
     require_agent!();
     let dir = tempfile::tempdir().expect("temp dir");
@@ -273,19 +290,7 @@ pub fn policy_lifecycle_over_grpc() -> TestResult {
         "disabled"
     );
     assert_eq!(enter_links(&agent), links_without_a);
-    let x2 = a_dir.join("x2");
-    let pid2 = unlink_then_open(&x2, &b_file);
-    // The open comes after the unlink in the same thread: once its event is
-    // in, an unlink event would be too.
-    let evs = agent.wait_for(WAIT, "the open after unlinking x2", |evs| {
-        hits(evs, &b_path)
-            .iter()
-            .any(|e| pid_of(e) == u64::from(pid2))
-    });
-    assert!(
-        hits(&evs, x2.to_str().expect("utf-8")).is_empty(),
-        "disabled policy posted"
-    );
+    assert_unlink_unreported(&agent, &a_dir.join("x2"), &b_file, "disabled policy posted");
 
     // Enabled again: reported again.
     cli_ok(&agent, &["tracingpolicy", "enable", "api-unlink"]);
@@ -304,17 +309,7 @@ pub fn policy_lifecycle_over_grpc() -> TestResult {
     cli_ok(&agent, &["tracingpolicy", "delete", "api-unlink"]);
     assert!(policy(&policies(&agent), "api-unlink").is_none());
     assert_eq!(enter_links(&agent), links_without_a, "its link is gone");
-    let x4 = a_dir.join("x4");
-    let pid4 = unlink_then_open(&x4, &b_file);
-    let evs = agent.wait_for(WAIT, "the open after unlinking x4", |evs| {
-        hits(evs, &b_path)
-            .iter()
-            .any(|e| pid_of(e) == u64::from(pid4))
-    });
-    assert!(
-        hits(&evs, x4.to_str().expect("utf-8")).is_empty(),
-        "deleted policy posted"
-    );
+    assert_unlink_unreported(&agent, &a_dir.join("x4"), &b_file, "deleted policy posted");
 
     // api-open reported every open of this process throughout.
     stop.store(true, Ordering::Relaxed);
