@@ -19,8 +19,12 @@ pub const BPFTRACE_READY: &str = "vigil-bench-ready";
 pub enum Kind {
     /// fork + exec of /bin/true, one after another.
     ExecStorm,
-    /// openat + close of a file no rule or policy matches.
+    /// openat + close of a file no rule or policy matches (vigil: a
+    /// `sys_openat` policy on the paths).
     QuietOpen,
+    /// The same loop; vigil watches the paths with a `security_file_open`
+    /// file policy, Tetragon's usual form and auditd `-w`'s equivalent.
+    QuietFile,
     /// openat + close of a file every agent reports.
     LoudOpen,
     /// TCP connect + accept on loopback.
@@ -30,9 +34,10 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 5] = [
+    pub const ALL: [Kind; 6] = [
         Kind::ExecStorm,
         Kind::QuietOpen,
+        Kind::QuietFile,
         Kind::LoudOpen,
         Kind::Connect,
         Kind::Build,
@@ -42,6 +47,7 @@ impl Kind {
         match self {
             Kind::ExecStorm => "exec-storm",
             Kind::QuietOpen => "quiet-open",
+            Kind::QuietFile => "quiet-open-file",
             Kind::LoudOpen => "loud-open",
             Kind::Connect => "connect",
             Kind::Build => "build",
@@ -82,7 +88,7 @@ impl Workload {
         let quick = env.quick;
         let iterations = match kind {
             Kind::ExecStorm => pick(quick, 500, 2_000),
-            Kind::QuietOpen => pick(quick, 200_000, 1_000_000),
+            Kind::QuietOpen | Kind::QuietFile => pick(quick, 200_000, 1_000_000),
             // auditd logs each of these at ~40 µs (kernel.md), so fewer.
             Kind::LoudOpen => pick(quick, 20_000, 100_000),
             Kind::Connect => pick(quick, 20_000, 100_000),
@@ -110,6 +116,7 @@ impl Workload {
         match self.kind {
             Kind::ExecStorm => format!("{n} × fork + exec /bin/true"),
             Kind::QuietOpen => format!("{n} × openat + close, path never watched"),
+            Kind::QuietFile => format!("{n} × openat + close, path never watched, file policy"),
             Kind::LoudOpen => format!("{n} × openat + close, every open reported"),
             Kind::Connect => format!("{n} × TCP connect + accept on 127.0.0.1"),
             Kind::Build => format!("make -j2 of a generated C project, {n} files + main"),
@@ -119,7 +126,7 @@ impl Workload {
     /// Untimed preparation before each run.
     pub fn prepare(&self) -> Result<()> {
         match self.kind {
-            Kind::QuietOpen | Kind::LoudOpen => {
+            Kind::QuietOpen | Kind::QuietFile | Kind::LoudOpen => {
                 if !self.target.exists() {
                     std::fs::write(&self.target, b"bench\n")?;
                 }
@@ -147,7 +154,7 @@ impl Workload {
                 c.arg(n);
                 c
             }
-            Kind::QuietOpen | Kind::LoudOpen => {
+            Kind::QuietOpen | Kind::QuietFile | Kind::LoudOpen => {
                 let mut c = Command::new(env.bin.join("openloop"));
                 c.arg(&self.target).arg(n);
                 c
@@ -170,7 +177,7 @@ impl Workload {
     pub fn expected(&self) -> Option<u64> {
         match self.kind {
             Kind::ExecStorm | Kind::LoudOpen | Kind::Connect => Some(self.iterations),
-            Kind::QuietOpen => Some(0),
+            Kind::QuietOpen | Kind::QuietFile => Some(0),
             Kind::Build => None,
         }
     }
@@ -179,6 +186,7 @@ impl Workload {
     pub fn policy(&self, env: &Env) -> Option<PathBuf> {
         let file = match self.kind {
             Kind::QuietOpen => "quiet-open.yaml",
+            Kind::QuietFile => "quiet-file.yaml",
             Kind::LoudOpen => "loud-open.yaml",
             Kind::Connect => "connect.yaml",
             Kind::ExecStorm | Kind::Build => return None,
@@ -204,7 +212,7 @@ impl Workload {
         };
         match self.kind {
             Kind::ExecStorm | Kind::Build => vec![syscall("execve")],
-            Kind::QuietOpen => SENSITIVE_FILES
+            Kind::QuietOpen | Kind::QuietFile => SENSITIVE_FILES
                 .iter()
                 .map(|f| {
                     ["-w", f, "-p", "rwa", "-k", AUDIT_KEY]
@@ -221,7 +229,7 @@ impl Workload {
         let begin = format!("BEGIN {{ printf(\"{BPFTRACE_READY}\\n\"); }}");
         let probe = match self.kind {
             Kind::ExecStorm | Kind::Build => "tracepoint:sched:sched_process_exec { printf(\"exec %d %d %s\\n\", pid, curtask->real_parent->tgid, str(args->filename)); }".to_owned(),
-            Kind::QuietOpen => format!(
+            Kind::QuietOpen | Kind::QuietFile => format!(
                 "tracepoint:syscalls:sys_enter_openat /{}/ {{ printf(\"open %d %s\\n\", pid, str(args->filename)); }}",
                 SENSITIVE_FILES.map(|f| format!("str(args->filename) == \"{f}\"")).join(" || ")
             ),
@@ -250,9 +258,10 @@ impl Workload {
                 (Kind::LoudOpen, Observed::Syscall { pid, path }) => {
                     *pid == workload_pid && path.as_deref().is_none_or(|p| p == target)
                 }
-                (Kind::QuietOpen | Kind::Connect, Observed::Syscall { pid, .. }) => {
-                    *pid == workload_pid
-                }
+                (
+                    Kind::QuietOpen | Kind::QuietFile | Kind::Connect,
+                    Observed::Syscall { pid, .. },
+                ) => *pid == workload_pid,
                 _ => false,
             };
             n += u64::from(hit);

@@ -584,16 +584,18 @@ fn compile_kprobe(
 }
 
 /// A file-open or execution hook that blocks or kills where BPF cannot stop
-/// the call before it happens: served by fanotify permission events. BPF
-/// stays preferred where it blocks in the kernel (fmod_ret), and a system
-/// call hook that only kills keeps its tracepoint ("killed after the call").
+/// the call before it happens, or a kernel-function one the kernel cannot
+/// hook at all: served by fanotify permission events. BPF stays preferred
+/// where it blocks in the kernel (fmod_ret) or can hook the function, and a
+/// system call hook that only reports or kills keeps its tracepoint (which
+/// sees every argument; "killed after the call").
 fn fanotify_kprobe(
     policy: &Policy,
     kprobe: &KProbeSpec,
     enforce: bool,
     features: &KernelFeatures,
 ) -> Option<Result<HookPlan, String>> {
-    if !fanotify::blocks_or_kills(&kprobe.selectors) {
+    if kprobe.syscall && !fanotify::blocks_or_kills(&kprobe.selectors) {
         return None;
     }
     let overrides = kprobe
@@ -693,7 +695,7 @@ fn compile_lsm(
         );
         let file_hook = fanotify::file_hook(hook, CallKind::Lsm);
         return match file_hook {
-            Some(file_hook) if fanotify::blocks_or_kills(&lsm.selectors) => fanotify::plan(
+            Some(file_hook) => fanotify::plan(
                 policy,
                 &lsm_as_kprobe(lsm),
                 hook.clone(),
@@ -704,7 +706,7 @@ fn compile_lsm(
             .map_err(|why| {
                 format!("{no_lsm}, and fanotify permission events cannot serve it: {why}")
             }),
-            _ => Err(no_lsm),
+            None => Err(no_lsm),
         };
     }
     if !in_vmlinux_btf(&format!("bpf_lsm_{hook}")) {

@@ -101,7 +101,8 @@ pub fn tetragon_examples_served_or_refused_precisely() -> TestResult {
         .collect();
     files.sort();
     assert!(files.len() >= 12, "Tetragon's examples: {files:?}");
-    let lsm = probed("lsm").is_ok();
+    // file_open is served by BPF-LSM, or by fanotify permission events.
+    let file_open = probed("lsm").is_ok() || probed("fanotify_perm").is_ok();
     for file in &files {
         let verdict = check(file);
         assert!(
@@ -117,7 +118,7 @@ pub fn tetragon_examples_served_or_refused_precisely() -> TestResult {
             );
         }
         let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        if name == "lsm-file-open.yaml" && lsm {
+        if name == "lsm-file-open.yaml" && file_open {
             assert_eq!(verdict.state, "enabled", "{}", verdict.file);
         }
         if name == "network-egress-cluster-enforce.yaml" {
@@ -130,12 +131,13 @@ pub fn tetragon_examples_served_or_refused_precisely() -> TestResult {
     Ok(())
 }
 
-/// lsm-file-open.yaml: `cat` opening /etc/passwd is reported by the BPF-LSM
-/// file_open hook, with the file's path, and the open itself goes through.
+/// lsm-file-open.yaml: `cat` opening /etc/passwd is reported by the
+/// file_open hook (BPF-LSM, or fanotify where the kernel has no BPF-LSM),
+/// with the file's path, and the open itself goes through.
 pub fn tetragon_lsm_file_open_reports_cat() -> TestResult {
     require_agent!();
-    if let Err(why) = probed("lsm") {
-        skip!("kernel has no BPF-LSM ({why})");
+    if let (Err(lsm), Err(fanotify)) = (probed("lsm"), probed("fanotify_perm")) {
+        skip!("kernel has no BPF-LSM ({lsm}) and no fanotify permission events ({fanotify})");
     }
     let policy = tetragon_policies_dir().join("lsm-file-open.yaml");
     if !policy.is_file() || !Path::new("/usr/bin/cat").is_file() {
