@@ -176,6 +176,8 @@ enum vigil_generic_limits {
 	VIGIL_HOOKS_PER_SYSCALL = 4,
 	VIGIL_HOOKS_MAX = 64,
 	VIGIL_SYSCALLS_MAX = 512,
+	/* Sockets TrackSock can track at once (an LRU: the oldest go first). */
+	VIGIL_TRACKED_SOCKS_MAX = 32000,
 	/* Longest string value a selector compares (LPM trie key room). */
 	VIGIL_MATCH_STRING_MAX = 248,
 	/* Bytes kept of one string, path or buffer argument. */
@@ -368,6 +370,10 @@ enum vigil_action_flags {
 	/* Post kernelStackTrace / userStackTrace. */
 	VIGIL_ACTION_KERNEL_STACK = 1 << 3,
 	VIGIL_ACTION_USER_STACK = 1 << 4,
+	/* TrackSock / UntrackSock: the socket in argument arg_sock gets (or
+	 * loses) the caller as its owner in `tracked_socks`. */
+	VIGIL_ACTION_TRACK_SOCK = 1 << 5,
+	VIGIL_ACTION_UNTRACK_SOCK = 1 << 6,
 };
 
 /* vigil_hook_config.flags */
@@ -392,6 +398,10 @@ enum vigil_hook_flags {
 	/* Some selector posts stack traces: the front-end takes the stacks
 	 * before running the hook (it alone has the program's context). */
 	VIGIL_HOOK_STACKS = 1 << 8,
+	/* returnArgAction TrackSock / UntrackSock on the returned socket: the
+	 * call's return is waited for even when its selector does not post. */
+	VIGIL_HOOK_RETURN_TRACK_SOCK = 1 << 9,
+	VIGIL_HOOK_RETURN_UNTRACK_SOCK = 1 << 10,
 };
 
 /* vigil_msg_kprobe.flags */
@@ -404,6 +414,11 @@ enum vigil_kprobe_flags {
 	/* kernel_stack / user_stack name a stack in stack_traces. */
 	VIGIL_KPROBE_KERNEL_STACK = 1 << 3,
 	VIGIL_KPROBE_USER_STACK = 1 << 4,
+	/* The event names the owner of a socket TrackSock tracked (argument
+	 * sock_arg), not the task that ran the hook. */
+	VIGIL_KPROBE_SOCK_OWNER = 1 << 5,
+	/* Waited for only for returnArgAction: not posted at the return. */
+	VIGIL_KPROBE_NO_POST = 1 << 6,
 };
 
 /* Per hook, in the per-CPU `hook_stats` array at hook * VIGIL_HOOK_STAT_MAX. */
@@ -478,7 +493,8 @@ struct vigil_selector_config {
 	__u8 nmatch_caps;
 	/* Post's rateLimitScope (enum vigil_rate_scope). */
 	__u8 rate_scope;
-	__u8 _pad;
+	/* TrackSock / UntrackSock: the index of the socket argument. */
+	__u8 arg_sock;
 	/* Post's rateLimit: at most one event per key in this many ns; 0 = unlimited. */
 	__u64 rate_limit_ns;
 	struct vigil_match_ns match_ns[VIGIL_MATCH_NS_MAX];
@@ -515,7 +531,10 @@ struct vigil_hook_config {
 	/* 1 + the position in args of the returnCopy argument; 0 = none. */
 	__u8 copy_arg;
 	struct vigil_arg_config args[VIGIL_HOOK_ARGS_MAX];
-	__u32 _pad2;
+	/* 1 + the index of the first sock argument: an event on a socket that
+	 * TrackSock tracked names its owner; 0 = no sock argument. */
+	__u8 sock_arg;
+	__u8 _pad2[3];
 	struct vigil_selector_config selectors[VIGIL_SELECTORS_MAX];
 };
 

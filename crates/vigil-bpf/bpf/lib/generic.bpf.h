@@ -100,6 +100,9 @@ struct generic_state {
 	/* A string return value (matchReturnArgs), and its reversed end. */
 	struct arg_key ret_fwd;
 	struct vigil_string_key ret_rev;
+	/* The owner of the hook's sock argument if TrackSock tracks it (pid 0:
+	 * none), read before the selectors' actions can untrack it. */
+	struct vigil_proc_key sock_owner;
 };
 
 struct {
@@ -156,6 +159,17 @@ struct {
 	__type(key, struct pending_key);
 	__type(value, struct generic_event);
 } pending SEC(".maps");
+
+/* Sockets TrackSock tracks: struct sock pointer -> the process that owns
+ * it, so that events on the socket in another context (softirq, a process
+ * it was passed to) name that process. An LRU: a socket whose UntrackSock
+ * never ran cannot fill it. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, VIGIL_TRACKED_SOCKS_MAX);
+	__type(key, __u64);
+	__type(value, struct vigil_proc_key);
+} tracked_socks SEC(".maps");
 
 #ifdef VIGIL_DEFERRED_SIGNAL
 /* Program types that may not signal (cgroup hooks) leave the signal here;
@@ -1154,6 +1168,21 @@ static __always_inline int rate_allows(struct generic_state *s, struct vigil_sel
 }
 
 /* Reads every argument of the current hook into a fresh event. */
+/* TrackSock (track) / UntrackSock on the socket at `sk`. A global
+ * function: verified once, not once per path through the selectors. */
+__noinline int track_sock(__u64 sk, int track)
+{
+	struct vigil_proc_key owner;
+	int derived;
+
+	if (!sk)
+		return 0;
+	if (!track)
+		return bpf_map_delete_elem(&tracked_socks, &sk);
+	owner = proc_key_of((void *)bpf_get_current_task(), &derived);
+	return bpf_map_update_elem(&tracked_socks, &sk, &owner, BPF_ANY);
+}
+
 static __always_inline void read_event_args(struct generic_state *s, struct vigil_hook_config *cfg)
 {
 	s->off = 0;
@@ -1187,6 +1216,14 @@ __noinline int run_hook(__u32 hook)
 		read_event_args(s, cfg);
 
 	s->matched = 0;
+	s->sock_owner.pid = 0;
+	if (cfg->sock_arg) {
+		__u64 sk = s->regs[(cfg->sock_arg - 1) & 7];
+		struct vigil_proc_key *owner = bpf_map_lookup_elem(&tracked_socks, &sk);
+
+		if (owner)
+			s->sock_owner = *owner;
+	}
 	actions = VIGIL_ACTION_POST;
 	if (cfg->nselectors) {
 		if (cfg->flags & (VIGIL_HOOK_NEED_BINARY | VIGIL_HOOK_NEED_PARENT_BINARY))
@@ -1197,6 +1234,9 @@ __noinline int run_hook(__u32 hook)
 			return 0;
 		actions = cfg->selectors[matched].actions;
 		signal = cfg->selectors[matched].signal;
+		if (actions & (VIGIL_ACTION_TRACK_SOCK | VIGIL_ACTION_UNTRACK_SOCK))
+			track_sock(s->regs[cfg->selectors[matched].arg_sock & 7],
+				   actions & VIGIL_ACTION_TRACK_SOCK);
 		if (actions & VIGIL_ACTION_OVERRIDE) {
 			if (cfg->flags & VIGIL_HOOK_ENFORCE) {
 				error = cfg->selectors[matched].override_error;
@@ -1218,12 +1258,16 @@ __noinline int run_hook(__u32 hook)
 			hook_stat_inc(hook, VIGIL_HOOK_STAT_ENFORCED);
 		}
 	}
-	if (!(actions & VIGIL_ACTION_POST))
-		return error;
-
-	if (filter_first)
+	if (!(actions & VIGIL_ACTION_POST)) {
+		if (!(cfg->flags & (VIGIL_HOOK_RETURN_TRACK_SOCK | VIGIL_HOOK_RETURN_UNTRACK_SOCK)))
+			return error;
+		/* Only the return's socket action is wanted: no arguments read. */
+		s->off = 0;
+		flags |= VIGIL_KPROBE_NO_POST;
+	} else if (filter_first) {
 		read_event_args(s, cfg);
-	if (cfg->nselectors) {
+	}
+	if (!(flags & VIGIL_KPROBE_NO_POST) && cfg->nselectors) {
 		matched = s->matched;
 		if (matched < VIGIL_SELECTORS_MAX) {
 			barrier_var(matched);
@@ -1251,14 +1295,19 @@ __noinline int run_hook(__u32 hook)
 			stat_inc(VIGIL_STAT_LOST_STACK);
 		}
 	}
+	task = (void *)bpf_get_current_task();
+	m->key = proc_key_of(task, &derived);
+	m->tid = (__u32)bpf_get_current_pid_tgid();
+	if (s->sock_owner.pid) {
+		m->key = s->sock_owner;
+		m->tid = s->sock_owner.pid;
+		flags |= VIGIL_KPROBE_SOCK_OWNER;
+	}
 	m->action = actions;
 	m->signal = signal;
 	m->flags = flags;
-	task = (void *)bpf_get_current_task();
 	m->hdr.kind = VIGIL_MSG_KPROBE;
 	m->hdr.ktime = bpf_ktime_get_ns();
-	m->key = proc_key_of(task, &derived);
-	m->tid = (__u32)bpf_get_current_pid_tgid();
 	m->hook = hook;
 	m->selector = s->matched;
 	m->hdr.size = event_size(s->off);
@@ -1357,6 +1406,10 @@ __noinline int finish_return(__u32 hook, __s64 ret)
 		return 0;
 	/* A removed hook's slot is inert here too: its event is dropped. */
 	if (!cfg || !s || !(cfg->flags & VIGIL_HOOK_LIVE))
+		goto done;
+	if (cfg->flags & (VIGIL_HOOK_RETURN_TRACK_SOCK | VIGIL_HOOK_RETURN_UNTRACK_SOCK))
+		track_sock(ret, cfg->flags & VIGIL_HOOK_RETURN_TRACK_SOCK);
+	if (ev->msg.flags & VIGIL_KPROBE_NO_POST)
 		goto done;
 	ev->msg.ret = ret;
 	if (cfg->ret_type)

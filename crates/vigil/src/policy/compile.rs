@@ -9,32 +9,33 @@
 use vigil_bpf::wire::{
     vigil_arg_config, vigil_hook_config, vigil_match_arg, vigil_match_caps, vigil_match_ns,
     vigil_selector_config, VIGIL_ACTION_KERNEL_STACK, VIGIL_ACTION_OVERRIDE, VIGIL_ACTION_POST,
-    VIGIL_ACTION_SIGNAL, VIGIL_ACTION_USER_STACK, VIGIL_ARG_AT_RETURN, VIGIL_ARG_CAPABILITY,
-    VIGIL_ARG_CHAR_BUF, VIGIL_ARG_CHAR_IOVEC, VIGIL_ARG_CRED, VIGIL_ARG_DENTRY, VIGIL_ARG_FD,
-    VIGIL_ARG_FILE, VIGIL_ARG_INT, VIGIL_ARG_KERNEL_CAP, VIGIL_ARG_LINUX_BINPRM, VIGIL_ARG_LONG,
-    VIGIL_ARG_NEED_REVERSED, VIGIL_ARG_PATH, VIGIL_ARG_SIZE, VIGIL_ARG_SOCK, VIGIL_ARG_SOCKADDR,
-    VIGIL_ARG_SOCKADDR_KERNEL, VIGIL_ARG_STRING, VIGIL_ARG_UINT, VIGIL_ARG_ULONG,
-    VIGIL_ARG_USER_NS, VIGIL_CAP_EFFECTIVE, VIGIL_CAP_INHERITABLE, VIGIL_CAP_PERMITTED,
-    VIGIL_FIELD_DADDR, VIGIL_FIELD_DPORT, VIGIL_FIELD_FAMILY, VIGIL_FIELD_PROTOCOL,
-    VIGIL_FIELD_SADDR, VIGIL_FIELD_SPORT, VIGIL_FIELD_STATE, VIGIL_HOOK_ARGS_MAX,
-    VIGIL_HOOK_ENFORCE, VIGIL_HOOK_FILTER_FIRST, VIGIL_HOOK_NEED_BINARY,
+    VIGIL_ACTION_SIGNAL, VIGIL_ACTION_TRACK_SOCK, VIGIL_ACTION_UNTRACK_SOCK,
+    VIGIL_ACTION_USER_STACK, VIGIL_ARG_AT_RETURN, VIGIL_ARG_CAPABILITY, VIGIL_ARG_CHAR_BUF,
+    VIGIL_ARG_CHAR_IOVEC, VIGIL_ARG_CRED, VIGIL_ARG_DENTRY, VIGIL_ARG_FD, VIGIL_ARG_FILE,
+    VIGIL_ARG_INT, VIGIL_ARG_KERNEL_CAP, VIGIL_ARG_LINUX_BINPRM, VIGIL_ARG_LONG,
+    VIGIL_ARG_NEED_REVERSED, VIGIL_ARG_NONE, VIGIL_ARG_PATH, VIGIL_ARG_SIZE, VIGIL_ARG_SOCK,
+    VIGIL_ARG_SOCKADDR, VIGIL_ARG_SOCKADDR_KERNEL, VIGIL_ARG_STRING, VIGIL_ARG_UINT,
+    VIGIL_ARG_ULONG, VIGIL_ARG_USER_NS, VIGIL_CAP_EFFECTIVE, VIGIL_CAP_INHERITABLE,
+    VIGIL_CAP_PERMITTED, VIGIL_FIELD_DADDR, VIGIL_FIELD_DPORT, VIGIL_FIELD_FAMILY,
+    VIGIL_FIELD_PROTOCOL, VIGIL_FIELD_SADDR, VIGIL_FIELD_SPORT, VIGIL_FIELD_STATE,
+    VIGIL_HOOK_ARGS_MAX, VIGIL_HOOK_ENFORCE, VIGIL_HOOK_FILTER_FIRST, VIGIL_HOOK_NEED_BINARY,
     VIGIL_HOOK_NEED_BINARY_REVERSED, VIGIL_HOOK_NEED_PARENT_BINARY,
-    VIGIL_HOOK_NEED_PARENT_BINARY_REVERSED, VIGIL_HOOK_RETURN, VIGIL_HOOK_STACKS,
-    VIGIL_MATCH_ARGS_MAX, VIGIL_MATCH_CAPS_MAX, VIGIL_MATCH_NS_MAX, VIGIL_MATCH_NS_VALUES_MAX,
-    VIGIL_MATCH_RETURN_ARG, VIGIL_MATCH_STRING_MAX, VIGIL_MATCH_VALUES_MAX, VIGIL_NS_CGROUP,
-    VIGIL_NS_IPC, VIGIL_NS_MNT, VIGIL_NS_NET, VIGIL_NS_PID, VIGIL_NS_PID_FOR_CHILDREN,
-    VIGIL_NS_TIME, VIGIL_NS_TIME_FOR_CHILDREN, VIGIL_NS_USER, VIGIL_NS_UTS, VIGIL_OP_ADDR_IN,
-    VIGIL_OP_ADDR_NOT_IN, VIGIL_OP_INT_EQ, VIGIL_OP_INT_GT, VIGIL_OP_INT_IN_RANGE, VIGIL_OP_INT_LT,
-    VIGIL_OP_INT_MASK, VIGIL_OP_INT_NEQ, VIGIL_OP_INT_NOT_IN_RANGE, VIGIL_OP_PID_IN,
-    VIGIL_OP_PID_NOT_IN, VIGIL_OP_STR_EQ, VIGIL_OP_STR_NEQ, VIGIL_OP_STR_NOT_POSTFIX,
-    VIGIL_OP_STR_NOT_PREFIX, VIGIL_OP_STR_POSTFIX, VIGIL_OP_STR_PREFIX, VIGIL_RATE_GLOBAL,
-    VIGIL_RATE_PROCESS, VIGIL_RATE_THREAD,
+    VIGIL_HOOK_NEED_PARENT_BINARY_REVERSED, VIGIL_HOOK_RETURN, VIGIL_HOOK_RETURN_TRACK_SOCK,
+    VIGIL_HOOK_RETURN_UNTRACK_SOCK, VIGIL_HOOK_STACKS, VIGIL_MATCH_ARGS_MAX, VIGIL_MATCH_CAPS_MAX,
+    VIGIL_MATCH_NS_MAX, VIGIL_MATCH_NS_VALUES_MAX, VIGIL_MATCH_RETURN_ARG, VIGIL_MATCH_STRING_MAX,
+    VIGIL_MATCH_VALUES_MAX, VIGIL_NS_CGROUP, VIGIL_NS_IPC, VIGIL_NS_MNT, VIGIL_NS_NET,
+    VIGIL_NS_PID, VIGIL_NS_PID_FOR_CHILDREN, VIGIL_NS_TIME, VIGIL_NS_TIME_FOR_CHILDREN,
+    VIGIL_NS_USER, VIGIL_NS_UTS, VIGIL_OP_ADDR_IN, VIGIL_OP_ADDR_NOT_IN, VIGIL_OP_INT_EQ,
+    VIGIL_OP_INT_GT, VIGIL_OP_INT_IN_RANGE, VIGIL_OP_INT_LT, VIGIL_OP_INT_MASK, VIGIL_OP_INT_NEQ,
+    VIGIL_OP_INT_NOT_IN_RANGE, VIGIL_OP_PID_IN, VIGIL_OP_PID_NOT_IN, VIGIL_OP_STR_EQ,
+    VIGIL_OP_STR_NEQ, VIGIL_OP_STR_NOT_POSTFIX, VIGIL_OP_STR_NOT_PREFIX, VIGIL_OP_STR_POSTFIX,
+    VIGIL_OP_STR_PREFIX, VIGIL_RATE_GLOBAL, VIGIL_RATE_PROCESS, VIGIL_RATE_THREAD,
 };
 use vigil_policy::{
     Action, ActionKind, Arg, ArgSelector, ArgType, BinaryOperator, BinarySelector,
     CapabilitiesSelector, CapabilitySet, KProbeSpec, ListSpec, ListType, LsmHookSpec, Namespace,
-    NamespaceSelector, Operator, Policy, RateLimitScope, Selector, SetOperator, TracepointSpec,
-    UProbeSpec, UsdtSpec,
+    NamespaceSelector, Operator, Policy, RateLimitScope, ReturnArgAction, Selector, SetOperator,
+    TracepointSpec, UProbeSpec, UsdtSpec,
 };
 
 use std::{net::IpAddr, path::Path};
@@ -1054,9 +1055,7 @@ fn plan_hook(
     if !kprobe.data.is_empty() {
         return Err("data: not implemented in vigil yet".into());
     }
-    if kprobe.return_arg_action.is_some() {
-        return Err("returnArgAction: not implemented in vigil yet".into());
-    }
+    let on_function = matches!(point, HookPoint::Function { .. } | HookPoint::Lsm { .. });
 
     let mut config = vigil_hook_config::default();
     let mut meta = HookMeta {
@@ -1118,6 +1117,10 @@ fn plan_hook(
             syscall_id: arg.arg_type == ArgType::Syscall64,
         });
     }
+    // An event on a socket TrackSock tracked names the socket's owner.
+    if let Some(sock) = kprobe.args.iter().find(|a| a.arg_type == ArgType::Sock) {
+        config.sock_arg = sock.index as u8 + 1;
+    }
     let copies: Vec<usize> = (0..kprobe.args.len())
         .filter(|&i| u32::from(config.args[i].flags) & VIGIL_ARG_AT_RETURN != 0)
         .collect();
@@ -1139,9 +1142,26 @@ fn plan_hook(
             .return_arg
             .as_ref()
             .ok_or("return: true needs returnArg")?;
+        let sock_action = match kprobe.return_arg_action {
+            Some(ReturnArgAction::TrackSock) => VIGIL_HOOK_RETURN_TRACK_SOCK,
+            Some(ReturnArgAction::UntrackSock) => VIGIL_HOOK_RETURN_UNTRACK_SOCK,
+            Some(ReturnArgAction::Post) | None => 0,
+        };
+        if sock_action != 0 && (!on_function || ret.arg_type != ArgType::Sock) {
+            return Err(format!(
+                "returnArgAction: {} needs a kernel function returning a socket (returnArg type sock), \
+                 not a {} hook returning {}",
+                kprobe.return_arg_action.map(|a| a.to_string()).unwrap_or_default(),
+                point.kind_name(),
+                ret.arg_type
+            ));
+        }
+        config.flags |= sock_action;
         let kind = match ret.arg_type {
             // A char * return (readline): the string it points to.
             ArgType::String if uprobe => VIGIL_ARG_STRING as u8,
+            // The socket is tracked, not read: the event carries no return value.
+            ArgType::Sock if sock_action != 0 => VIGIL_ARG_NONE as u8,
             t => int_kind(t).ok_or_else(|| {
                 format!(
                     "returnArg: type {t} is not supported for {} return values (integer types{})",
@@ -1152,7 +1172,7 @@ fn plan_hook(
         };
         config.flags |= VIGIL_HOOK_RETURN;
         config.ret_type = kind;
-        meta.ret = Some(ArgMeta {
+        meta.ret = (kind != VIGIL_ARG_NONE as u8).then(|| ArgMeta {
             kind,
             label: ret.label.clone(),
             syscall_id: false,
@@ -2023,6 +2043,9 @@ fn selector_config(
     if actions & (VIGIL_ACTION_KERNEL_STACK | VIGIL_ACTION_USER_STACK) != 0 {
         hook.flags |= VIGIL_HOOK_STACKS;
     }
+    if actions & (VIGIL_ACTION_TRACK_SOCK | VIGIL_ACTION_UNTRACK_SOCK) != 0 {
+        sel.arg_sock = sock_action_arg(&selector.match_actions, args, path)?;
+    }
     sel.actions = actions;
     sel.signal = signal;
     sel.override_error = error;
@@ -2031,6 +2054,41 @@ fn selector_config(
         sel.rate_scope = scope;
     }
     Ok((sel, name))
+}
+
+/// The index of the socket argument TrackSock / UntrackSock act on, which
+/// must be a declared `sock` argument.
+fn sock_action_arg(actions: &[Action], args: &[Arg], path: &str) -> Result<u8, String> {
+    let mut found = None;
+    for (a, action) in actions.iter().enumerate() {
+        if !matches!(
+            action.action,
+            ActionKind::TrackSock | ActionKind::UntrackSock
+        ) {
+            continue;
+        }
+        let apath = format!("{path}.matchActions[{a}].argSock");
+        let index = action.arg_sock.ok_or(format!("{apath}: missing"))?;
+        match args.iter().find(|arg| arg.index == index) {
+            Some(arg) if arg.arg_type == ArgType::Sock => {}
+            Some(arg) => {
+                return Err(format!(
+                    "{apath}: argument {index} is {}; {} needs a sock argument",
+                    arg.arg_type, action.action
+                ))
+            }
+            None => return Err(format!("{apath}: no declared argument has index {index}")),
+        }
+        if found.is_some_and(|f| f != index) {
+            return Err(format!(
+                "{apath}: one socket argument per selector for TrackSock / UntrackSock"
+            ));
+        }
+        found = Some(index);
+    }
+    found
+        .map(|i| i as u8)
+        .ok_or_else(|| format!("{path}: no TrackSock or UntrackSock action"))
 }
 
 /// The namespace inode numbers of the host (`host_ns`), read once.
@@ -2411,6 +2469,22 @@ fn actions_of(
                         ));
                     }
                     flags |= flag;
+                }
+            }
+            ActionKind::TrackSock | ActionKind::UntrackSock => {
+                if !matches!(point, HookPoint::Function { .. } | HookPoint::Lsm { .. }) {
+                    return Err(format!(
+                        "{apath}: {} acts on a kernel struct sock, on kernel function hooks only, not on {} hooks",
+                        action.action,
+                        point.kind_name()
+                    ));
+                }
+                if action.action == ActionKind::TrackSock {
+                    flags |= VIGIL_ACTION_TRACK_SOCK;
+                    name = "KPROBE_ACTION_TRACKSOCK";
+                } else {
+                    flags |= VIGIL_ACTION_UNTRACK_SOCK;
+                    name = "KPROBE_ACTION_UNTRACKSOCK";
                 }
             }
             ActionKind::NoPost => {

@@ -83,6 +83,7 @@ macro_rules! reuse_generic_maps {
             (&mut maps.hook_stats, to.hook_stats.as_fd()),
             (&mut maps.pending, to.pending.as_fd()),
             (&mut maps.stack_traces, to.stack_traces.as_fd()),
+            (&mut maps.tracked_socks, to.tracked_socks.as_fd()),
         ];
         reuse.into_iter().try_for_each(|(map, fd)| {
             map.reuse_fd(fd)

@@ -275,6 +275,10 @@ const TESTS: &[(&str, TestFn)] = &[
         network::tetragon_tcp_connect_policies,
     ),
     (
+        "network::track_sock_names_the_owner",
+        network::track_sock_names_the_owner,
+    ),
+    (
         "api::policy_lifecycle_over_grpc",
         api::policy_lifecycle_over_grpc,
     ),

@@ -597,6 +597,115 @@ pub fn tetragon_tcp_connect_policies() -> TestResult {
     Ok(())
 }
 
+/// TrackSock: a socket tracked at tcp_connect keeps naming the process that
+/// connected it when its last close runs in another process (a child that
+/// inherited it and outlived the parent's copy); an untracked socket closed
+/// the same way names the child.
+pub fn track_sock_names_the_owner() -> TestResult {
+    require_agent!();
+    if let Err(why) = function_hooks() {
+        skip!("{why}");
+    }
+    let Some(sleep) = crate::harness::which("sleep") else {
+        skip!("needs sleep");
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (tracked, untracked) = (listen("127.0.0.1"), listen("127.0.0.1"));
+    let port = |l: &TcpListener| l.local_addr().expect("addr").port();
+    let (tport, uport) = (port(&tracked), port(&untracked));
+    let policy = write_policy(
+        dir.path(),
+        "track",
+        &tracing_policy(
+            "track-socks",
+            &format!(
+                "  kprobes:
+  - call: tcp_connect
+    syscall: false
+    args:
+    - index: 0
+      type: sock
+    selectors:
+    - matchArgs:
+      - index: 0
+        operator: DPort
+        values:
+        - \"{tport}\"
+      matchActions:
+      - action: TrackSock
+        argSock: 0
+  - call: tcp_close
+    syscall: false
+    args:
+    - index: 0
+      type: sock
+    selectors:
+    - matchArgs:
+      - index: 0
+        operator: DPort
+        values:
+        - \"{tport}\"
+        - \"{uport}\"
+"
+            ),
+        ),
+    );
+    let agent = Agent::start(&["--tracing-policy", &policy]);
+    // Each client socket goes to a child as its stdin; the parent's copy
+    // closes when the Command is dropped, so the last close is the child's.
+    let mut children = Vec::new();
+    for l in [&tracked, &untracked] {
+        let stream = connect(l.local_addr().expect("addr")).expect("connect");
+        let child = Command::new(&sleep)
+            .arg("1")
+            .stdin(Stdio::from(std::os::fd::OwnedFd::from(stream)))
+            .spawn()
+            .expect("spawn sleep");
+        children.push(child);
+    }
+    let pids: Vec<u64> = children.iter().map(|c| u64::from(c.id())).collect();
+    for mut c in children {
+        assert!(c.wait().expect("wait sleep").success());
+    }
+    let close_of = |evs: &[Value], port: u16| -> Option<Value> {
+        of_kind(evs, "process_kprobe")
+            .into_iter()
+            .find(|k| {
+                str_at(k, "/function_name") == "tcp_close"
+                    && k["args"][0]["sock_arg"]["dport"] == u64::from(port)
+            })
+            .cloned()
+    };
+    let evs = agent.wait_for(WAIT, "tcp_close of both sockets", |evs| {
+        close_of(evs, tport).is_some() && close_of(evs, uport).is_some()
+    });
+    let connect_ev = of_kind(&evs, "process_kprobe")
+        .into_iter()
+        .find(|k| str_at(k, "/function_name") == "tcp_connect")
+        .expect("tcp_connect event");
+    assert_eq!(
+        str_at(connect_ev, "/action"),
+        "KPROBE_ACTION_TRACKSOCK",
+        "{connect_ev}"
+    );
+    let me = u64::from(std::process::id());
+    let tracked_close = close_of(&evs, tport).expect("event");
+    assert_eq!(
+        pid_of(&tracked_close),
+        me,
+        "the tracked socket's close names its owner, not the child {}: {tracked_close}",
+        pids[0]
+    );
+    let untracked_close = close_of(&evs, uport).expect("event");
+    assert_eq!(
+        pid_of(&untracked_close),
+        pids[1],
+        "the untracked socket's close names the child that closed it: {untracked_close}"
+    );
+    agent.stop();
+    Ok(())
+}
+
 fn accept(l: &TcpListener) -> (TcpStream, SocketAddr) {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
