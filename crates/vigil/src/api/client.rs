@@ -67,7 +67,11 @@ fn rpc_error(status: tonic::Status) -> anyhow::Error {
     let mut message = status.message().to_owned();
     let mut cause = std::error::Error::source(&status);
     while let Some(e) = cause {
-        message = format!("{message}: {e}");
+        // Some causes repeat their own source in their message.
+        let text = e.to_string();
+        if !message.contains(&text) {
+            message = format!("{message}: {text}");
+        }
         cause = e.source();
     }
     anyhow!(message)
