@@ -938,6 +938,8 @@ pub fn mtls_api_serves_certified_clients() -> TestResult {
     let _ = getevents.kill();
     let _ = getevents.wait();
 
+    // No reason is asserted: under TLS 1.3 the client may see the
+    // connection closed before the agent's alert (e.g. UnknownCA) arrives.
     let refusals = [
         ("no client certificate", pki.client_flags(None)),
         ("plain text", Vec::new()),
@@ -949,7 +951,7 @@ pub fn mtls_api_serves_certified_clients() -> TestResult {
     for (what, flags) in refusals {
         let (ok, out, err) = tls_run(&agent, &flags, &["tracingpolicy", "list"], false);
         assert!(!ok && out.is_empty(), "root with {what} was served: {out}");
-        assert!(!err.is_empty(), "the refusal of {what} says why");
+        assert!(!err.is_empty(), "the refusal of {what} is told: {err}");
     }
     agent.stop();
     Ok(())
