@@ -47,8 +47,8 @@ pub fn server_tls(
     if verifies_clients {
         config = config.client_ca_root(Certificate::from_pem(client_cas));
     }
-    // rustls checks the chain, that the key fits the certificate and the
-    // client CAs here, before any caller comes.
+    // rustls parses the certificate and the client CAs and checks that the
+    // key fits the certificate here, before any caller comes.
     tonic::transport::Server::builder()
         .tls_config(config.clone())
         .with_context(|| {
