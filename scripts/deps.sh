@@ -12,6 +12,7 @@ VIGIL_APT_PACKAGES=(
   util-linux                # setpriv, unshare (tests)
   procps                    # ps, pgrep (tests, benchmarks)
   systemtap-sdt-dev         # <sys/sdt.h>: the USDT probe target the kernel tests build
+  openssl                   # certificates for the TLS API tests (and docs/api.md)
 )
 
 need_root() {

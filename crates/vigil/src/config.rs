@@ -85,6 +85,21 @@ pub struct AgentArgs {
     #[arg(long, value_name = "ADDR", default_value = crate::api::client::DEFAULT_SERVER_ADDRESS)]
     pub server_address: String,
 
+    /// TLS on a TCP `--server-address`: the agent's certificate (PEM, the
+    /// chain after it).
+    #[arg(long, value_name = "PATH")]
+    pub server_tls_cert_file: Option<PathBuf>,
+
+    /// The private key of `--server-tls-cert-file` (PEM).
+    #[arg(long, value_name = "PATH")]
+    pub server_tls_key_file: Option<PathBuf>,
+
+    /// CA certificates (PEM; comma-separated or repeated) whose signature a
+    /// client's certificate must carry (mTLS). Such clients are served from
+    /// any host as any user; without client CAs, TCP serves root on this host only.
+    #[arg(long, value_name = "PATH", value_delimiter = ',')]
+    pub server_tls_client_ca_files: Vec<PathBuf>,
+
     /// Events kept for each GetEvents subscriber that falls behind; past
     /// that it loses the oldest, counted and told.
     #[arg(long, default_value_t = 10000)]

@@ -83,6 +83,32 @@ struct ServerArg {
     /// The agent's gRPC address: `host:port` or `unix:///path`.
     #[arg(long, env = "VIGIL_SERVER_ADDRESS", default_value = api::client::DEFAULT_SERVER_ADDRESS)]
     server_address: String,
+    /// Connect with TLS, trusting this CA (PEM) to have signed the agent's certificate.
+    #[arg(long, env = "VIGIL_TLS_CA_FILE", value_name = "PATH")]
+    tls_ca_file: Option<std::path::PathBuf>,
+    /// This client's certificate (PEM), for an agent that demands one (mTLS).
+    #[arg(long, env = "VIGIL_TLS_CERT_FILE", value_name = "PATH")]
+    tls_cert_file: Option<std::path::PathBuf>,
+    /// The private key of --tls-cert-file (PEM).
+    #[arg(long, env = "VIGIL_TLS_KEY_FILE", value_name = "PATH")]
+    tls_key_file: Option<std::path::PathBuf>,
+    /// The name the agent's certificate must carry [default: the host of --server-address].
+    #[arg(long, env = "VIGIL_TLS_SERVER_NAME", value_name = "NAME")]
+    tls_server_name: Option<String>,
+}
+
+impl ServerArg {
+    fn target(self) -> api::client::Target {
+        api::client::Target {
+            address: self.server_address,
+            tls: api::tls::ClientTlsFiles {
+                ca_file: self.tls_ca_file,
+                cert_file: self.tls_cert_file,
+                key_file: self.tls_key_file,
+                server_name: self.tls_server_name,
+            },
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -209,19 +235,19 @@ fn run(command: Command) -> Result<ExitCode> {
         Command::Tracingpolicy(tp) => {
             match tp {
                 TracingPolicyCommand::Add { server, file } => {
-                    api::client::add_policy(&server.server_address, &file)
+                    api::client::add_policy(&server.target(), &file)
                 }
                 TracingPolicyCommand::Delete { server, name } => {
-                    api::client::delete_policy(&server.server_address, &name)
+                    api::client::delete_policy(&server.target(), &name)
                 }
                 TracingPolicyCommand::List { server, output } => {
-                    api::client::list_policies(&server.server_address, output == "json")
+                    api::client::list_policies(&server.target(), output == "json")
                 }
                 TracingPolicyCommand::Enable { server, name } => {
-                    api::client::set_enabled(&server.server_address, &name, true)
+                    api::client::set_enabled(&server.target(), &name, true)
                 }
                 TracingPolicyCommand::Disable { server, name } => {
-                    api::client::set_enabled(&server.server_address, &name, false)
+                    api::client::set_enabled(&server.target(), &name, false)
                 }
             }?;
             Ok(ExitCode::SUCCESS)
@@ -237,11 +263,10 @@ fn run(command: Command) -> Result<ExitCode> {
                 event_types,
                 binary_prefixes,
             };
-            api::client::get_events(&server.server_address, query).map(|()| ExitCode::SUCCESS)
+            api::client::get_events(&server.target(), query).map(|()| ExitCode::SUCCESS)
         }
         Command::Status { server, output } => {
-            api::client::status(&server.server_address, output == "json")
-                .map(|()| ExitCode::SUCCESS)
+            api::client::status(&server.target(), output == "json").map(|()| ExitCode::SUCCESS)
         }
         Command::Agent(args) => {
             let stop = Arc::new(AtomicBool::new(false));
@@ -253,14 +278,27 @@ fn run(command: Command) -> Result<ExitCode> {
             runtime.block_on(async {
                 let metrics = Arc::new(metrics::Metrics::default());
                 let address = api::server::Address::parse(&args.server_address);
+                let tls = api::tls::server_tls(
+                    args.server_tls_cert_file.as_deref(),
+                    args.server_tls_key_file.as_deref(),
+                    &args.server_tls_client_ca_files,
+                )?;
                 let api = match &address {
+                    None if tls.is_some() => {
+                        anyhow::bail!("--server-tls-* flags need a --server-address to serve on")
+                    }
                     Some(addr) => {
                         let (commands, receiver) = api::command_channel();
                         let stream = output::EventStream::new(args.event_queue_size);
                         let server =
                             api::server::Api::new(commands, stream.clone(), &metrics.lost_events);
-                        api::server::serve(addr, server).await?;
-                        tracing::info!(address = %args.server_address, "serving the gRPC API");
+                        let tls_mode = match &tls {
+                            None => "off",
+                            Some(t) if t.verifies_clients => "mtls",
+                            Some(_) => "on",
+                        };
+                        api::server::serve(addr, tls, server).await?;
+                        tracing::info!(address = %args.server_address, tls = tls_mode, "serving the gRPC API");
                         Some(agent::ApiLink {
                             commands: receiver,
                             stream,

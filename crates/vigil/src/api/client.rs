@@ -13,19 +13,36 @@ use vigil_api::v1::{
     TracingPolicyState, TracingPolicyStatus,
 };
 
-use super::server::Address;
+use super::{server::Address, tls::ClientTlsFiles};
 
 /// Tetragon's default, like `tetra`.
 pub const DEFAULT_SERVER_ADDRESS: &str = "localhost:54321";
 
-async fn connect(address: &str) -> Result<VigilClient<Channel>> {
-    let addr = Address::parse(address).context("--server-address is empty")?;
+/// Where the agent is and how to reach it.
+pub struct Target {
+    pub address: String,
+    pub tls: ClientTlsFiles,
+}
+
+async fn connect(target: &Target) -> Result<VigilClient<Channel>> {
+    let addr = Address::parse(&target.address).context("--server-address is empty")?;
+    let tls = target.tls.config()?;
     let channel = match addr {
-        Address::Tcp(hostport) => Endpoint::from_shared(format!("http://{hostport}"))
-            .with_context(|| format!("bad server address {hostport}"))?
-            .connect()
-            .await
-            .with_context(|| format!("connecting to the agent at {hostport}"))?,
+        Address::Tcp(hostport) => {
+            let scheme = if tls.is_some() { "https" } else { "http" };
+            let mut endpoint = Endpoint::from_shared(format!("{scheme}://{hostport}"))
+                .with_context(|| format!("bad server address {hostport}"))?;
+            if let Some(tls) = tls {
+                endpoint = endpoint.tls_config(tls).context("setting up TLS")?;
+            }
+            endpoint
+                .connect()
+                .await
+                .with_context(|| format!("connecting to the agent at {scheme}://{hostport}"))?
+        }
+        Address::Unix(_) if tls.is_some() => {
+            bail!("--tls-* flags are for TCP addresses; a unix:// socket admits root only already")
+        }
         Address::Unix(path) => {
             let display = path.display().to_string();
             // The URI is required but unused: the connector dials the socket.
@@ -44,9 +61,20 @@ async fn connect(address: &str) -> Result<VigilClient<Channel>> {
     Ok(VigilClient::new(channel))
 }
 
-/// The server's message, as the user should read it.
+/// The server's message, as the user should read it; for a call that
+/// never reached the server (e.g. a TLS alert), what stopped it.
 fn rpc_error(status: tonic::Status) -> anyhow::Error {
-    anyhow!("{}", status.message())
+    let mut message = status.message().to_owned();
+    let mut cause = std::error::Error::source(&status);
+    while let Some(e) = cause {
+        // Some causes repeat their own source in their message.
+        let text = e.to_string();
+        if !message.contains(&text) {
+            message = format!("{message}: {text}");
+        }
+        cause = e.source();
+    }
+    anyhow!(message)
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -56,11 +84,11 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
-pub fn add_policy(address: &str, file: &Path) -> Result<()> {
+pub fn add_policy(target: &Target, file: &Path) -> Result<()> {
     let yaml =
         std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     runtime()?.block_on(async {
-        let mut client = connect(address).await?;
+        let mut client = connect(target).await?;
         let added = client
             .add_tracing_policy(AddTracingPolicyRequest { yaml })
             .await
@@ -74,9 +102,9 @@ pub fn add_policy(address: &str, file: &Path) -> Result<()> {
     })
 }
 
-pub fn delete_policy(address: &str, name: &str) -> Result<()> {
+pub fn delete_policy(target: &Target, name: &str) -> Result<()> {
     runtime()?.block_on(async {
-        connect(address)
+        connect(target)
             .await?
             .delete_tracing_policy(DeleteTracingPolicyRequest { name: name.into() })
             .await
@@ -86,9 +114,9 @@ pub fn delete_policy(address: &str, name: &str) -> Result<()> {
     })
 }
 
-pub fn set_enabled(address: &str, name: &str, enable: bool) -> Result<()> {
+pub fn set_enabled(target: &Target, name: &str, enable: bool) -> Result<()> {
     runtime()?.block_on(async {
-        let mut client = connect(address).await?;
+        let mut client = connect(target).await?;
         let policy = if enable {
             client
                 .enable_tracing_policy(EnableTracingPolicyRequest { name: name.into() })
@@ -111,9 +139,9 @@ pub fn set_enabled(address: &str, name: &str, enable: bool) -> Result<()> {
     })
 }
 
-pub fn list_policies(address: &str, json_output: bool) -> Result<()> {
+pub fn list_policies(target: &Target, json_output: bool) -> Result<()> {
     let policies = runtime()?.block_on(async {
-        let reply = connect(address)
+        let reply = connect(target)
             .await?
             .list_tracing_policies(ListTracingPoliciesRequest {})
             .await
@@ -193,9 +221,9 @@ pub struct EventsQuery {
 }
 
 /// Prints events as they come until the agent goes away or the user stops it.
-pub fn get_events(address: &str, q: EventsQuery) -> Result<()> {
+pub fn get_events(target: &Target, q: EventsQuery) -> Result<()> {
     runtime()?.block_on(async {
-        let mut client = connect(address).await?;
+        let mut client = connect(target).await?;
         let format = if q.compact {
             EventFormat::Compact
         } else {
@@ -233,9 +261,9 @@ pub fn get_events(address: &str, q: EventsQuery) -> Result<()> {
     })
 }
 
-pub fn status(address: &str, json_output: bool) -> Result<()> {
+pub fn status(target: &Target, json_output: bool) -> Result<()> {
     let s = runtime()?.block_on(async {
-        let reply = connect(address)
+        let reply = connect(target)
             .await?
             .get_status(GetStatusRequest {})
             .await

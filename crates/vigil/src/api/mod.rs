@@ -8,6 +8,7 @@
 pub mod client;
 mod peer;
 pub mod server;
+pub mod tls;
 
 use tokio::sync::{mpsc, oneshot};
 

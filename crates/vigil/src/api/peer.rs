@@ -1,8 +1,9 @@
 //! Who is calling over TCP. Whoever reaches the API can read every event
 //! (what users ran, with arguments) and switch enforcement off, so a TCP
 //! caller must be root on this host, as a `unix://` socket (mode 0600)
-//! already ensures. There is no TLS: remote callers are refused, and reach
-//! the API through an SSH tunnel or a socket forward instead.
+//! already ensures, unless it presented a client certificate that the TLS
+//! handshake verified against `--server-tls-client-ca-files` (mTLS): then
+//! the certificate is the credential, whatever host or user it comes from.
 //!
 //! A loopback caller's user is the owner of its end of the connection,
 //! which the kernel lists in /proc/net/tcp and tcp6 (the table identd reads).
@@ -11,10 +12,32 @@ use std::{
     net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
 };
 
-use tonic::{Request, Status};
+use tonic::{service::Interceptor, Request, Status};
 
-/// The tonic interceptor: lets root callers on this host through.
-pub fn require_local_root(request: Request<()>) -> Result<Request<()>, Status> {
+/// The tonic interceptor: lets callers with a verified client certificate
+/// through when the server demands one, root callers on this host otherwise.
+#[derive(Clone, Copy)]
+pub struct Admission {
+    pub verifies_clients: bool,
+}
+
+impl Interceptor for Admission {
+    fn call(&mut self, request: Request<()>) -> Result<Request<()>, Status> {
+        if !self.verifies_clients {
+            return require_local_root(request);
+        }
+        // The handshake already refused clients without a certificate signed
+        // by a client CA; a request without one did not come through it.
+        match request.peer_certs() {
+            Some(certs) if !certs.is_empty() => Ok(request),
+            _ => Err(Status::unauthenticated(
+                "the vigil API requires a client certificate (mTLS)",
+            )),
+        }
+    }
+}
+
+fn require_local_root(request: Request<()>) -> Result<Request<()>, Status> {
     // Unix sockets carry no TCP addresses; their file mode admits root only.
     let (Some(local), Some(remote)) = (request.local_addr(), request.remote_addr()) else {
         return Ok(request);
@@ -25,7 +48,7 @@ pub fn require_local_root(request: Request<()>) -> Result<Request<()>, Status> {
             "the vigil API serves root only; the caller {remote} runs as uid {uid}"
         ))),
         None if !remote.ip().to_canonical().is_loopback() => Err(Status::permission_denied(
-            format!("the vigil API serves only this host (no TLS); {remote} is remote: use an SSH tunnel or unix:// socket"),
+            format!("the vigil API serves only this host unless it verifies client certificates (--server-tls-client-ca-files); {remote} is remote: use mTLS, an SSH tunnel or a unix:// socket"),
         )),
         None => Err(Status::permission_denied(format!(
             "cannot tell which user owns the connection from {remote}"

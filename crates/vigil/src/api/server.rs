@@ -1,7 +1,8 @@
-//! The gRPC server of `--server-address` (TCP `host:port`, or
-//! `unix:///path` for a socket only root can use; TCP callers must be root
-//! on this host too, see `peer`): streams events to subscribers and
-//! forwards policy commands to the agent's event loop.
+//! The gRPC server of `--server-address` (TCP `host:port`, optionally with
+//! TLS, or `unix:///path` for a socket only root can use; TCP callers must
+//! be root on this host too unless mTLS vouches for them, see `peer`):
+//! streams events to subscribers and forwards policy commands to the
+//! agent's event loop.
 use std::{os::unix::fs::PermissionsExt, pin::Pin, time::Instant};
 
 use anyhow::{bail, Context, Result};
@@ -26,7 +27,7 @@ use vigil_api::v1::{
 };
 use vigil_events::{compact, Event, EventBody};
 
-use super::{Command, CommandSender, Reply};
+use super::{peer::Admission, tls::ServerTls, Command, CommandSender, Reply};
 use crate::{
     metrics::LossLabels,
     output::{EventStream, SubscriberGuard},
@@ -94,13 +95,26 @@ impl Api {
     }
 }
 
-/// Binds the address now (so that a bad address fails the start), then
-/// serves on the current tokio runtime.
-pub async fn serve(address: &Address, api: Api) -> Result<()> {
-    let service = tonic::transport::Server::builder().add_service(VigilServer::with_interceptor(
-        api,
-        super::peer::require_local_root,
-    ));
+/// Binds the address now (so that a bad address or TLS setup fails the
+/// start), then serves on the current tokio runtime.
+pub async fn serve(address: &Address, tls: Option<ServerTls>, api: Api) -> Result<()> {
+    let mut builder = tonic::transport::Server::builder();
+    let mut admission = Admission {
+        verifies_clients: false,
+    };
+    if let Some(tls) = tls {
+        if let Address::Unix(path) = address {
+            bail!(
+                "TLS is for TCP addresses; unix://{} admits root only already",
+                path.display()
+            );
+        }
+        admission.verifies_clients = tls.verifies_clients;
+        builder = builder
+            .tls_config(tls.config)
+            .context("setting up TLS with the --server-tls-* files")?;
+    }
+    let service = builder.add_service(VigilServer::with_interceptor(api, admission));
     match address {
         Address::Tcp(addr) => {
             let listener = tokio::net::TcpListener::bind(addr)

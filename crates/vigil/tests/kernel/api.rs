@@ -18,9 +18,11 @@ use std::{
 use serde_json::Value;
 
 use crate::{
-    harness::{of_kind, own_exe, pid_of, str_at, tracing_policy, vigil_bin, Agent, TestResult},
+    harness::{
+        of_kind, own_exe, pid_of, str_at, tracing_policy, vigil_bin, Agent, Skip, TestResult,
+    },
     process::prog_name,
-    require_agent, tester,
+    require_agent, skip, tester,
 };
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -717,11 +719,7 @@ pub fn api_policies_survive_a_restart() -> TestResult {
 /// could read every event and switch enforcement off.
 pub fn tcp_api_serves_root_only() -> TestResult {
     require_agent!();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
-    let address = format!("127.0.0.1:{port}");
+    let address = format!("127.0.0.1:{}", free_port());
     let agent = Agent::start(&["--server-address", &address]);
     let as_root = status(&agent);
     assert!(
@@ -741,6 +739,245 @@ pub fn tcp_api_serves_root_only() -> TestResult {
         stderr.contains("serves root only") && stderr.contains("uid 65534"),
         "refusal names the reason: {stderr}"
     );
+    agent.stop();
+    Ok(())
+}
+
+/// A CA, the agent's certificate for 127.0.0.1 and a client's, both signed
+/// by it, and a stranger's signed by another CA: made with the openssl CLI,
+/// readable by everyone (nobody runs the CLI with them).
+struct Pki {
+    dir: tempfile::TempDir,
+}
+
+impl Pki {
+    fn make() -> Result<Pki, Skip> {
+        if Command::new("openssl").arg("version").output().is_err() {
+            skip!("the openssl CLI is missing (scripts/deps.sh installs it)");
+        }
+        let dir = tempfile::tempdir().expect("temp dir");
+        let script = r#"set -e
+ca() {
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+    -keyout "$1.key" -out "$1.pem" -days 1 -subj "/CN=$1"
+}
+leaf() {
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+    -keyout "$1.key" -out "$1.csr" -subj "/CN=$1"
+  printf "$3" > "$1.ext"
+  openssl x509 -req -in "$1.csr" -CA "$2.pem" -CAkey "$2.key" -days 1 \
+    -set_serial "0x$(openssl rand -hex 8)" -extfile "$1.ext" -out "$1.pem"
+}
+ca ca
+ca otherca
+leaf server ca 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n'
+leaf client ca 'extendedKeyUsage=clientAuth\n'
+leaf stranger otherca 'extendedKeyUsage=clientAuth\n'
+chmod 0644 ./*.pem ./*.key
+chmod 0755 .
+"#;
+        let out = Command::new("sh")
+            .args(["-c", script])
+            .current_dir(dir.path())
+            .output()
+            .expect("running openssl");
+        assert!(
+            out.status.success(),
+            "openssl failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(Pki { dir })
+    }
+
+    fn file(&self, name: &str) -> String {
+        self.dir.path().join(name).display().to_string()
+    }
+
+    /// `--tls-*` flags trusting our CA, presenting `identity`'s certificate if any.
+    fn client_flags(&self, identity: Option<&str>) -> Vec<String> {
+        let mut flags = vec!["--tls-ca-file".into(), self.file("ca.pem")];
+        if let Some(name) = identity {
+            flags.extend([
+                "--tls-cert-file".into(),
+                self.file(&format!("{name}.pem")),
+                "--tls-key-file".into(),
+                self.file(&format!("{name}.key")),
+            ]);
+        }
+        flags
+    }
+
+    /// Starts an agent serving TLS on a free loopback port; with `mtls`, it
+    /// demands client certificates signed by our CA.
+    fn agent(&self, mtls: bool) -> Agent {
+        let address = format!("127.0.0.1:{}", free_port());
+        let mut args = vec![
+            "--server-address".to_owned(),
+            address,
+            "--server-tls-cert-file".into(),
+            self.file("server.pem"),
+            "--server-tls-key-file".into(),
+            self.file("server.key"),
+        ];
+        if mtls {
+            args.extend(["--server-tls-client-ca-files".into(), self.file("ca.pem")]);
+        }
+        Agent::start(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// The CLI command `args` against `agent` with TLS `flags`, as nobody or root.
+fn tls_cli(agent: &Agent, flags: &[String], args: &[&str], as_nobody: bool) -> Command {
+    let mut cmd = Command::new(vigil_bin());
+    cmd.args(args)
+        .arg(format!("--server-address={}", agent.server_address))
+        .args(flags);
+    if as_nobody {
+        cmd.uid(65534).gid(65534);
+    }
+    cmd
+}
+
+/// Runs it and returns (success, stdout, stderr).
+fn tls_run(
+    agent: &Agent,
+    flags: &[String],
+    args: &[&str],
+    as_nobody: bool,
+) -> (bool, String, String) {
+    let out = tls_cli(agent, flags, args, as_nobody)
+        .output()
+        .expect("running the vigil CLI");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// With client CAs (mTLS) a certificate signed by them is the credential:
+/// nobody, holding one, lists policies and streams the event of a real
+/// exec; without a certificate, in plain text or with another CA's
+/// certificate, even root is refused.
+pub fn mtls_api_serves_certified_clients() -> TestResult {
+    require_agent!();
+    let pki = Pki::make()?;
+    let agent = pki.agent(true);
+    let client = pki.client_flags(Some("client"));
+
+    let (ok, out, err) = tls_run(
+        &agent,
+        &client,
+        &["tracingpolicy", "list", "-o", "json"],
+        true,
+    );
+    assert!(ok, "nobody with a client certificate was refused: {err}");
+    let list: Value = serde_json::from_str(&out).expect("list -o json is JSON");
+    assert!(list["policies"].is_array(), "{list}");
+
+    let marker = pki.dir.path().join("vigil-mtls-exec");
+    fs::copy("/bin/true", &marker).expect("copy /bin/true");
+    let stream_path = pki.dir.path().join("getevents.json");
+    let mut getevents = tls_cli(
+        &agent,
+        &client,
+        &[
+            "getevents",
+            "--event-type",
+            "process_exec",
+            "--binary-prefix",
+            marker.to_str().expect("utf-8 path"),
+        ],
+        true,
+    )
+    .stdout(fs::File::create(&stream_path).expect("getevents output"))
+    .stderr(std::process::Stdio::null())
+    .spawn()
+    .expect("spawn vigil getevents");
+    let start = Instant::now();
+    loop {
+        let (ok, out, err) = tls_run(&agent, &client, &["status", "-o", "json"], false);
+        assert!(ok, "status over mTLS: {err}");
+        let s: Value = serde_json::from_str(&out).expect("status -o json is JSON");
+        if s["event_subscribers"].as_u64() == Some(1) {
+            break;
+        }
+        assert!(start.elapsed() < WAIT, "vigil getevents never subscribed");
+        thread::sleep(Duration::from_millis(50));
+    }
+    let mut child = Command::new(&marker).spawn().expect("run the marker");
+    let pid = child.id();
+    assert!(child.wait().expect("wait marker").success());
+    let start = Instant::now();
+    let streamed = loop {
+        let text = fs::read_to_string(&stream_path).unwrap_or_default();
+        let evs: Vec<Value> = text
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        if let Some(exec) = crate::harness::exec_of(&evs, pid, "vigil-mtls-exec") {
+            break exec.clone();
+        }
+        assert!(
+            start.elapsed() < WAIT,
+            "the exec of pid {pid} never reached nobody's stream: {text}"
+        );
+        thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(
+        str_at(&streamed, "/process/binary"),
+        marker.to_str().expect("utf-8 path")
+    );
+    let _ = getevents.kill();
+    let _ = getevents.wait();
+
+    // No reason is asserted: under TLS 1.3 the client may see the
+    // connection closed before the agent's alert (e.g. UnknownCA) arrives.
+    let refusals = [
+        ("no client certificate", pki.client_flags(None)),
+        ("plain text", Vec::new()),
+        (
+            "a certificate of another CA",
+            pki.client_flags(Some("stranger")),
+        ),
+    ];
+    for (what, flags) in refusals {
+        let (ok, out, err) = tls_run(&agent, &flags, &["tracingpolicy", "list"], false);
+        assert!(!ok && out.is_empty(), "root with {what} was served: {out}");
+        assert!(!err.is_empty(), "the refusal of {what} is told: {err}");
+    }
+    agent.stop();
+    Ok(())
+}
+
+/// TLS without client CAs encrypts, and TCP still serves root on this host
+/// only (the owner of the caller's socket, as in plain text).
+pub fn tls_without_client_ca_serves_root_only() -> TestResult {
+    require_agent!();
+    let pki = Pki::make()?;
+    let agent = pki.agent(false);
+    let tls = pki.client_flags(None);
+
+    let (ok, out, err) = tls_run(&agent, &tls, &["status", "-o", "json"], false);
+    assert!(ok, "root over TLS was refused: {err}");
+    let s: Value = serde_json::from_str(&out).expect("status -o json is JSON");
+    assert!(s["node_name"].is_string(), "{s}");
+
+    let (ok, _, err) = tls_run(&agent, &tls, &["tracingpolicy", "list"], true);
+    assert!(!ok, "nobody was served over TLS: {err}");
+    assert!(
+        err.contains("serves root only") && err.contains("uid 65534"),
+        "refusal names the reason: {err}"
+    );
+    let (ok, out, _) = tls_run(&agent, &[], &["tracingpolicy", "list"], false);
+    assert!(!ok && out.is_empty(), "plain text was served: {out}");
     agent.stop();
     Ok(())
 }

@@ -303,6 +303,14 @@ const TESTS: &[(&str, TestFn)] = &[
         api::tcp_api_serves_root_only,
     ),
     (
+        "api::mtls_api_serves_certified_clients",
+        api::mtls_api_serves_certified_clients,
+    ),
+    (
+        "api::tls_without_client_ca_serves_root_only",
+        api::tls_without_client_ca_serves_root_only,
+    ),
+    (
         "function::return_value_by_fexit_or_kretprobe",
         function::return_value_by_fexit_or_kretprobe,
     ),
