@@ -1258,18 +1258,19 @@ __noinline int run_hook(__u32 hook)
 			hook_stat_inc(hook, VIGIL_HOOK_STAT_ENFORCED);
 		}
 	}
+	/* No branch on `flags` below: the verifier would then tell apart paths
+	 * by its value, and the hook's paths multiply. */
 	if (!(actions & VIGIL_ACTION_POST)) {
 		if (!(cfg->flags & (VIGIL_HOOK_RETURN_TRACK_SOCK | VIGIL_HOOK_RETURN_UNTRACK_SOCK)))
 			return error;
 		/* Only the return's socket action is wanted: no arguments read. */
 		s->off = 0;
 		flags |= VIGIL_KPROBE_NO_POST;
-	} else if (filter_first) {
-		read_event_args(s, cfg);
-	}
-	if (!(flags & VIGIL_KPROBE_NO_POST) && cfg->nselectors) {
+	} else {
+		if (filter_first)
+			read_event_args(s, cfg);
 		matched = s->matched;
-		if (matched < VIGIL_SELECTORS_MAX) {
+		if (cfg->nselectors && matched < VIGIL_SELECTORS_MAX) {
 			barrier_var(matched);
 			if (cfg->selectors[matched].rate_limit_ns &&
 			    !rate_allows(s, &cfg->selectors[matched], cfg->nargs)) {
