@@ -126,6 +126,29 @@ impl EventBody {
             EventBody::LostEvents(_) => "lost_events",
         }
     }
+
+    /// The kernel and user stack traces of a policy event (None for the
+    /// process lifecycle and loss records).
+    pub fn stack_traces_mut(
+        &mut self,
+    ) -> Option<(&mut Vec<StackTraceEntry>, &mut Vec<StackTraceEntry>)> {
+        match self {
+            EventBody::ProcessKprobe(e) => {
+                Some((&mut e.kernel_stack_trace, &mut e.user_stack_trace))
+            }
+            EventBody::ProcessLsm(e) => Some((&mut e.kernel_stack_trace, &mut e.user_stack_trace)),
+            EventBody::ProcessUprobe(e) => {
+                Some((&mut e.kernel_stack_trace, &mut e.user_stack_trace))
+            }
+            EventBody::ProcessTracepoint(e) => {
+                Some((&mut e.kernel_stack_trace, &mut e.user_stack_trace))
+            }
+            EventBody::ProcessUsdt(e) => Some((&mut e.kernel_stack_trace, &mut e.user_stack_trace)),
+            EventBody::ProcessExec(_) | EventBody::ProcessExit(_) | EventBody::LostEvents(_) => {
+                None
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -223,6 +246,12 @@ pub struct ProcessLsm {
     pub tags: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub ancestors: Vec<ProcessRef>,
+    /// Post `kernelStackTrace` (vigil: also on this event), innermost frame first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub kernel_stack_trace: Vec<StackTraceEntry>,
+    /// Post `userStackTrace` (vigil: also on this event), innermost frame first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub user_stack_trace: Vec<StackTraceEntry>,
 }
 
 /// A uprobe of a policy fired (`ProcessUprobe`).
@@ -251,6 +280,12 @@ pub struct ProcessUprobe {
     /// The function's return value, with `return: true`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub r#return: Option<KprobeArgument>,
+    /// Post `kernelStackTrace` (vigil: also on this event), innermost frame first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub kernel_stack_trace: Vec<StackTraceEntry>,
+    /// Post `userStackTrace` (vigil: also on this event), innermost frame first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub user_stack_trace: Vec<StackTraceEntry>,
 }
 
 /// A USDT probe of a policy fired (`ProcessUsdt`).
@@ -273,6 +308,12 @@ pub struct ProcessUsdt {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub ancestors: Vec<ProcessRef>,
     pub action: &'static str,
+    /// Post `kernelStackTrace` (vigil: also on this event), innermost frame first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub kernel_stack_trace: Vec<StackTraceEntry>,
+    /// Post `userStackTrace` (vigil: also on this event), innermost frame first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub user_stack_trace: Vec<StackTraceEntry>,
 }
 
 /// A tracepoint of a policy fired (`ProcessTracepoint`).
@@ -293,6 +334,12 @@ pub struct ProcessTracepoint {
     pub tags: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub ancestors: Vec<ProcessRef>,
+    /// Post `kernelStackTrace` (vigil: also on this event), innermost frame first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub kernel_stack_trace: Vec<StackTraceEntry>,
+    /// Post `userStackTrace` (vigil: also on this event), innermost frame first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub user_stack_trace: Vec<StackTraceEntry>,
 }
 
 /// One argument: exactly one typed value, and the policy's label for it.

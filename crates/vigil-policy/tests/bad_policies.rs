@@ -311,3 +311,16 @@ fn empty_file_is_refused() {
         vec!["<file>: no policy document found"]
     );
 }
+
+#[test]
+fn kprobe_call_from_an_undefined_list() {
+    let found = problems(&policy(
+        "  lists:\n  - name: dups\n    type: syscalls\n    values: [sys_dup]\n  kprobes:\n  - call: list:nope\n    syscall: true\n",
+    ));
+    assert_eq!(
+        found,
+        vec![
+            "spec.kprobes[0].call: \"list:nope\" refers to an undefined list; defined lists: dups"
+        ]
+    );
+}

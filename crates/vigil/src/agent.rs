@@ -120,13 +120,13 @@ impl Pipeline {
         };
         let (process, parent, ancestors) = self.builder.hook_context(rec);
         let mut body = policy::hook_event(rec, meta, process, parent, ancestors);
-        if let EventBody::ProcessKprobe(k) = &mut body {
+        if let Some((kernel, user)) = body.stack_traces_mut() {
             // A stack that is gone (freed, or never stored) is counted in the kernel.
             if let Some(id) = rec.kernel_stack {
-                k.kernel_stack_trace = self.stacks.kernel(id, rec.ktime).unwrap_or_default();
+                *kernel = self.stacks.kernel(id, rec.ktime).unwrap_or_default();
             }
             if let Some(id) = rec.user_stack {
-                k.user_stack_trace = self
+                *user = self
                     .stacks
                     .user(id, rec.ktime, rec.key.pid)
                     .unwrap_or_default();

@@ -23,17 +23,18 @@ const volatile struct vigil_syscall_hooks func_hooks = {};
 /* Largest argument position a policy may name (arg_config in compile.rs). */
 #define FUNC_ARGS 6
 
-/* Runs the function's hooks; returns the first Override error (0: none).
+/* Runs the function's hooks (state `s`, program context `ctx` for their
+ * stacks); returns the first Override error (0: none).
  * Reads func_hooks directly: through a non-volatile pointer the compiler
  * may fold the reads to the initializer (no hooks). */
-static __always_inline int run_func_hooks(void)
+static __always_inline int run_func_hooks(void *ctx, struct generic_state *s)
 {
 	int error = 0, ret;
 
 	for (int i = 0; i < VIGIL_HOOKS_PER_SYSCALL; i++) {
 		if (i >= func_hooks.count)
 			break;
-		ret = run_hook(func_hooks.hooks[i]);
+		ret = run_hook_ctx(ctx, s, func_hooks.hooks[i]);
 		if (!error)
 			error = ret;
 	}
@@ -120,8 +121,10 @@ static __always_inline int verdict_error(int error)
 SEC("fentry")
 int vigil_syscall_fentry(void *ctx)
 {
-	if (syscall_args(ctx))
-		run_func_hooks();
+	struct generic_state *s = syscall_args(ctx);
+
+	if (s)
+		run_func_hooks(ctx, s);
 	return 0;
 }
 
@@ -131,9 +134,11 @@ int vigil_syscall_fentry(void *ctx)
 SEC("fmod_ret")
 int vigil_syscall_fmod_ret(void *ctx)
 {
-	if (!syscall_args(ctx))
+	struct generic_state *s = syscall_args(ctx);
+
+	if (!s)
 		return 0;
-	return verdict_error(run_func_hooks());
+	return verdict_error(run_func_hooks(ctx, s));
 }
 
 /* The same where the kernel refuses fmod_ret but has kprobes and
@@ -142,11 +147,12 @@ int vigil_syscall_fmod_ret(void *ctx)
 SEC("kprobe")
 int vigil_syscall_kprobe_override(struct pt_regs *ctx)
 {
+	struct generic_state *s = syscall_args_kprobe((struct pt_regs *)ctx->di);
 	int error;
 
-	if (!syscall_args_kprobe((struct pt_regs *)ctx->di))
+	if (!s)
 		return 0;
-	error = verdict_error(run_func_hooks());
+	error = verdict_error(run_func_hooks(ctx, s));
 	if (error)
 		bpf_override_return(ctx, error);
 	return 0;
@@ -155,8 +161,10 @@ int vigil_syscall_kprobe_override(struct pt_regs *ctx)
 SEC("fentry")
 int vigil_fentry(void *ctx)
 {
-	if (trampoline_args(ctx))
-		run_func_hooks();
+	struct generic_state *s = trampoline_args(ctx);
+
+	if (s)
+		run_func_hooks(ctx, s);
 	return 0;
 }
 
@@ -164,17 +172,20 @@ int vigil_fentry(void *ctx)
 SEC("lsm")
 int vigil_lsm(void *ctx)
 {
-	if (!trampoline_args(ctx))
+	struct generic_state *s = trampoline_args(ctx);
+
+	if (!s)
 		return 0;
-	return verdict_error(run_func_hooks());
+	return verdict_error(run_func_hooks(ctx, s));
 }
 
 SEC("kprobe")
 int vigil_kprobe(struct pt_regs *ctx)
 {
-	if (!state_from_regs(ctx))
-		return 0;
-	run_func_hooks();
+	struct generic_state *s = state_from_regs(ctx);
+
+	if (s)
+		run_func_hooks(ctx, s);
 	return 0;
 }
 
@@ -213,7 +224,9 @@ int vigil_kretprobe(struct pt_regs *ctx)
 SEC("fmod_ret")
 int vigil_fmod_ret(void *ctx)
 {
-	if (!trampoline_args(ctx))
+	struct generic_state *s = trampoline_args(ctx);
+
+	if (!s)
 		return 0;
-	return verdict_error(run_func_hooks());
+	return verdict_error(run_func_hooks(ctx, s));
 }

@@ -26,6 +26,6 @@ int vigil_raw_tracepoint(struct bpf_raw_tracepoint_args *ctx)
 	/* Copied, not read as context: the kernel refuses to attach a program
 	 * whose context reads reach past the tracepoint's own arguments. */
 	bpf_probe_read_kernel(s->regs, RAW_ARGS * sizeof(__u64), ctx->args);
-	run_hook(hook);
+	run_hook_ctx(ctx, s, hook);
 	return 0;
 }

@@ -73,11 +73,7 @@ int vigil_syscall_enter(struct syscall_enter_record *ctx)
 	 * own arguments, and the kernel refuses to attach a program whose
 	 * context reads reach past the shortest record it is attached to. */
 	bpf_probe_read_kernel(s->regs, sizeof(ctx->args), ctx->args);
-	if (hooks->stacks) {
-		s->kernel_stack = bpf_get_stackid(ctx, &stack_traces, 0);
-		s->user_stack = bpf_get_stackid(ctx, &stack_traces, BPF_F_USER_STACK);
-	}
-	run_hooks(hooks);
+	run_hooks(ctx, s, hooks);
 	return 0;
 }
 
@@ -108,11 +104,7 @@ int BPF_PROG(vigil_sys_enter, struct pt_regs *regs, long id)
 	s->regs[3] = BPF_CORE_READ(regs, r10);
 	s->regs[4] = BPF_CORE_READ(regs, r8);
 	s->regs[5] = BPF_CORE_READ(regs, r9);
-	if (hooks->stacks) {
-		s->kernel_stack = bpf_get_stackid(ctx, &stack_traces, 0);
-		s->user_stack = bpf_get_stackid(ctx, &stack_traces, BPF_F_USER_STACK);
-	}
-	run_hooks(hooks);
+	run_hooks(ctx, s, hooks);
 	return 0;
 }
 

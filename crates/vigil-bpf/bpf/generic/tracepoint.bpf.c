@@ -55,7 +55,7 @@ int vigil_tracepoint(void *ctx)
 		if (i >= tp_hooks.count)
 			break;
 		load_fields(ctx, i, s);
-		run_hook(tp_hooks.hooks[i]);
+		run_hook_ctx(ctx, s, tp_hooks.hooks[i]);
 	}
 	return 0;
 }

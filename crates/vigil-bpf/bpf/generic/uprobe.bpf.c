@@ -16,9 +16,10 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 SEC("uprobe")
 int vigil_uprobe(struct pt_regs *ctx)
 {
-	if (!state_from_regs(ctx))
-		return 0;
-	run_hook(bpf_get_attach_cookie(ctx));
+	struct generic_state *s = state_from_regs(ctx);
+
+	if (s)
+		run_hook_ctx(ctx, s, bpf_get_attach_cookie(ctx));
 	return 0;
 }
 
@@ -49,6 +50,6 @@ int vigil_usdt(struct pt_regs *ctx)
 			break;
 		s->regs[i] = value;
 	}
-	run_hook(bpf_usdt_cookie(ctx));
+	run_hook_ctx(ctx, s, bpf_usdt_cookie(ctx));
 	return 0;
 }

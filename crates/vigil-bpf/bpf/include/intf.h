@@ -395,9 +395,6 @@ enum vigil_hook_flags {
 	/* Set by the loader while the hook exists: a removed hook's slot is
 	 * zeroed, and a program that still reads its id does nothing. */
 	VIGIL_HOOK_LIVE = 1 << 7,
-	/* Some selector posts stack traces: the front-end takes the stacks
-	 * before running the hook (it alone has the program's context). */
-	VIGIL_HOOK_STACKS = 1 << 8,
 	/* returnArgAction TrackSock / UntrackSock on the returned socket: the
 	 * call's return is waited for even when its selector does not post. */
 	VIGIL_HOOK_RETURN_TRACK_SOCK = 1 << 9,
@@ -546,8 +543,6 @@ struct vigil_syscall_hooks {
 	/* 1: served by raw_tp sys_enter/sys_exit, because the system call has no
 	 * tracepoint of its own (the per-syscall tracepoints serve all others). */
 	__u32 raw_tp;
-	/* 1: some hook posts stack traces (VIGIL_HOOK_STACKS). */
-	__u32 stacks;
 };
 
 /* Key of the `string_match` LPM trie: the match id, then the string. */

@@ -91,10 +91,9 @@ struct generic_state {
 	struct arg_key fwd[VIGIL_HOOK_ARGS_MAX];
 	struct vigil_string_key rev[VIGIL_HOOK_ARGS_MAX];
 	struct rate_key rate;
-	/* Stack ids (or a negative error) the front-end took for hooks with
-	 * VIGIL_HOOK_STACKS. */
-	__s64 kernel_stack;
-	__s64 user_stack;
+	/* 1: run_hook left the event in `ev` for the front-end to add the
+	 * stacks its selector posts and send it (post_with_stacks). */
+	__u32 stacks_pending;
 	/* An ancestor's binary (matchBinaries followChildren). */
 	struct vigil_string_key ancestor_bin;
 	/* A string return value (matchReturnArgs), and its reversed end. */
@@ -1190,6 +1189,32 @@ static __always_inline void read_event_args(struct generic_state *s, struct vigi
 	bpf_loop(cfg->nargs, read_arg, NULL, 0);
 }
 
+/* Sends the event in the state for hook `hook`: to the ring buffer, or,
+ * for hooks that report the return value, to `pending` until the return.
+ * A global function: verified once. */
+__noinline int post_event(__u32 hook)
+{
+	struct generic_state *s = state();
+	struct vigil_hook_config *cfg = bpf_map_lookup_elem(&hook_configs, &hook);
+	__u32 size;
+
+	if (!s || !cfg)
+		return 0;
+	if (cfg->flags & VIGIL_HOOK_RETURN) {
+		struct pending_key pk = { .pid_tgid = bpf_get_current_pid_tgid(), .hook = hook };
+
+		if (bpf_map_update_elem(&pending, &pk, &s->ev, BPF_ANY))
+			stat_inc(VIGIL_STAT_LOST_KPROBE);
+		return 0;
+	}
+	size = event_size(s->off);
+	if (bpf_ringbuf_output(&events, &s->ev, size, ring_flags(size)))
+		stat_inc(VIGIL_STAT_LOST_KPROBE);
+	else
+		hook_stat_inc(hook, VIGIL_HOOK_STAT_POSTED);
+	return 0;
+}
+
 /*
  * Runs hook `hook` on the current call (arguments in state()->regs): finds
  * the first matching selector, acts, and posts (now, or at the return for
@@ -1203,11 +1228,12 @@ __noinline int run_hook(__u32 hook)
 	struct vigil_hook_config *cfg = bpf_map_lookup_elem(&hook_configs, &hook);
 	struct vigil_msg_kprobe *m;
 	struct task_struct *task;
-	__u32 matched, actions, size, signal = 0, flags = 0;
+	__u32 matched, actions, signal = 0, flags = 0;
 	int derived, filter_first, error = 0;
 
 	if (!s || !cfg || !(cfg->flags & VIGIL_HOOK_LIVE))
 		return 0;
+	s->stacks_pending = 0;
 	s->hook = hook;
 	filter_first = cfg->flags & VIGIL_HOOK_FILTER_FIRST;
 	if (filter_first)
@@ -1280,22 +1306,6 @@ __noinline int run_hook(__u32 hook)
 		}
 	}
 	m = &s->ev.msg;
-	if (actions & VIGIL_ACTION_KERNEL_STACK) {
-		if (s->kernel_stack >= 0) {
-			m->kernel_stack = s->kernel_stack;
-			flags |= VIGIL_KPROBE_KERNEL_STACK;
-		} else {
-			stat_inc(VIGIL_STAT_LOST_STACK);
-		}
-	}
-	if (actions & VIGIL_ACTION_USER_STACK) {
-		if (s->user_stack >= 0) {
-			m->user_stack = s->user_stack;
-			flags |= VIGIL_KPROBE_USER_STACK;
-		} else {
-			stat_inc(VIGIL_STAT_LOST_STACK);
-		}
-	}
 	task = (void *)bpf_get_current_task();
 	m->key = proc_key_of(task, &derived);
 	m->tid = (__u32)bpf_get_current_pid_tgid();
@@ -1312,28 +1322,69 @@ __noinline int run_hook(__u32 hook)
 	m->hook = hook;
 	m->selector = s->matched;
 	m->hdr.size = event_size(s->off);
-	if (cfg->flags & VIGIL_HOOK_RETURN) {
-		struct pending_key pk = { .pid_tgid = bpf_get_current_pid_tgid(), .hook = hook };
-
-		if (bpf_map_update_elem(&pending, &pk, &s->ev, BPF_ANY))
-			stat_inc(VIGIL_STAT_LOST_KPROBE);
+	if (actions & (VIGIL_ACTION_KERNEL_STACK | VIGIL_ACTION_USER_STACK)) {
+		/* Only the front-end has the context the stack helper needs; the
+		 * stacks are taken for posted events only, so the map holds no
+		 * stack of a call the selectors filtered out. */
+		s->stacks_pending = 1;
 		return error;
 	}
-	size = event_size(s->off);
-	if (bpf_ringbuf_output(&events, &s->ev, size, ring_flags(size)))
-		stat_inc(VIGIL_STAT_LOST_KPROBE);
-	else
-		hook_stat_inc(hook, VIGIL_HOOK_STAT_POSTED);
+	post_event(hook);
+	return error;
+}
+
+/* Takes the stacks the event run_hook left pending asks for, from the
+ * program context `ctx`, and sends it. A user stack from kernel context
+ * is the walk of the caller's saved user registers, so every program type
+ * gets both. A stack that cannot be stored is counted, the event sent
+ * without it. */
+static __always_inline void post_with_stacks(void *ctx, struct generic_state *s)
+{
+	struct vigil_msg_kprobe *m = &s->ev.msg;
+	long id;
+
+	if (!s->stacks_pending)
+		return;
+	s->stacks_pending = 0;
+	if (m->action & VIGIL_ACTION_KERNEL_STACK) {
+		id = bpf_get_stackid(ctx, &stack_traces, 0);
+		if (id >= 0) {
+			m->kernel_stack = id;
+			m->flags |= VIGIL_KPROBE_KERNEL_STACK;
+		} else {
+			stat_inc(VIGIL_STAT_LOST_STACK);
+		}
+	}
+	if (m->action & VIGIL_ACTION_USER_STACK) {
+		id = bpf_get_stackid(ctx, &stack_traces, BPF_F_USER_STACK);
+		if (id >= 0) {
+			m->user_stack = id;
+			m->flags |= VIGIL_KPROBE_USER_STACK;
+		} else {
+			stat_inc(VIGIL_STAT_LOST_STACK);
+		}
+	}
+	post_event(m->hook);
+}
+
+/* Runs hook `hook` with the program context `ctx` (for its stacks);
+ * returns the hook's Override error (0: none). */
+static __always_inline int run_hook_ctx(void *ctx, struct generic_state *s, __u32 hook)
+{
+	int error = run_hook(hook);
+
+	post_with_stacks(ctx, s);
 	return error;
 }
 
 /* Runs every hook of one hook point (a system call). */
-static __always_inline void run_hooks(struct vigil_syscall_hooks *hooks)
+static __always_inline void run_hooks(void *ctx, struct generic_state *s,
+				      struct vigil_syscall_hooks *hooks)
 {
 	for (int i = 0; i < VIGIL_HOOKS_PER_SYSCALL; i++) {
 		if (i >= hooks->count)
 			break;
-		run_hook(hooks->hooks[i]);
+		run_hook_ctx(ctx, s, hooks->hooks[i]);
 	}
 }
 

@@ -21,7 +21,7 @@ use vigil_bpf::wire::{
     VIGIL_HOOK_ARGS_MAX, VIGIL_HOOK_ENFORCE, VIGIL_HOOK_FILTER_FIRST, VIGIL_HOOK_NEED_BINARY,
     VIGIL_HOOK_NEED_BINARY_REVERSED, VIGIL_HOOK_NEED_PARENT_BINARY,
     VIGIL_HOOK_NEED_PARENT_BINARY_REVERSED, VIGIL_HOOK_RETURN, VIGIL_HOOK_RETURN_TRACK_SOCK,
-    VIGIL_HOOK_RETURN_UNTRACK_SOCK, VIGIL_HOOK_STACKS, VIGIL_MATCH_ARGS_MAX, VIGIL_MATCH_CAPS_MAX,
+    VIGIL_HOOK_RETURN_UNTRACK_SOCK, VIGIL_MATCH_ARGS_MAX, VIGIL_MATCH_CAPS_MAX,
     VIGIL_MATCH_NS_MAX, VIGIL_MATCH_NS_VALUES_MAX, VIGIL_MATCH_RETURN_ARG, VIGIL_MATCH_STRING_MAX,
     VIGIL_MATCH_VALUES_MAX, VIGIL_NS_CGROUP, VIGIL_NS_IPC, VIGIL_NS_MNT, VIGIL_NS_NET,
     VIGIL_NS_PID, VIGIL_NS_PID_FOR_CHILDREN, VIGIL_NS_TIME, VIGIL_NS_TIME_FOR_CHILDREN,
@@ -457,9 +457,12 @@ pub fn compile(policy: &Policy, features: &KernelFeatures) -> CompiledPolicy {
         return out;
     }
     for (i, kprobe) in spec.kprobes.iter().enumerate() {
-        let name = format!("spec.kprobes[{i}] {}", kprobe.call);
-        let plan = compile_kprobe(policy, kprobe, enforce, features);
-        out.hooks.push(HookOutcome { name, plan });
+        for (call, plan) in compile_kprobe_calls(policy, kprobe, enforce, features) {
+            out.hooks.push(HookOutcome {
+                name: format!("spec.kprobes[{i}] {call}"),
+                plan,
+            });
+        }
     }
     for (i, lsm) in spec.lsm_hooks.iter().enumerate() {
         let name = format!("spec.lsmhooks[{i}] {}", lsm.hook);
@@ -549,15 +552,67 @@ fn why_not(features: &KernelFeatures, feature: Feature) -> String {
         .unwrap_or_else(|| "not probed".into())
 }
 
+/// The hooks of one kprobe, each with the name of its call: the kprobe
+/// itself, or for `call: "list:NAME"` one hook per call of the list, all
+/// with the kprobe's arguments, selectors and actions (a list of type
+/// syscalls makes them system calls whatever `syscall` says, as Tetragon
+/// does; an untyped list's calls keep the kprobe's `syscall`).
+fn compile_kprobe_calls(
+    policy: &Policy,
+    kprobe: &KProbeSpec,
+    enforce: bool,
+    features: &KernelFeatures,
+) -> Vec<(String, Result<HookPlan, String>)> {
+    let Some(name) = kprobe.call.strip_prefix("list:") else {
+        return vec![(
+            kprobe.call.clone(),
+            compile_kprobe(policy, kprobe, enforce, features),
+        )];
+    };
+    let lists = &policy.spec.lists;
+    let Some((position, list)) = lists.iter().enumerate().find(|(_, l)| l.name == name) else {
+        let refusal = format!("call: no list named {name} in spec.lists");
+        return vec![(kprobe.call.clone(), Err(refusal))];
+    };
+    let syscall = match list.list_type {
+        Some(ListType::Syscalls) => true,
+        None => kprobe.syscall,
+        Some(generated) => {
+            let refusal = format!(
+                "spec.lists[{position}].type: {generated} lists are not implemented in vigil yet \
+                 (they hook every system call, or every traceable function matching a pattern, \
+                 one hook each); name the calls in a list of type syscalls"
+            );
+            return vec![(kprobe.call.clone(), Err(refusal))];
+        }
+    };
+    list.values
+        .iter()
+        .enumerate()
+        .map(|(v, call)| {
+            let plan = if call.contains('/') {
+                Err(format!(
+                    "spec.lists[{position}].values[{v}]: \"{call}\" names another ABI; vigil hooks x86_64 system calls only"
+                ))
+            } else {
+                let one = KProbeSpec {
+                    call: call.clone(),
+                    syscall,
+                    ..kprobe.clone()
+                };
+                compile_kprobe(policy, &one, enforce, features)
+            };
+            (format!("{call} ({})", kprobe.call), plan)
+        })
+        .collect()
+}
+
 fn compile_kprobe(
     policy: &Policy,
     kprobe: &KProbeSpec,
     enforce: bool,
     features: &KernelFeatures,
 ) -> Result<HookPlan, String> {
-    if kprobe.call.starts_with("list:") {
-        return Err("calls from lists (list:NAME) are not implemented in vigil yet".into());
-    }
     if let Some(plan) = fanotify_kprobe(policy, kprobe, enforce, features) {
         return plan;
     }
@@ -1432,15 +1487,6 @@ fn waits_for_return(kprobe: &KProbeSpec) -> bool {
     kprobe.r#return || kprobe.args.iter().any(|a| a.return_copy)
 }
 
-/// Whether a selector of the hook asks for kernel or user stack traces.
-fn takes_stacks(kprobe: &KProbeSpec) -> bool {
-    kprobe
-        .selectors
-        .iter()
-        .flat_map(|s| &s.match_actions)
-        .any(|a| a.kernel_stack_trace || a.user_stack_trace)
-}
-
 /// A system call hook. Its function `__x64_sys_NAME` by a BPF trampoline
 /// where the kernel has them and its BTF describes the function (cheaper
 /// than the tracepoints): fentry, or fmod_ret when a selector Overrides (the
@@ -1459,9 +1505,8 @@ fn syscall_point(kprobe: &KProbeSpec, features: &KernelFeatures) -> Result<HookP
             via,
         })
     };
-    // returnCopy arguments and stack traces are taken by the tracepoint
-    // front-end only.
-    let tracepoint_only = kprobe.args.iter().any(|a| a.return_copy) || takes_stacks(kprobe);
+    // returnCopy arguments are taken by the tracepoint front-end only.
+    let tracepoint_only = kprobe.args.iter().any(|a| a.return_copy);
     let trampoline = |entry| {
         !tracepoint_only
             && features.has(entry)
@@ -2040,9 +2085,6 @@ fn selector_config(
     }
 
     let (actions, signal, error, name) = actions_of(&selector.match_actions, point, path)?;
-    if actions & (VIGIL_ACTION_KERNEL_STACK | VIGIL_ACTION_USER_STACK) != 0 {
-        hook.flags |= VIGIL_HOOK_STACKS;
-    }
     if actions & (VIGIL_ACTION_TRACK_SOCK | VIGIL_ACTION_UNTRACK_SOCK) != 0 {
         sel.arg_sock = sock_action_arg(&selector.match_actions, args, path)?;
     }
@@ -2438,6 +2480,26 @@ fn int_match(ma: &mut vigil_match_arg, m: &ArgSelector, path: &str) -> Result<()
     Ok(())
 }
 
+/// Why hook `point` cannot post the stack `flag` names (None: it can).
+/// Every BPF front-end takes both stacks from its program context; a
+/// uprobe runs on a user-mode instruction, where there is no kernel stack
+/// to walk; cgroup programs have no stack helpers, and fanotify no BPF.
+fn no_stacks(point: &HookPoint, flag: u32) -> Option<String> {
+    match point {
+        HookPoint::Uprobe { .. } | HookPoint::Usdt { .. } if flag == VIGIL_ACTION_KERNEL_STACK => {
+            Some(format!(
+                "a {} hook runs in user mode: it has no kernel stack (userStackTrace is served)",
+                point.kind_name()
+            ))
+        }
+        HookPoint::CgroupSockAddr { .. } | HookPoint::Fanotify(_) => Some(format!(
+            "not served on {} hooks (no BPF stack helper there)",
+            point.kind_name()
+        )),
+        _ => None,
+    }
+}
+
 /// Action flags, signal, Override error and the action the events report (Tetragon's name).
 fn actions_of(
     actions: &[Action],
@@ -2460,13 +2522,8 @@ fn actions_of(
                     ("userStackTrace", action.user_stack_trace, VIGIL_ACTION_USER_STACK),
                 ];
                 for (field, _, flag) in stacks.iter().filter(|(_, set, _)| *set) {
-                    // Only the system call front-end takes stacks (it has
-                    // the program context bpf_get_stackid needs).
-                    if !matches!(point, HookPoint::Syscall { via, .. } if !via.on_function()) {
-                        return Err(format!(
-                            "{apath}.{field}: served on system call hooks only in vigil yet, not on {} hooks",
-                            point.kind_name()
-                        ));
+                    if let Some(why) = no_stacks(point, *flag) {
+                        return Err(format!("{apath}.{field}: {why}"));
                     }
                     flags |= flag;
                 }
@@ -2796,17 +2853,104 @@ mod tests {
         assert!(why.contains("char_iovec needs sizeArgIndex"), "{why}");
     }
 
+    fn compile_text(spec: &str, available: &[Feature]) -> CompiledPolicy {
+        let text = format!(
+            "apiVersion: cilium.io/v1alpha1\nkind: TracingPolicy\nmetadata:\n  name: t\nspec:\n{spec}"
+        );
+        let policies = vigil_policy::check_str(&text).expect("valid policy");
+        compile(&policies[0], &features(available))
+    }
+
     #[test]
-    fn stack_traces_on_system_calls_only() {
+    fn list_calls_are_one_hook_each() {
+        let list =
+            "  lists:\n  - name: dups\n    type: syscalls\n    values: [sys_dup, sys_dup2]\n";
+        let kprobe = "  kprobes:\n  - call: list:dups\n    args:\n    - index: 0\n      type: fd\n";
+        let compiled = compile_text(&format!("{list}{kprobe}"), &[Feature::Tracepoint]);
+        let hooks: Vec<(&str, String)> = compiled
+            .hooks
+            .iter()
+            .map(|h| {
+                let plan = h.plan.as_ref().expect("served");
+                (h.name.as_str(), plan.meta.function_name.clone())
+            })
+            .collect();
+        assert_eq!(
+            hooks,
+            [
+                (
+                    "spec.kprobes[0] sys_dup (list:dups)",
+                    "__x64_sys_dup".to_owned()
+                ),
+                (
+                    "spec.kprobes[0] sys_dup2 (list:dups)",
+                    "__x64_sys_dup2".to_owned()
+                ),
+            ]
+        );
+        // An untyped list keeps the kprobe's own `syscall`.
+        let untyped = "  lists:\n  - name: fns\n    values: [security_file_open]\n";
+        let compiled = compile_text(
+            &format!("{untyped}  kprobes:\n  - call: list:fns\n    syscall: false\n"),
+            &[Feature::Kprobe],
+        );
+        let plan = compiled.hooks[0].plan.as_ref().expect("served");
+        assert!(
+            matches!(&plan.point, HookPoint::Function { name, .. } if name == "security_file_open")
+        );
+        let generated = "  lists:\n  - name: all\n    type: generated_syscalls\n";
+        let compiled = compile_text(
+            &format!("{generated}  kprobes:\n  - call: list:all\n"),
+            &[Feature::Tracepoint],
+        );
+        let why = compiled.hooks[0].plan.as_ref().expect_err("refused");
+        assert!(
+            why.starts_with("spec.lists[0].type: generated_syscalls lists are not implemented"),
+            "{why}"
+        );
+        let abi = list.replace("sys_dup2", "i386/sys_dup");
+        let compiled = compile_text(&format!("{abi}{kprobe}"), &[Feature::Tracepoint]);
+        assert!(compiled.hooks[0].plan.is_ok());
+        let why = compiled.hooks[1].plan.as_ref().expect_err("refused");
+        assert!(
+            why.contains("spec.lists[0].values[1]: \"i386/sys_dup\" names another ABI"),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn stack_traces_on_every_bpf_hook_kind() {
         let post = "    selectors:\n    - matchActions:\n      - action: Post\n        kernelStackTrace: true\n        userStackTrace: true\n";
-        let mkdir = format!("  - call: sys_mkdir\n{post}");
-        let plan = first_hook(&mkdir, &[Feature::Tracepoint]).expect("served");
-        assert_ne!(plan.config.flags & VIGIL_HOOK_STACKS, 0);
         let stacks = VIGIL_ACTION_KERNEL_STACK | VIGIL_ACTION_USER_STACK;
-        assert_eq!(plan.config.selectors[0].actions & stacks, stacks);
+        let served = |plan: HookPlan| {
+            assert_eq!(plan.config.selectors[0].actions & stacks, stacks);
+        };
+        let mkdir = format!("  - call: sys_mkdir\n{post}");
+        served(first_hook(&mkdir, &[Feature::Tracepoint]).expect("served"));
+        let plan = first_hook(&mkdir, &[Feature::Fentry]).expect("served");
+        assert!(matches!(
+            plan.point,
+            HookPoint::Syscall {
+                via: SyscallVia::Fentry,
+                ..
+            }
+        ));
+        served(plan);
         let function = format!("{FILE_OPEN}{post}");
-        let why = first_hook(&function, &[Feature::Fentry]).expect_err("refused");
-        assert!(why.contains("served on system call hooks only"), "{why}");
+        served(first_hook(&function, &[Feature::Fentry]).expect("served"));
+        served(first_hook(&function, &[Feature::Kprobe]).expect("served"));
+        let uprobe = format!("  - path: /bin/sh\n    symbols: [main]\n{post}");
+        let why = first_of("uprobes", &uprobe, &[Feature::Uprobe]).expect_err("refused");
+        assert!(
+            why.contains("matchActions[0].kernelStackTrace: a uprobe hook runs in user mode"),
+            "{why}"
+        );
+        let user_only = uprobe.replace("        kernelStackTrace: true\n", "");
+        let plan = first_of("uprobes", &user_only, &[Feature::Uprobe]).expect("served");
+        assert_eq!(
+            plan.config.selectors[0].actions & stacks,
+            VIGIL_ACTION_USER_STACK
+        );
     }
 
     #[test]

@@ -45,6 +45,8 @@ pub fn hook_event(
             action: k.action,
             tags: k.tags,
             ancestors: k.ancestors,
+            kernel_stack_trace: Vec::new(),
+            user_stack_trace: Vec::new(),
         }),
         EventKind::Uprobe {
             path,
@@ -60,6 +62,8 @@ pub fn hook_event(
             args: k.args,
             tags: k.tags,
             ancestors: k.ancestors,
+            kernel_stack_trace: Vec::new(),
+            user_stack_trace: Vec::new(),
             offset: offset.map(|o| o.to_string()),
             action: k.action,
             r#return: k.r#return,
@@ -80,6 +84,8 @@ pub fn hook_event(
             message: k.message,
             tags: k.tags,
             ancestors: k.ancestors,
+            kernel_stack_trace: Vec::new(),
+            user_stack_trace: Vec::new(),
         }),
         EventKind::Tracepoint { subsystem, event } => {
             EventBody::ProcessTracepoint(ProcessTracepoint {
@@ -93,6 +99,8 @@ pub fn hook_event(
                 message: k.message,
                 tags: k.tags,
                 ancestors: k.ancestors,
+                kernel_stack_trace: Vec::new(),
+                user_stack_trace: Vec::new(),
             })
         }
     }

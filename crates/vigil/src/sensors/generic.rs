@@ -30,8 +30,8 @@ use vigil_bpf::{
     syscall::{SyscallSkel, SyscallSkelBuilder},
     wire::{
         vigil_addr_key, vigil_hook_config, vigil_string_key, vigil_syscall_hooks, VIGIL_HOOKS_MAX,
-        VIGIL_HOOKS_PER_SYSCALL, VIGIL_HOOK_LIVE, VIGIL_HOOK_RETURN, VIGIL_HOOK_STACKS,
-        VIGIL_HOOK_STAT_MAX, VIGIL_MATCH_STRING_MAX,
+        VIGIL_HOOKS_PER_SYSCALL, VIGIL_HOOK_LIVE, VIGIL_HOOK_RETURN, VIGIL_HOOK_STAT_MAX,
+        VIGIL_MATCH_STRING_MAX,
     },
 };
 
@@ -760,12 +760,6 @@ fn write_syscall_hooks(skel: &SyscallSkel<'_>, nr: u32, point: &SyscallPoint) ->
     let mut entry = vigil_syscall_hooks {
         count: point.hooks.len() as u32,
         raw_tp: u32::from(!point.tracepoint),
-        stacks: u32::from(
-            point
-                .hooks
-                .iter()
-                .any(|(_, flags)| flags & VIGIL_HOOK_STACKS != 0),
-        ),
         ..Default::default()
     };
     for (slot, (id, _)) in entry.hooks.iter_mut().zip(&point.hooks) {

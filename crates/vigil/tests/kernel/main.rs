@@ -10,6 +10,7 @@ mod fanotify;
 mod function;
 mod harness;
 mod kernel_args;
+mod lists;
 mod metrics;
 mod network;
 mod policy;
@@ -124,6 +125,30 @@ const TESTS: &[(&str, TestFn)] = &[
     (
         "stacks::kernel_and_user_stack_of_a_system_call",
         stacks::kernel_and_user_stack_of_a_system_call,
+    ),
+    (
+        "stacks::kernel_and_user_stack_of_a_tracepoint",
+        stacks::kernel_and_user_stack_of_a_tracepoint,
+    ),
+    (
+        "stacks::kernel_and_user_stack_of_a_raw_tracepoint",
+        stacks::kernel_and_user_stack_of_a_raw_tracepoint,
+    ),
+    (
+        "stacks::user_stack_of_a_uprobe",
+        stacks::user_stack_of_a_uprobe,
+    ),
+    (
+        "stacks::kernel_stack_of_a_kernel_function",
+        stacks::kernel_stack_of_a_kernel_function,
+    ),
+    (
+        "lists::kprobe_on_a_list_of_system_calls",
+        lists::kprobe_on_a_list_of_system_calls,
+    ),
+    (
+        "lists::unknown_list_refused_with_field_path",
+        lists::unknown_list_refused_with_field_path,
     ),
     (
         "policy::write_fd_buffer_and_return_value",

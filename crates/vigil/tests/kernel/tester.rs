@@ -27,6 +27,7 @@ pub fn run(mode: &str) -> ExitCode {
         "chown" => chown_marker(),
         "buffers" => buffers(),
         "stack" => stack_target(),
+        "uprobe-wait" => uprobe_then_wait(),
         _ => {
             eprintln!("unknown tester mode {mode}");
             ExitCode::from(100)
@@ -188,6 +189,16 @@ fn stack_target() -> ExitCode {
     if std::hint::black_box(vigil_stack_target)(path.as_ptr()) != 0 {
         return ExitCode::from(106);
     }
+    let mut line = String::new();
+    let _ = std::io::stdin().read_line(&mut line);
+    ExitCode::SUCCESS
+}
+
+/// Calls `vigil_uprobe_target`, then waits for a line on stdin (the test
+/// reads the event, whose user stack needs this process's mappings).
+fn uprobe_then_wait() -> ExitCode {
+    let s = CString::new(UPROBE_STRING).unwrap_or_default();
+    std::hint::black_box(vigil_uprobe_target)(1, s.as_ptr());
     let mut line = String::new();
     let _ = std::io::stdin().read_line(&mut line);
     ExitCode::SUCCESS
