@@ -222,7 +222,7 @@ mod layout {
             map_name
         });
         same_layout!(vigil_arg_perf_event {
-            type_,
+            perf_type,
             config,
             probe_offset,
             kprobe_func

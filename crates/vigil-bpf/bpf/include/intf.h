@@ -335,7 +335,8 @@ enum {
 
 /* VIGIL_ARG_PERF_EVENT bytes. */
 struct vigil_arg_perf_event {
-	__u32 type;
+	/* attr.type: PERF_TYPE_* or a PMU's number. */
+	__u32 perf_type;
 	__u32 _pad;
 	__u64 config;
 	/* kprobe PMU events: the function and the offset into it. */

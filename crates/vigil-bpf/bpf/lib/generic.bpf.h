@@ -381,7 +381,7 @@ static __always_inline void read_perf_event(struct vigil_arg_perf_event *out,
 {
 	char pmu[8] = {};
 
-	out->type = BPF_CORE_READ(event, attr.type);
+	out->perf_type = BPF_CORE_READ(event, attr.type);
 	out->config = BPF_CORE_READ(event, attr.config);
 	/* config1 and config2 are a function name (a user pointer, still the
 	 * caller's while the event is set up) and an offset only for the

@@ -281,7 +281,7 @@ fn argument(meta: &ArgMeta, bytes: &[u8]) -> Option<KprobeArgument> {
             let p: vigil_arg_perf_event = read(bytes).ok()?;
             ArgValue::PerfEventArg(KprobePerfEvent {
                 kprobe_func: c_text(&p.kprobe_func),
-                event_type: named(PERF_TYPES, p.type_),
+                event_type: named(PERF_TYPES, p.perf_type),
                 config: p.config,
                 probe_offset: p.probe_offset,
             })
@@ -589,7 +589,7 @@ mod tests {
                 "KeySize": 4, "ValueSize": 8, "MaxEntries": 3}})
         );
         let perf = vigil_arg_perf_event {
-            type_: 1,
+            perf_type: 1,
             config: 9,
             ..Default::default()
         };
