@@ -355,7 +355,7 @@ spec:
     let skbs = of(&evs, "ip_output");
     assert!(
         skbs.iter()
-            .all(|k| k["args"][0]["skb_arg"]["dport"] == u64::from(posted).into()),
+            .all(|k| k["args"][0]["skb_arg"]["dport"] == posted),
         "only the selector's port is posted: {skbs:?}"
     );
     let skb = &skbs[0]["args"][0]["skb_arg"];
