@@ -223,8 +223,7 @@ pub fn bpf_perf_and_skb_objects_as_arguments() -> TestResult {
     } else {
         "security_bpf_map_alloc"
     };
-    let posted_port = std::net::UdpSocket::bind("127.0.0.1:0").expect("receiver");
-    let other_port = std::net::UdpSocket::bind("127.0.0.1:0").expect("receiver");
+    let (posted_port, other_port) = receivers();
     let posted = posted_port.local_addr().expect("addr").port();
     let other = other_port.local_addr().expect("addr").port();
     let dir = tempfile::tempdir().expect("temp dir");
@@ -292,16 +291,7 @@ spec:
     assert!(prog >= 0, "BPF_PROG_LOAD: {prog}");
     let perf = open_perf_event();
     assert!(perf >= 0, "perf_event_open: {perf}");
-    let sender = std::net::UdpSocket::bind("127.0.0.1:0").expect("sender");
-    let sport = sender.local_addr().expect("addr").port();
-    // The port the selector does not name first: its event, had it been
-    // posted, would be in the file before the other's.
-    sender
-        .send_to(b"not posted", ("127.0.0.1", other))
-        .expect("send");
-    sender
-        .send_to(b"posted", ("127.0.0.1", posted))
-        .expect("send");
+    let sport = send_both(posted, other);
     let of = |evs: &[Value], function: &str| -> Vec<Value> {
         of_kind(evs, "process_kprobe")
             .into_iter()
@@ -352,13 +342,19 @@ spec:
         "PERF_TYPE_SOFTWARE"
     );
 
-    let skbs = of(&evs, "ip_output");
+    check_skbs(&of(&evs, "ip_output"), posted, sport, 0);
+    Ok(())
+}
+
+/// Every posted skb_arg is the datagram to the selector's port, from
+/// `sport`; `link_header`: the bytes in front of the IP header at the hook.
+fn check_skbs(evs: &[Value], posted: u16, sport: u16, link_header: usize) {
     assert!(
-        skbs.iter()
+        evs.iter()
             .all(|k| k["args"][0]["skb_arg"]["dport"] == posted),
-        "only the selector's port is posted: {skbs:?}"
+        "only the selector's port is posted: {evs:?}"
     );
-    let skb = &skbs[0]["args"][0]["skb_arg"];
+    let skb = &evs[0]["args"][0]["skb_arg"];
     assert_eq!(skb["sport"], sport, "{skb}");
     assert_eq!(skb["saddr"], "127.0.0.1", "{skb}");
     assert_eq!(skb["daddr"], "127.0.0.1", "{skb}");
@@ -366,6 +362,86 @@ spec:
     assert_eq!(skb["family"], "AF_INET", "{skb}");
     // ETH_P_IP; the IP and UDP headers (28 bytes) and the payload.
     assert_eq!(skb["proto"], 0x0800, "{skb}");
-    assert_eq!(skb["len"], 28 + b"posted".len(), "{skb}");
+    assert_eq!(skb["len"], link_header + 28 + b"posted".len(), "{skb}");
+}
+
+/// Two receivers on loopback: the port a selector names and another.
+fn receivers() -> (std::net::UdpSocket, std::net::UdpSocket) {
+    let bind = || std::net::UdpSocket::bind("127.0.0.1:0").expect("receiver");
+    (bind(), bind())
+}
+
+/// Sends to the other port first, so that its event, had it been posted,
+/// would be in the file before the posted one's; the sender's port.
+fn send_both(posted: u16, other: u16) -> u16 {
+    let sender = std::net::UdpSocket::bind("127.0.0.1:0").expect("sender");
+    sender
+        .send_to(b"not posted", ("127.0.0.1", other))
+        .expect("send");
+    sender
+        .send_to(b"posted", ("127.0.0.1", posted))
+        .expect("send");
+    sender.local_addr().expect("addr").port()
+}
+
+/// The same skb argument and selector on the raw tracepoint net/net_dev_queue
+/// (TP_PROTO(struct sk_buff *skb)): where the kernel has no fentry or
+/// kprobes (this host), but raw tracepoint attach cookies (6.10+).
+pub fn skb_on_a_raw_tracepoint() -> TestResult {
+    require_agent!();
+    let (posted_port, other_port) = receivers();
+    let posted = posted_port.local_addr().expect("addr").port();
+    let other = other_port.local_addr().expect("addr").port();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let policy = dir.path().join("skb.yaml");
+    fs::write(
+        &policy,
+        format!(
+            "apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: skb-raw-tp
+spec:
+  tracepoints:
+  - subsystem: net
+    event: net_dev_queue
+    raw: true
+    args:
+    - index: 0
+      type: skb
+    selectors:
+    - matchArgs:
+      - index: 0
+        operator: DPort
+        values:
+        - {posted}
+      - index: 0
+        operator: Protocol
+        values:
+        - IPPROTO_UDP
+"
+        ),
+    )
+    .expect("write policy");
+    let agent = Agent::start(&["--tracing-policy", policy.to_str().expect("utf-8")]);
+    if let Some(line) = agent
+        .log()
+        .iter()
+        .find(|l| l.contains("skb-raw-tp") && l.contains("unknown func bpf_get_attach_cookie"))
+    {
+        skip!("kernel has no raw tracepoint attach cookies (Linux 6.10+): {line}");
+    }
+    let me = u64::from(std::process::id());
+    let sport = send_both(posted, other);
+    let mine = |evs: &[Value]| -> Vec<Value> {
+        of_kind(evs, "process_tracepoint")
+            .into_iter()
+            .filter(|t| pid_of(t) == me)
+            .cloned()
+            .collect()
+    };
+    let evs = agent.wait_for(WAIT, "net_dev_queue event", |evs| !mine(evs).is_empty());
+    // The loopback device's Ethernet header is in place.
+    check_skbs(&mine(&evs), posted, sport, 14);
     Ok(())
 }
