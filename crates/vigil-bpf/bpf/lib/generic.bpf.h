@@ -395,15 +395,36 @@ static __always_inline void read_perf_event(struct vigil_arg_perf_event *out,
 				(void *)BPF_CORE_READ(event, attr.kprobe_func));
 }
 
+/* BPF and perf objects, read straight into the event: read_arg's stack,
+ * with its callers', stays within the 512 bytes 6.1's verifier allows.
+ * Returns the bytes written. */
+static __always_inline __u32 read_bpf_perf_object(char *dst, __u8 type, __u64 raw, __u8 *flags)
+{
+	if (!raw) {
+		*flags |= VIGIL_ARG_ERROR;
+		return 0;
+	}
+	switch (type) {
+	case VIGIL_ARG_BPF_ATTR:
+		__builtin_memset(dst, 0, sizeof(struct vigil_arg_bpf_attr));
+		read_bpf_attr((struct vigil_arg_bpf_attr *)dst, (union bpf_attr *)raw);
+		return sizeof(struct vigil_arg_bpf_attr);
+	case VIGIL_ARG_BPF_MAP:
+		__builtin_memset(dst, 0, sizeof(struct vigil_arg_bpf_map));
+		read_bpf_map((struct vigil_arg_bpf_map *)dst, (struct bpf_map *)raw);
+		return sizeof(struct vigil_arg_bpf_map);
+	}
+	__builtin_memset(dst, 0, sizeof(struct vigil_arg_perf_event));
+	read_perf_event((struct vigil_arg_perf_event *)dst, (struct perf_event *)raw);
+	return sizeof(struct vigil_arg_perf_event);
+}
+
 /* Kernel objects copied whole into the event; returns the bytes written. */
 static __always_inline __u32 read_kernel_object(char *dst, __u8 type, __u64 raw, __u8 *flags)
 {
 	union {
 		struct vigil_arg_user_ns user_ns;
 		struct vigil_arg_cred cred;
-		struct vigil_arg_bpf_attr bpf_attr;
-		struct vigil_arg_bpf_map bpf_map;
-		struct vigil_arg_perf_event perf_event;
 	} obj = {};
 	__u32 size;
 
@@ -411,24 +432,10 @@ static __always_inline __u32 read_kernel_object(char *dst, __u8 type, __u64 raw,
 		*flags |= VIGIL_ARG_ERROR;
 		return 0;
 	}
-	switch (type) {
-	case VIGIL_ARG_USER_NS:
+	if (type == VIGIL_ARG_USER_NS) {
 		read_user_ns(&obj.user_ns, (struct user_namespace *)raw);
 		size = sizeof(obj.user_ns);
-		break;
-	case VIGIL_ARG_BPF_ATTR:
-		read_bpf_attr(&obj.bpf_attr, (union bpf_attr *)raw);
-		size = sizeof(obj.bpf_attr);
-		break;
-	case VIGIL_ARG_BPF_MAP:
-		read_bpf_map(&obj.bpf_map, (struct bpf_map *)raw);
-		size = sizeof(obj.bpf_map);
-		break;
-	case VIGIL_ARG_PERF_EVENT:
-		read_perf_event(&obj.perf_event, (struct perf_event *)raw);
-		size = sizeof(obj.perf_event);
-		break;
-	default:
+	} else {
 		read_creds(&obj.cred.creds, (struct cred *)raw);
 		read_user_ns(&obj.cred.user_ns, BPF_CORE_READ((struct cred *)raw, user_ns));
 		size = sizeof(obj.cred);
@@ -518,7 +525,7 @@ static __always_inline void read_skb(struct vigil_sock_arg *t, struct sk_buff *s
 {
 	unsigned char *head, *l3, *l4;
 	/* The IP header's first byte: version and (IPv4) header length. */
-	__u8 first = 0;
+	__u8 first = 0, protocol = 0;
 	__be16 ports[2];
 
 	__builtin_memset(t, 0, sizeof(*t));
@@ -534,30 +541,28 @@ static __always_inline void read_skb(struct vigil_sock_arg *t, struct sk_buff *s
 		*flags |= VIGIL_ARG_ERROR;
 		return;
 	}
+	/* Field by field at their offsets in the IP headers (RFC 791, RFC
+	 * 8200), into the state: whole headers would not fit on the stack. */
 	if (first >> 4 == 4) {
-		struct iphdr ip;
-
-		if (bpf_probe_read_kernel(&ip, sizeof(ip), l3))
+		if (bpf_probe_read_kernel(&protocol, 1, l3 + 9) ||
+		    bpf_probe_read_kernel(t->saddr, 4, l3 + 12) ||
+		    bpf_probe_read_kernel(t->daddr, 4, l3 + 16))
 			return;
 		t->family = VIGIL_AF_INET;
-		t->protocol = ip.protocol;
-		__builtin_memcpy(t->saddr, &ip.saddr, 4);
-		__builtin_memcpy(t->daddr, &ip.daddr, 4);
 		l4 = l3 + (first & 0xf) * 4;
 	} else if (first >> 4 == 6) {
-		struct ipv6hdr ip6;
-
-		if (bpf_probe_read_kernel(&ip6, sizeof(ip6), l3))
+		if (bpf_probe_read_kernel(&protocol, 1, l3 + 6) ||
+		    bpf_probe_read_kernel(t->saddr, 16, l3 + 8) ||
+		    bpf_probe_read_kernel(t->daddr, 16, l3 + 24))
 			return;
 		t->family = VIGIL_AF_INET6;
-		t->protocol = ip6.nexthdr;
-		__builtin_memcpy(t->saddr, &ip6.saddr, 16);
-		__builtin_memcpy(t->daddr, &ip6.daddr, 16);
-		l4 = l3 + sizeof(ip6);
+		/* Extension headers are not followed. */
+		l4 = l3 + 40;
 	} else {
 		return;
 	}
-	switch (t->protocol) {
+	t->protocol = protocol;
+	switch (protocol) {
 	case IPPROTO_TCP:
 	case IPPROTO_UDP:
 	case IPPROTO_UDPLITE:
@@ -684,10 +689,12 @@ integer:
 		goto integer;
 	case VIGIL_ARG_USER_NS:
 	case VIGIL_ARG_CRED:
+		len = read_kernel_object(dst, a->type, raw, &d->flags);
+		break;
 	case VIGIL_ARG_BPF_ATTR:
 	case VIGIL_ARG_BPF_MAP:
 	case VIGIL_ARG_PERF_EVENT:
-		len = read_kernel_object(dst, a->type, raw, &d->flags);
+		len = read_bpf_perf_object(dst, a->type, raw, &d->flags);
 		break;
 	case VIGIL_ARG_SOCKADDR:
 	case VIGIL_ARG_SOCKADDR_KERNEL: {
@@ -707,25 +714,26 @@ integer:
 		len = sizeof(s->sock[i]);
 		break;
 	case VIGIL_ARG_SKB: {
-		struct vigil_arg_skb out = {};
+		/* Written in place, not on the stack (see read_bpf_perf_object). */
+		struct vigil_arg_skb *out = (struct vigil_arg_skb *)dst;
 		struct vigil_sock_arg *t = &s->sock[i];
 
 		read_net_arg(s, i, a->type, raw, &d->flags);
+		__builtin_memset(out, 0, sizeof(*out));
 		if (raw) {
-			out.hash = BPF_CORE_READ((struct sk_buff *)raw, hash);
-			out.len = BPF_CORE_READ((struct sk_buff *)raw, len);
-			out.proto = bpf_ntohs(BPF_CORE_READ((struct sk_buff *)raw, protocol));
+			out->hash = BPF_CORE_READ((struct sk_buff *)raw, hash);
+			out->len = BPF_CORE_READ((struct sk_buff *)raw, len);
+			out->proto = bpf_ntohs(BPF_CORE_READ((struct sk_buff *)raw, protocol));
 		}
-		out.priority = t->priority;
-		out.mark = t->mark;
-		out.family = t->family;
-		out.protocol = t->protocol;
-		out.sport = t->sport;
-		out.dport = t->dport;
-		__builtin_memcpy(out.saddr, t->saddr, sizeof(out.saddr));
-		__builtin_memcpy(out.daddr, t->daddr, sizeof(out.daddr));
-		__builtin_memcpy(dst, &out, sizeof(out));
-		len = sizeof(out);
+		out->priority = t->priority;
+		out->mark = t->mark;
+		out->family = t->family;
+		out->protocol = t->protocol;
+		out->sport = t->sport;
+		out->dport = t->dport;
+		__builtin_memcpy(out->saddr, t->saddr, sizeof(out->saddr));
+		__builtin_memcpy(out->daddr, t->daddr, sizeof(out->daddr));
+		len = sizeof(*out);
 		break;
 	}
 	case VIGIL_ARG_CHAR_BUF:
