@@ -196,6 +196,37 @@ mod layout {
             saddr,
             daddr
         });
+        same_layout!(vigil_arg_skb {
+            hash,
+            len,
+            priority,
+            mark,
+            family,
+            protocol,
+            proto,
+            sport,
+            dport,
+            saddr,
+            daddr
+        });
+        same_layout!(vigil_arg_bpf_attr {
+            prog_type,
+            insn_cnt,
+            prog_name
+        });
+        same_layout!(vigil_arg_bpf_map {
+            map_type,
+            key_size,
+            value_size,
+            max_entries,
+            map_name
+        });
+        same_layout!(vigil_arg_perf_event {
+            perf_type,
+            config,
+            probe_offset,
+            kprobe_func
+        });
     }
 
     #[test]

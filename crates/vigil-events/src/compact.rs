@@ -98,6 +98,8 @@ fn kprobe(k: &ProcessKprobe, place: &str) -> String {
         "connect" | "tcp_connect" | "security_socket_connect" => ("🔌", "connect"),
         "tcp_close" => ("🧹", "close"),
         "tcp_sendmsg" => ("📤", "sendmsg"),
+        "bpf_check" | "security_bpf_prog_load" => ("🐝", "bpf_load"),
+        "security_bpf_map_alloc" | "security_bpf_map_create" => ("🗺", "bpf_map_create"),
         "sendto" | "sendmsg" => ("📤", "send"),
         "bind" | "security_socket_bind" => ("📌", "bind"),
         _ => ("❓", "syscall"),
@@ -108,7 +110,7 @@ fn kprobe(k: &ProcessKprobe, place: &str) -> String {
     let first = k.args.iter().find_map(|a| match &a.value {
         ArgValue::FileArg(f) => Some(f.path.clone()),
         ArgValue::StringArg(s) => Some(s.clone()),
-        _ => None,
+        value => object_detail(value),
     });
     let detail = match (kind, first) {
         ("syscall", Some(arg)) => format!("{call} {arg}"),
@@ -138,7 +140,32 @@ fn first_text(v: &ArgValue) -> Option<String> {
         | ArgValue::UserNsArg(_)
         | ArgValue::ProcessCredentialsArg(_)
         | ArgValue::SockArg(_)
-        | ArgValue::SockaddrArg(_) => return None,
+        | ArgValue::SockaddrArg(_)
+        | ArgValue::SkbArg(_)
+        | ArgValue::BpfAttrArg(_)
+        | ArgValue::BpfMapArg(_)
+        | ArgValue::PerfEventArg(_) => return None,
+    })
+}
+
+/// `BPF_PROG_TYPE_KPROBE probe instruction count 2`, `BPF_MAP_TYPE_HASH
+/// counts key size 4 value size 8 max entries 16`, `PERF_TYPE_SOFTWARE
+/// config 9` or `kprobe do_sys_openat2+0`.
+fn object_detail(v: &ArgValue) -> Option<String> {
+    Some(match v {
+        ArgValue::BpfAttrArg(a) => format!(
+            "{} {} instruction count {}",
+            a.prog_type, a.prog_name, a.insn_cnt
+        ),
+        ArgValue::BpfMapArg(m) => format!(
+            "{} {} key size {} value size {} max entries {}",
+            m.map_type, m.map_name, m.key_size, m.value_size, m.max_entries
+        ),
+        ArgValue::PerfEventArg(p) if !p.kprobe_func.is_empty() => {
+            format!("kprobe {}+{}", p.kprobe_func, p.probe_offset)
+        }
+        ArgValue::PerfEventArg(p) => format!("{} config {}", p.event_type, p.config),
+        _ => return None,
     })
 }
 
@@ -149,6 +176,13 @@ fn network_detail(k: &ProcessKprobe, kind: &str) -> Option<String> {
     let arrow = if kind == "bind" { "on" } else { "->" };
     let mut detail = k.args.iter().find_map(|a| match &a.value {
         ArgValue::SockArg(s) => Some(sock_detail(s)),
+        ArgValue::SkbArg(s) => Some(format!(
+            "{} {} -> {} len {}",
+            short_protocol(&s.protocol),
+            endpoint(&s.saddr, s.sport),
+            endpoint(&s.daddr, s.dport),
+            s.len
+        )),
         ArgValue::SockaddrArg(a) if !a.addr.is_empty() => {
             Some(format!("{arrow} {}", endpoint(&a.addr, a.port)))
         }
@@ -171,16 +205,20 @@ fn network_detail(k: &ProcessKprobe, kind: &str) -> Option<String> {
 }
 
 fn sock_detail(s: &KprobeSock) -> String {
-    let proto = match s.protocol.as_str() {
-        "IPPROTO_TCP" => "tcp".to_owned(),
-        "IPPROTO_UDP" => "udp".to_owned(),
-        other => other.to_lowercase(),
-    };
     format!(
-        "{proto} {} -> {}",
+        "{} {} -> {}",
+        short_protocol(&s.protocol),
         endpoint(&s.saddr, s.sport),
         endpoint(&s.daddr, s.dport)
     )
+}
+
+/// `tcp` for `IPPROTO_TCP`.
+fn short_protocol(protocol: &str) -> String {
+    protocol
+        .strip_prefix("IPPROTO_")
+        .unwrap_or(protocol)
+        .to_lowercase()
 }
 
 /// `1.2.3.4:80`, `[::1]:80`.

@@ -375,6 +375,10 @@ pub enum ArgValue {
     SyscallId(SyscallId),
     SockArg(KprobeSock),
     SockaddrArg(KprobeSockaddr),
+    SkbArg(KprobeSkb),
+    BpfAttrArg(KprobeBpfAttr),
+    BpfMapArg(KprobeBpfMap),
+    PerfEventArg(KprobePerfEvent),
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -439,6 +443,78 @@ pub struct KprobeSockaddr {
     pub addr: String,
     #[serde(skip_serializing_if = "is_zero")]
     pub port: u32,
+}
+
+/// A `struct sk_buff` (`KprobeSkb`): `proto` is the link-layer protocol
+/// (ETH_P_IP...), `protocol` the IP header's, by name.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct KprobeSkb {
+    #[serde(skip_serializing_if = "is_zero")]
+    pub hash: u32,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub len: u32,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub priority: u32,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub mark: u32,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub saddr: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub daddr: String,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub sport: u32,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub dport: u32,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub proto: u32,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub protocol: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub family: String,
+}
+
+/// The BPF_PROG_LOAD attributes (`KprobeBpfAttr`; its JSON names are the
+/// proto's, capitalized).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct KprobeBpfAttr {
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub prog_type: String,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub insn_cnt: u32,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub prog_name: String,
+}
+
+/// A `struct bpf_map` (`KprobeBpfMap`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct KprobeBpfMap {
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub map_type: String,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub key_size: u32,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub value_size: u32,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub max_entries: u32,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub map_name: String,
+}
+
+/// A `struct perf_event` (`KprobePerfEvent`): the function and offset of a
+/// kprobe PMU event.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct KprobePerfEvent {
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub kprobe_func: String,
+    #[serde(rename = "Type", skip_serializing_if = "String::is_empty")]
+    pub event_type: String,
+    #[serde(serialize_with = "u64_text", skip_serializing_if = "is_zero_u64")]
+    pub config: u64,
+    #[serde(serialize_with = "u64_text", skip_serializing_if = "is_zero_u64")]
+    pub probe_offset: u64,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]

@@ -5,11 +5,12 @@ use std::mem::size_of;
 
 use thiserror::Error;
 use vigil_bpf::wire::{
-    vigil_arg_desc, vigil_creds, vigil_msg_clone, vigil_msg_exec, vigil_msg_exit, vigil_msg_header,
-    vigil_msg_kprobe, vigil_namespaces, vigil_sock_arg, vigil_sockaddr_arg, VIGIL_ARG_AT_RETURN,
-    VIGIL_ARG_SOCK, VIGIL_ARG_SOCKADDR, VIGIL_ARG_SOCKADDR_KERNEL, VIGIL_KPROBE_HAS_RETURN,
-    VIGIL_KPROBE_KERNEL_STACK, VIGIL_KPROBE_USER_STACK, VIGIL_MSG_CLONE, VIGIL_MSG_EXEC,
-    VIGIL_MSG_EXIT, VIGIL_MSG_KPROBE, VIGIL_MSG_SNAPSHOT,
+    vigil_arg_desc, vigil_arg_skb, vigil_creds, vigil_msg_clone, vigil_msg_exec, vigil_msg_exit,
+    vigil_msg_header, vigil_msg_kprobe, vigil_namespaces, vigil_sock_arg, vigil_sockaddr_arg,
+    VIGIL_ARG_AT_RETURN, VIGIL_ARG_SKB, VIGIL_ARG_SOCK, VIGIL_ARG_SOCKADDR,
+    VIGIL_ARG_SOCKADDR_KERNEL, VIGIL_KPROBE_HAS_RETURN, VIGIL_KPROBE_KERNEL_STACK,
+    VIGIL_KPROBE_USER_STACK, VIGIL_MSG_CLONE, VIGIL_MSG_EXEC, VIGIL_MSG_EXIT, VIGIL_MSG_KPROBE,
+    VIGIL_MSG_SNAPSHOT,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -157,6 +158,7 @@ fn decode_kprobe(data: &[u8]) -> Result<Record, DecodeError> {
     for d in &descs {
         let need = match u32::from(d.type_) {
             VIGIL_ARG_SOCK => size_of::<vigil_sock_arg>(),
+            VIGIL_ARG_SKB => size_of::<vigil_arg_skb>(),
             VIGIL_ARG_SOCKADDR | VIGIL_ARG_SOCKADDR_KERNEL => size_of::<vigil_sockaddr_arg>(),
             _ => continue,
         };

@@ -20,6 +20,10 @@ struct vigil_string_key wire_string_key_layout;
 struct vigil_addr_key wire_addr_key_layout;
 struct vigil_sockaddr_arg wire_sockaddr_arg_layout;
 struct vigil_sock_arg wire_sock_arg_layout;
+struct vigil_arg_skb wire_arg_skb_layout;
+struct vigil_arg_bpf_attr wire_arg_bpf_attr_layout;
+struct vigil_arg_bpf_map wire_arg_bpf_map_layout;
+struct vigil_arg_perf_event wire_arg_perf_event_layout;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

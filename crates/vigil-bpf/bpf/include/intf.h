@@ -267,6 +267,14 @@ enum vigil_arg_type {
 	VIGIL_ARG_USER_NS = 37,
 	/* A struct cred *: struct vigil_arg_cred. */
 	VIGIL_ARG_CRED = 38,
+	/* A struct sk_buff * with its IP and TCP/UDP headers: struct vigil_arg_skb. */
+	VIGIL_ARG_SKB = 39,
+	/* A union bpf_attr * of BPF_PROG_LOAD: struct vigil_arg_bpf_attr. */
+	VIGIL_ARG_BPF_ATTR = 40,
+	/* A struct bpf_map *: struct vigil_arg_bpf_map. */
+	VIGIL_ARG_BPF_MAP = 41,
+	/* A struct perf_event *: struct vigil_arg_perf_event. */
+	VIGIL_ARG_PERF_EVENT = 42,
 };
 
 /* VIGIL_ARG_USER_NS bytes. */
@@ -282,6 +290,60 @@ struct vigil_arg_user_ns {
 struct vigil_arg_cred {
 	struct vigil_creds creds;
 	struct vigil_arg_user_ns user_ns;
+};
+
+/* VIGIL_ARG_SKB bytes. */
+struct vigil_arg_skb {
+	__u32 hash;
+	__u32 len;
+	__u32 priority;
+	__u32 mark;
+	/* AF_INET or AF_INET6 from the IP header's version; 0 for other packets. */
+	__u16 family;
+	/* The IP header's protocol (IPv6: its next header). */
+	__u16 protocol;
+	/* skb->protocol, the link-layer protocol (ETH_P_IP...), host byte order. */
+	__u16 proto;
+	/* TCP, UDP, UDP-Lite and SCTP ports, host byte order. */
+	__u16 sport;
+	__u16 dport;
+	__u16 _pad;
+	/* Network order: 4 bytes for AF_INET, 16 for AF_INET6. */
+	__u8 saddr[16];
+	__u8 daddr[16];
+};
+
+/* VIGIL_ARG_BPF_ATTR bytes: the BPF_PROG_LOAD part of the attributes. */
+struct vigil_arg_bpf_attr {
+	__u32 prog_type;
+	__u32 insn_cnt;
+	char prog_name[16];
+};
+
+/* VIGIL_ARG_BPF_MAP bytes. */
+struct vigil_arg_bpf_map {
+	__u32 map_type;
+	__u32 key_size;
+	__u32 value_size;
+	__u32 max_entries;
+	char map_name[16];
+};
+
+enum {
+	/* Room for the kprobe PMU's function name (KSYM_NAME_LEN is larger,
+	 * function names are not). */
+	VIGIL_KPROBE_FUNC_MAX = 128,
+};
+
+/* VIGIL_ARG_PERF_EVENT bytes. */
+struct vigil_arg_perf_event {
+	/* attr.type: PERF_TYPE_* or a PMU's number. */
+	__u32 perf_type;
+	__u32 _pad;
+	__u64 config;
+	/* kprobe PMU events: the function and the offset into it. */
+	__u64 probe_offset;
+	char kprobe_func[VIGIL_KPROBE_FUNC_MAX];
 };
 
 /* vigil_match_arg.arg naming the hook's return value (matchReturnArgs),

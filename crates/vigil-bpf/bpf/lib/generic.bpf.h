@@ -373,6 +373,65 @@ static __always_inline void read_user_ns(struct vigil_arg_user_ns *out, struct u
 	out->inum = BPF_CORE_READ(ns, ns.inum);
 }
 
+static __always_inline void read_bpf_attr(struct vigil_arg_bpf_attr *out, union bpf_attr *attr)
+{
+	out->prog_type = BPF_CORE_READ(attr, prog_type);
+	out->insn_cnt = BPF_CORE_READ(attr, insn_cnt);
+	BPF_CORE_READ_INTO(&out->prog_name, attr, prog_name);
+}
+
+static __always_inline void read_bpf_map(struct vigil_arg_bpf_map *out, struct bpf_map *map)
+{
+	out->map_type = BPF_CORE_READ(map, map_type);
+	out->key_size = BPF_CORE_READ(map, key_size);
+	out->value_size = BPF_CORE_READ(map, value_size);
+	out->max_entries = BPF_CORE_READ(map, max_entries);
+	BPF_CORE_READ_INTO(&out->map_name, map, name);
+}
+
+static __always_inline void read_perf_event(struct vigil_arg_perf_event *out,
+					    struct perf_event *event)
+{
+	char pmu[8] = {};
+
+	out->perf_type = BPF_CORE_READ(event, attr.type);
+	out->config = BPF_CORE_READ(event, attr.config);
+	/* config1 and config2 are a function name (a user pointer, still the
+	 * caller's while the event is set up) and an offset only for the
+	 * kprobe PMU; other PMUs give them other meanings. */
+	bpf_probe_read_kernel_str(pmu, sizeof(pmu), BPF_CORE_READ(event, pmu, name));
+	if (pmu[0] != 'k' || pmu[1] != 'p' || pmu[2] != 'r' || pmu[3] != 'o' || pmu[4] != 'b' ||
+	    pmu[5] != 'e' || pmu[6])
+		return;
+	out->probe_offset = BPF_CORE_READ(event, attr.probe_offset);
+	bpf_probe_read_user_str(out->kprobe_func, sizeof(out->kprobe_func),
+				(void *)BPF_CORE_READ(event, attr.kprobe_func));
+}
+
+/* BPF and perf objects, read straight into the event: read_arg's stack,
+ * with its callers', stays within the 512 bytes 6.1's verifier allows.
+ * Returns the bytes written. */
+static __always_inline __u32 read_bpf_perf_object(char *dst, __u8 type, __u64 raw, __u8 *flags)
+{
+	if (!raw) {
+		*flags |= VIGIL_ARG_ERROR;
+		return 0;
+	}
+	switch (type) {
+	case VIGIL_ARG_BPF_ATTR:
+		__builtin_memset(dst, 0, sizeof(struct vigil_arg_bpf_attr));
+		read_bpf_attr((struct vigil_arg_bpf_attr *)dst, (union bpf_attr *)raw);
+		return sizeof(struct vigil_arg_bpf_attr);
+	case VIGIL_ARG_BPF_MAP:
+		__builtin_memset(dst, 0, sizeof(struct vigil_arg_bpf_map));
+		read_bpf_map((struct vigil_arg_bpf_map *)dst, (struct bpf_map *)raw);
+		return sizeof(struct vigil_arg_bpf_map);
+	}
+	__builtin_memset(dst, 0, sizeof(struct vigil_arg_perf_event));
+	read_perf_event((struct vigil_arg_perf_event *)dst, (struct perf_event *)raw);
+	return sizeof(struct vigil_arg_perf_event);
+}
+
 /* Kernel objects copied whole into the event; returns the bytes written. */
 static __always_inline __u32 read_kernel_object(char *dst, __u8 type, __u64 raw, __u8 *flags)
 {
@@ -472,7 +531,63 @@ static __always_inline void read_sock(struct vigil_sock_arg *t, struct sock *sk,
 	}
 }
 
-/* Reads a sock or sockaddr argument into s->sock[i]; 0 for other types. */
+/* A packet as the selectors see it: family, addresses and protocol from its
+ * IP header, ports from its TCP, UDP or SCTP header (the headers must be in
+ * place: hook functions on the IP layer and below), mark and priority. */
+static __always_inline void read_skb(struct vigil_sock_arg *t, struct sk_buff *skb, __u8 *flags)
+{
+	unsigned char *head, *l3, *l4;
+	/* The IP header's first byte: version and (IPv4) header length. */
+	__u8 first = 0, protocol = 0;
+	__be16 ports[2];
+
+	__builtin_memset(t, 0, sizeof(*t));
+	if (!skb) {
+		*flags |= VIGIL_ARG_ERROR;
+		return;
+	}
+	t->mark = BPF_CORE_READ(skb, mark);
+	t->priority = BPF_CORE_READ(skb, priority);
+	head = BPF_CORE_READ(skb, head);
+	l3 = head + BPF_CORE_READ(skb, network_header);
+	if (bpf_probe_read_kernel(&first, 1, l3)) {
+		*flags |= VIGIL_ARG_ERROR;
+		return;
+	}
+	/* Field by field at their offsets in the IP headers (RFC 791, RFC
+	 * 8200), into the state: whole headers would not fit on the stack. */
+	if (first >> 4 == 4) {
+		if (bpf_probe_read_kernel(&protocol, 1, l3 + 9) ||
+		    bpf_probe_read_kernel(t->saddr, 4, l3 + 12) ||
+		    bpf_probe_read_kernel(t->daddr, 4, l3 + 16))
+			return;
+		t->family = VIGIL_AF_INET;
+		l4 = l3 + (first & 0xf) * 4;
+	} else if (first >> 4 == 6) {
+		if (bpf_probe_read_kernel(&protocol, 1, l3 + 6) ||
+		    bpf_probe_read_kernel(t->saddr, 16, l3 + 8) ||
+		    bpf_probe_read_kernel(t->daddr, 16, l3 + 24))
+			return;
+		t->family = VIGIL_AF_INET6;
+		/* Extension headers are not followed. */
+		l4 = l3 + 40;
+	} else {
+		return;
+	}
+	t->protocol = protocol;
+	switch (protocol) {
+	case IPPROTO_TCP:
+	case IPPROTO_UDP:
+	case IPPROTO_UDPLITE:
+	case IPPROTO_SCTP:
+		if (!bpf_probe_read_kernel(ports, sizeof(ports), l4)) {
+			t->sport = bpf_ntohs(ports[0]);
+			t->dport = bpf_ntohs(ports[1]);
+		}
+	}
+}
+
+/* Reads a sock, sockaddr or skb argument into s->sock[i]; 0 for other types. */
 static __always_inline int read_net_arg(struct generic_state *s, __u64 i, __u8 type, __u64 raw,
 					__u8 *flags)
 {
@@ -485,6 +600,9 @@ static __always_inline int read_net_arg(struct generic_state *s, __u64 i, __u8 t
 		return 1;
 	case VIGIL_ARG_SOCK:
 		read_sock(&s->sock[i], (struct sock *)raw, flags);
+		return 1;
+	case VIGIL_ARG_SKB:
+		read_skb(&s->sock[i], (struct sk_buff *)raw, flags);
 		return 1;
 	}
 	return 0;
@@ -586,6 +704,11 @@ integer:
 	case VIGIL_ARG_CRED:
 		len = read_kernel_object(dst, a->type, raw, &d->flags);
 		break;
+	case VIGIL_ARG_BPF_ATTR:
+	case VIGIL_ARG_BPF_MAP:
+	case VIGIL_ARG_PERF_EVENT:
+		len = read_bpf_perf_object(dst, a->type, raw, &d->flags);
+		break;
 	case VIGIL_ARG_SOCKADDR:
 	case VIGIL_ARG_SOCKADDR_KERNEL: {
 		struct vigil_sockaddr_arg out = {};
@@ -603,6 +726,29 @@ integer:
 		__builtin_memcpy(dst, &s->sock[i], sizeof(s->sock[i]));
 		len = sizeof(s->sock[i]);
 		break;
+	case VIGIL_ARG_SKB: {
+		/* Written in place, not on the stack (see read_bpf_perf_object). */
+		struct vigil_arg_skb *out = (struct vigil_arg_skb *)dst;
+		struct vigil_sock_arg *t = &s->sock[i];
+
+		read_net_arg(s, i, a->type, raw, &d->flags);
+		__builtin_memset(out, 0, sizeof(*out));
+		if (raw) {
+			out->hash = BPF_CORE_READ((struct sk_buff *)raw, hash);
+			out->len = BPF_CORE_READ((struct sk_buff *)raw, len);
+			out->proto = bpf_ntohs(BPF_CORE_READ((struct sk_buff *)raw, protocol));
+		}
+		out->priority = t->priority;
+		out->mark = t->mark;
+		out->family = t->family;
+		out->protocol = t->protocol;
+		out->sport = t->sport;
+		out->dport = t->dport;
+		__builtin_memcpy(out->saddr, t->saddr, sizeof(out->saddr));
+		__builtin_memcpy(out->daddr, t->daddr, sizeof(out->daddr));
+		len = sizeof(*out);
+		break;
+	}
 	case VIGIL_ARG_CHAR_BUF:
 		v = a->size_index ? s->regs[(a->size_index - 1) & 7] : 0;
 		len = copy_user_buf(s->ev.data, off, raw, v, &d->flags);

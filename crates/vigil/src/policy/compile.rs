@@ -10,10 +10,11 @@ use vigil_bpf::wire::{
     vigil_arg_config, vigil_hook_config, vigil_match_arg, vigil_match_caps, vigil_match_ns,
     vigil_selector_config, VIGIL_ACTION_KERNEL_STACK, VIGIL_ACTION_OVERRIDE, VIGIL_ACTION_POST,
     VIGIL_ACTION_SIGNAL, VIGIL_ACTION_TRACK_SOCK, VIGIL_ACTION_UNTRACK_SOCK,
-    VIGIL_ACTION_USER_STACK, VIGIL_ARG_AT_RETURN, VIGIL_ARG_CAPABILITY, VIGIL_ARG_CHAR_BUF,
-    VIGIL_ARG_CHAR_IOVEC, VIGIL_ARG_CRED, VIGIL_ARG_DENTRY, VIGIL_ARG_FD, VIGIL_ARG_FILE,
-    VIGIL_ARG_INT, VIGIL_ARG_KERNEL_CAP, VIGIL_ARG_LINUX_BINPRM, VIGIL_ARG_LONG,
-    VIGIL_ARG_NEED_REVERSED, VIGIL_ARG_NONE, VIGIL_ARG_PATH, VIGIL_ARG_SIZE, VIGIL_ARG_SOCK,
+    VIGIL_ACTION_USER_STACK, VIGIL_ARG_AT_RETURN, VIGIL_ARG_BPF_ATTR, VIGIL_ARG_BPF_MAP,
+    VIGIL_ARG_CAPABILITY, VIGIL_ARG_CHAR_BUF, VIGIL_ARG_CHAR_IOVEC, VIGIL_ARG_CRED,
+    VIGIL_ARG_DENTRY, VIGIL_ARG_FD, VIGIL_ARG_FILE, VIGIL_ARG_INT, VIGIL_ARG_KERNEL_CAP,
+    VIGIL_ARG_LINUX_BINPRM, VIGIL_ARG_LONG, VIGIL_ARG_NEED_REVERSED, VIGIL_ARG_NONE,
+    VIGIL_ARG_PATH, VIGIL_ARG_PERF_EVENT, VIGIL_ARG_SIZE, VIGIL_ARG_SKB, VIGIL_ARG_SOCK,
     VIGIL_ARG_SOCKADDR, VIGIL_ARG_SOCKADDR_KERNEL, VIGIL_ARG_STRING, VIGIL_ARG_UINT,
     VIGIL_ARG_ULONG, VIGIL_ARG_USER_NS, VIGIL_CAP_EFFECTIVE, VIGIL_CAP_INHERITABLE,
     VIGIL_CAP_PERMITTED, VIGIL_FIELD_DADDR, VIGIL_FIELD_DPORT, VIGIL_FIELD_FAMILY,
@@ -1745,6 +1746,10 @@ fn kernel_object_kind(t: ArgType) -> Option<u32> {
         ArgType::KernelCapT => VIGIL_ARG_KERNEL_CAP,
         ArgType::UserNamespace => VIGIL_ARG_USER_NS,
         ArgType::Cred => VIGIL_ARG_CRED,
+        ArgType::Skb => VIGIL_ARG_SKB,
+        ArgType::BpfAttr => VIGIL_ARG_BPF_ATTR,
+        ArgType::BpfMap => VIGIL_ARG_BPF_MAP,
+        ArgType::PerfEvent => VIGIL_ARG_PERF_EVENT,
         _ => return None,
     })
 }
@@ -1752,7 +1757,7 @@ fn kernel_object_kind(t: ArgType) -> Option<u32> {
 fn net_kind_of(kind: u8) -> bool {
     matches!(
         u32::from(kind),
-        VIGIL_ARG_SOCKADDR | VIGIL_ARG_SOCKADDR_KERNEL | VIGIL_ARG_SOCK
+        VIGIL_ARG_SOCKADDR | VIGIL_ARG_SOCKADDR_KERNEL | VIGIL_ARG_SOCK | VIGIL_ARG_SKB
     )
 }
 
@@ -1799,7 +1804,7 @@ fn arg_config(arg: &Arg, point: &HookPoint, path: &str) -> Result<vigil_arg_conf
         t if !user => kernel_object_kind(t)
             .or_else(|| int_kind(t).map(u32::from))
             .ok_or_else(|| {
-                format!("{path}.type: {t} is not supported on {hook} hooks yet (supported: integer types, fd, file, path, dentry, linux_binprm, capability, kernel_cap_t, user_namespace, cred, sock, sockaddr)")
+                format!("{path}.type: {t} is not supported on {hook} hooks yet (supported: integer types, fd, file, path, dentry, linux_binprm, capability, kernel_cap_t, user_namespace, cred, sock, sockaddr, skb, bpf_attr, bpf_map, perf_event)")
             })?,
         ArgType::String | ArgType::Filename => VIGIL_ARG_STRING,
         // With returnCopy the return value says how much the call filled.
@@ -2022,9 +2027,9 @@ fn selector_config(
             arg,
             ..Default::default()
         };
-        if matches!(kind, VIGIL_ARG_USER_NS | VIGIL_ARG_CRED) {
+        if let Some(name) = unmatchable_kind(kind) {
             return Err(format!(
-                "{mpath}: matching a user_namespace or cred argument is not implemented in vigil yet"
+                "{mpath}: matching a {name} argument is not implemented in vigil yet"
             ));
         }
         if kind == VIGIL_ARG_CHAR_IOVEC {
@@ -2077,7 +2082,7 @@ fn selector_config(
                 &mpath,
             )?;
         } else if net_kind_of(kind as u8) {
-            net_match(&mut ma, match_arg, base + m as u32, addrs, &mpath)?;
+            net_match(&mut ma, match_arg, kind, base + m as u32, addrs, &mpath)?;
         } else {
             int_match(&mut ma, match_arg, &mpath)?;
         }
@@ -2288,12 +2293,25 @@ fn push_strings(
     Ok(())
 }
 
-/// A matchArgs entry on a sock or sockaddr argument: addresses go to the
-/// `addr_match` trie, ports, protocol, family and state are compared as
+/// Kernel objects the selectors cannot compare, by their policy name.
+fn unmatchable_kind(kind: u32) -> Option<&'static str> {
+    Some(match kind {
+        VIGIL_ARG_USER_NS => "user_namespace",
+        VIGIL_ARG_CRED => "cred",
+        VIGIL_ARG_BPF_ATTR => "bpf_attr",
+        VIGIL_ARG_BPF_MAP => "bpf_map",
+        VIGIL_ARG_PERF_EVENT => "perf_event",
+        _ => return None,
+    })
+}
+
+/// A matchArgs entry on a sock, sockaddr or skb argument: addresses go to
+/// the `addr_match` trie, ports, protocol, family and state are compared as
 /// integers on the field the operator names.
 fn net_match(
     ma: &mut vigil_match_arg,
     m: &ArgSelector,
+    kind: u32,
     slot: u32,
     addrs: &mut Vec<AddrEntry>,
     path: &str,
@@ -2314,10 +2332,16 @@ fn net_match(
         }
         Operator::Protocol => (VIGIL_OP_INT_EQ, VIGIL_FIELD_PROTOCOL),
         Operator::Family => (VIGIL_OP_INT_EQ, VIGIL_FIELD_FAMILY),
+        // A packet has no connection state.
+        Operator::State if kind == VIGIL_ARG_SKB => {
+            return Err(format!(
+                "{path}.operator: State applies to sock arguments, not skb (allowed on skb: SAddr, DAddr, SPort, DPort and their Not forms, Protocol, Family)"
+            ))
+        }
         Operator::State => (VIGIL_OP_INT_EQ, VIGIL_FIELD_STATE),
         other => {
             return Err(format!(
-                "{path}.operator: {other} on a sock or sockaddr argument is not implemented in vigil yet"
+                "{path}.operator: {other} on a sock, sockaddr or skb argument is not implemented in vigil yet"
             ))
         }
     };
@@ -3340,5 +3364,36 @@ format:
         let hook = "  - call: sys_connect\n    args:\n    - index: 0\n      type: sock\n";
         let why = first_hook(hook, &[Feature::Tracepoint]).expect_err("refused");
         assert!(why.contains("sock is a kernel struct sock *"), "{why}");
+    }
+
+    #[test]
+    fn skb_selectors_and_kernel_objects() {
+        let skb = |op: &str, value: &str| {
+            format!("  - call: ip_output\n    syscall: false\n    args:\n    - index: 2\n      type: skb\n    selectors:\n    - matchArgs:\n      - index: 2\n        operator: {op}\n        values:\n        - \"{value}\"\n")
+        };
+        for (op, value) in [
+            ("DPort", "53"),
+            ("NotSAddr", "10.0.0.0/8"),
+            ("Protocol", "IPPROTO_UDP"),
+            ("Family", "AF_INET6"),
+        ] {
+            let plan = first_hook(&skb(op, value), &[Feature::Fentry]).expect("served");
+            assert_eq!(u32::from(plan.config.args[0].type_), VIGIL_ARG_SKB, "{op}");
+        }
+        let why =
+            first_hook(&skb("State", "TCP_ESTABLISHED"), &[Feature::Fentry]).expect_err("refused");
+        assert!(
+            why.contains("selectors[0].matchArgs[0].operator: State"),
+            "{why}"
+        );
+        let map = "  - call: security_bpf_map_create\n    syscall: false\n    args:\n    - index: 0\n      type: bpf_map\n    selectors:\n    - matchArgs:\n      - index: 0\n        operator: Equal\n        values:\n        - \"1\"\n";
+        let why = first_hook(map, &[Feature::Fentry]).expect_err("refused");
+        assert!(why.contains("matching a bpf_map argument"), "{why}");
+        let why = first_hook(
+            "  - call: sys_bpf\n    args:\n    - index: 1\n      type: bpf_attr\n",
+            &[Feature::Tracepoint],
+        )
+        .expect_err("refused");
+        assert!(why.contains("bpf_attr is not supported"), "{why}");
     }
 }

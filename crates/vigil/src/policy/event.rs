@@ -5,17 +5,20 @@ use std::{
 };
 
 use vigil_bpf::wire::{
-    vigil_arg_cred, vigil_arg_user_ns, vigil_sock_arg, vigil_sockaddr_arg, VIGIL_ARG_CAPABILITY,
-    VIGIL_ARG_CHAR_BUF, VIGIL_ARG_CHAR_IOVEC, VIGIL_ARG_CRED, VIGIL_ARG_DENTRY, VIGIL_ARG_FD,
-    VIGIL_ARG_FILE, VIGIL_ARG_INT, VIGIL_ARG_KERNEL_CAP, VIGIL_ARG_LINUX_BINPRM, VIGIL_ARG_LONG,
-    VIGIL_ARG_PATH, VIGIL_ARG_SIZE, VIGIL_ARG_SOCK, VIGIL_ARG_SOCKADDR, VIGIL_ARG_SOCKADDR_KERNEL,
-    VIGIL_ARG_STRING, VIGIL_ARG_UINT, VIGIL_ARG_ULONG, VIGIL_ARG_USER_NS, VIGIL_KPROBE_MONITORED,
+    vigil_arg_bpf_attr, vigil_arg_bpf_map, vigil_arg_cred, vigil_arg_perf_event, vigil_arg_skb,
+    vigil_arg_user_ns, vigil_sock_arg, vigil_sockaddr_arg, VIGIL_ARG_BPF_ATTR, VIGIL_ARG_BPF_MAP,
+    VIGIL_ARG_CAPABILITY, VIGIL_ARG_CHAR_BUF, VIGIL_ARG_CHAR_IOVEC, VIGIL_ARG_CRED,
+    VIGIL_ARG_DENTRY, VIGIL_ARG_FD, VIGIL_ARG_FILE, VIGIL_ARG_INT, VIGIL_ARG_KERNEL_CAP,
+    VIGIL_ARG_LINUX_BINPRM, VIGIL_ARG_LONG, VIGIL_ARG_PATH, VIGIL_ARG_PERF_EVENT, VIGIL_ARG_SIZE,
+    VIGIL_ARG_SKB, VIGIL_ARG_SOCK, VIGIL_ARG_SOCKADDR, VIGIL_ARG_SOCKADDR_KERNEL, VIGIL_ARG_STRING,
+    VIGIL_ARG_UINT, VIGIL_ARG_ULONG, VIGIL_ARG_USER_NS, VIGIL_KPROBE_MONITORED,
     VIGIL_KPROBE_SIGNAL_FAILED,
 };
 use vigil_events::{
-    caps, ArgValue, EventBody, KprobeArgument, KprobeCapability, KprobeFile, KprobeSock,
-    KprobeSockaddr, Namespace, ProcessKprobe, ProcessLsm, ProcessRef, ProcessTracepoint,
-    ProcessUprobe, ProcessUsdt, SyscallId, UserNamespace,
+    caps, ArgValue, EventBody, KprobeArgument, KprobeBpfAttr, KprobeBpfMap, KprobeCapability,
+    KprobeFile, KprobePerfEvent, KprobeSkb, KprobeSock, KprobeSockaddr, Namespace, ProcessKprobe,
+    ProcessLsm, ProcessRef, ProcessTracepoint, ProcessUprobe, ProcessUsdt, SyscallId,
+    UserNamespace,
 };
 use vigil_policy::net::{name_of, FAMILIES, PROTOCOLS, SOCK_TYPES, TCP_STATES};
 
@@ -240,6 +243,57 @@ fn argument(meta: &ArgMeta, bytes: &[u8]) -> Option<KprobeArgument> {
                 },
             })
         }
+        VIGIL_ARG_SKB => {
+            let k: vigil_arg_skb = read(bytes).ok()?;
+            ArgValue::SkbArg(KprobeSkb {
+                hash: k.hash,
+                len: k.len,
+                priority: k.priority,
+                mark: k.mark,
+                saddr: address(k.family, &k.saddr),
+                daddr: address(k.family, &k.daddr),
+                sport: k.sport.into(),
+                dport: k.dport.into(),
+                proto: k.proto.into(),
+                protocol: if k.family == 0 {
+                    String::new()
+                } else {
+                    named(PROTOCOLS, k.protocol.into())
+                },
+                family: if k.family == 0 {
+                    String::new()
+                } else {
+                    named(FAMILIES, k.family.into())
+                },
+            })
+        }
+        VIGIL_ARG_BPF_ATTR => {
+            let a: vigil_arg_bpf_attr = read(bytes).ok()?;
+            ArgValue::BpfAttrArg(KprobeBpfAttr {
+                prog_type: named(PROG_TYPES, a.prog_type),
+                insn_cnt: a.insn_cnt,
+                prog_name: c_text(&a.prog_name),
+            })
+        }
+        VIGIL_ARG_BPF_MAP => {
+            let m: vigil_arg_bpf_map = read(bytes).ok()?;
+            ArgValue::BpfMapArg(KprobeBpfMap {
+                map_type: named(MAP_TYPES, m.map_type),
+                key_size: m.key_size,
+                value_size: m.value_size,
+                max_entries: m.max_entries,
+                map_name: c_text(&m.map_name),
+            })
+        }
+        VIGIL_ARG_PERF_EVENT => {
+            let p: vigil_arg_perf_event = read(bytes).ok()?;
+            ArgValue::PerfEventArg(KprobePerfEvent {
+                kprobe_func: c_text(&p.kprobe_func),
+                event_type: named(PERF_TYPES, p.perf_type),
+                config: p.config,
+                probe_offset: p.probe_offset,
+            })
+        }
         _ => return None,
     };
     Some(KprobeArgument {
@@ -247,6 +301,102 @@ fn argument(meta: &ArgMeta, bytes: &[u8]) -> Option<KprobeArgument> {
         label: meta.label.clone(),
     })
 }
+
+/// A NUL-terminated (or full) kernel char array as text.
+fn c_text(chars: &[std::os::raw::c_char]) -> String {
+    let bytes: Vec<u8> = chars
+        .iter()
+        .map(|&c| c as u8)
+        .take_while(|&b| b != 0)
+        .collect();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// `enum bpf_prog_type` (include/uapi/linux/bpf.h).
+const PROG_TYPES: &[(&str, u32)] = &[
+    ("BPF_PROG_TYPE_UNSPEC", 0),
+    ("BPF_PROG_TYPE_SOCKET_FILTER", 1),
+    ("BPF_PROG_TYPE_KPROBE", 2),
+    ("BPF_PROG_TYPE_SCHED_CLS", 3),
+    ("BPF_PROG_TYPE_SCHED_ACT", 4),
+    ("BPF_PROG_TYPE_TRACEPOINT", 5),
+    ("BPF_PROG_TYPE_XDP", 6),
+    ("BPF_PROG_TYPE_PERF_EVENT", 7),
+    ("BPF_PROG_TYPE_CGROUP_SKB", 8),
+    ("BPF_PROG_TYPE_CGROUP_SOCK", 9),
+    ("BPF_PROG_TYPE_LWT_IN", 10),
+    ("BPF_PROG_TYPE_LWT_OUT", 11),
+    ("BPF_PROG_TYPE_LWT_XMIT", 12),
+    ("BPF_PROG_TYPE_SOCK_OPS", 13),
+    ("BPF_PROG_TYPE_SK_SKB", 14),
+    ("BPF_PROG_TYPE_CGROUP_DEVICE", 15),
+    ("BPF_PROG_TYPE_SK_MSG", 16),
+    ("BPF_PROG_TYPE_RAW_TRACEPOINT", 17),
+    ("BPF_PROG_TYPE_CGROUP_SOCK_ADDR", 18),
+    ("BPF_PROG_TYPE_LWT_SEG6LOCAL", 19),
+    ("BPF_PROG_TYPE_LIRC_MODE2", 20),
+    ("BPF_PROG_TYPE_SK_REUSEPORT", 21),
+    ("BPF_PROG_TYPE_FLOW_DISSECTOR", 22),
+    ("BPF_PROG_TYPE_CGROUP_SYSCTL", 23),
+    ("BPF_PROG_TYPE_RAW_TRACEPOINT_WRITABLE", 24),
+    ("BPF_PROG_TYPE_CGROUP_SOCKOPT", 25),
+    ("BPF_PROG_TYPE_TRACING", 26),
+    ("BPF_PROG_TYPE_STRUCT_OPS", 27),
+    ("BPF_PROG_TYPE_EXT", 28),
+    ("BPF_PROG_TYPE_LSM", 29),
+    ("BPF_PROG_TYPE_SK_LOOKUP", 30),
+    ("BPF_PROG_TYPE_SYSCALL", 31),
+    ("BPF_PROG_TYPE_NETFILTER", 32),
+];
+
+/// `enum bpf_map_type` (include/uapi/linux/bpf.h).
+const MAP_TYPES: &[(&str, u32)] = &[
+    ("BPF_MAP_TYPE_UNSPEC", 0),
+    ("BPF_MAP_TYPE_HASH", 1),
+    ("BPF_MAP_TYPE_ARRAY", 2),
+    ("BPF_MAP_TYPE_PROG_ARRAY", 3),
+    ("BPF_MAP_TYPE_PERF_EVENT_ARRAY", 4),
+    ("BPF_MAP_TYPE_PERCPU_HASH", 5),
+    ("BPF_MAP_TYPE_PERCPU_ARRAY", 6),
+    ("BPF_MAP_TYPE_STACK_TRACE", 7),
+    ("BPF_MAP_TYPE_CGROUP_ARRAY", 8),
+    ("BPF_MAP_TYPE_LRU_HASH", 9),
+    ("BPF_MAP_TYPE_LRU_PERCPU_HASH", 10),
+    ("BPF_MAP_TYPE_LPM_TRIE", 11),
+    ("BPF_MAP_TYPE_ARRAY_OF_MAPS", 12),
+    ("BPF_MAP_TYPE_HASH_OF_MAPS", 13),
+    ("BPF_MAP_TYPE_DEVMAP", 14),
+    ("BPF_MAP_TYPE_SOCKMAP", 15),
+    ("BPF_MAP_TYPE_CPUMAP", 16),
+    ("BPF_MAP_TYPE_XSKMAP", 17),
+    ("BPF_MAP_TYPE_SOCKHASH", 18),
+    ("BPF_MAP_TYPE_CGROUP_STORAGE", 19),
+    ("BPF_MAP_TYPE_REUSEPORT_SOCKARRAY", 20),
+    ("BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE", 21),
+    ("BPF_MAP_TYPE_QUEUE", 22),
+    ("BPF_MAP_TYPE_STACK", 23),
+    ("BPF_MAP_TYPE_SK_STORAGE", 24),
+    ("BPF_MAP_TYPE_DEVMAP_HASH", 25),
+    ("BPF_MAP_TYPE_STRUCT_OPS", 26),
+    ("BPF_MAP_TYPE_RINGBUF", 27),
+    ("BPF_MAP_TYPE_INODE_STORAGE", 28),
+    ("BPF_MAP_TYPE_TASK_STORAGE", 29),
+    ("BPF_MAP_TYPE_BLOOM_FILTER", 30),
+    ("BPF_MAP_TYPE_USER_RINGBUF", 31),
+    ("BPF_MAP_TYPE_CGRP_STORAGE", 32),
+    ("BPF_MAP_TYPE_ARENA", 33),
+];
+
+/// `enum perf_type_id` (include/uapi/linux/perf_event.h); PMUs registered
+/// at run time (kprobe, uprobe, ...) have numbers of their own.
+const PERF_TYPES: &[(&str, u32)] = &[
+    ("PERF_TYPE_HARDWARE", 0),
+    ("PERF_TYPE_SOFTWARE", 1),
+    ("PERF_TYPE_TRACEPOINT", 2),
+    ("PERF_TYPE_HW_CACHE", 3),
+    ("PERF_TYPE_RAW", 4),
+    ("PERF_TYPE_BREAKPOINT", 5),
+];
 
 fn user_ns(ns: vigil_arg_user_ns) -> UserNamespace {
     static HOST_USER_NS: OnceLock<u32> = OnceLock::new();
@@ -394,5 +544,66 @@ mod tests {
                 "label": "dst"})
         );
         assert!(argument(&meta(VIGIL_ARG_SOCK, ""), &bytes[..10]).is_none());
+    }
+
+    #[test]
+    fn skb_bpf_and_perf_args_use_tetragon_names() {
+        let meta = |kind: u32| ArgMeta {
+            kind: kind as u8,
+            label: String::new(),
+            syscall_id: false,
+        };
+        let json = |kind: u32, bytes: &[u8]| {
+            serde_json::to_value(argument(&meta(kind), bytes).expect("argument")).unwrap()
+        };
+        let mut skb = vigil_arg_skb {
+            len: 33,
+            family: libc::AF_INET as u16,
+            protocol: libc::IPPROTO_UDP as u16,
+            proto: 0x0800,
+            sport: 40000,
+            dport: 53,
+            ..Default::default()
+        };
+        skb.saddr[..4].copy_from_slice(&[127, 0, 0, 1]);
+        skb.daddr[..4].copy_from_slice(&[127, 0, 0, 53]);
+        assert_eq!(
+            json(VIGIL_ARG_SKB, crate::sensors::bytes_of(&skb)),
+            serde_json::json!({"skb_arg": {"len": 33, "saddr": "127.0.0.1",
+                "daddr": "127.0.0.53", "sport": 40000, "dport": 53, "proto": 2048,
+                "protocol": "IPPROTO_UDP", "family": "AF_INET"}})
+        );
+        let mut attr = vigil_arg_bpf_attr {
+            prog_type: 1,
+            insn_cnt: 2,
+            ..Default::default()
+        };
+        attr.prog_name[..3].copy_from_slice(&[b'a' as _, b'b' as _, b'c' as _]);
+        assert_eq!(
+            json(VIGIL_ARG_BPF_ATTR, crate::sensors::bytes_of(&attr)),
+            serde_json::json!({"bpf_attr_arg": {"ProgType": "BPF_PROG_TYPE_SOCKET_FILTER",
+                "InsnCnt": 2, "ProgName": "abc"}})
+        );
+        let map = vigil_arg_bpf_map {
+            map_type: 2,
+            key_size: 4,
+            value_size: 8,
+            max_entries: 3,
+            ..Default::default()
+        };
+        assert_eq!(
+            json(VIGIL_ARG_BPF_MAP, crate::sensors::bytes_of(&map)),
+            serde_json::json!({"bpf_map_arg": {"MapType": "BPF_MAP_TYPE_ARRAY",
+                "KeySize": 4, "ValueSize": 8, "MaxEntries": 3}})
+        );
+        let perf = vigil_arg_perf_event {
+            perf_type: 1,
+            config: 9,
+            ..Default::default()
+        };
+        assert_eq!(
+            json(VIGIL_ARG_PERF_EVENT, crate::sensors::bytes_of(&perf)),
+            serde_json::json!({"perf_event_arg": {"Type": "PERF_TYPE_SOFTWARE", "Config": "9"}})
+        );
     }
 }

@@ -211,6 +211,14 @@ const TESTS: &[(&str, TestFn)] = &[
         kernel_args::kernel_objects_as_arguments,
     ),
     (
+        "kernel_args::bpf_perf_and_skb_objects_as_arguments",
+        kernel_args::bpf_perf_and_skb_objects_as_arguments,
+    ),
+    (
+        "kernel_args::skb_on_a_raw_tracepoint",
+        kernel_args::skb_on_a_raw_tracepoint,
+    ),
+    (
         "metrics::bpf_map_memory_and_program_runs_exported",
         metrics::bpf_map_memory_and_program_runs_exported,
     ),
