@@ -175,6 +175,8 @@ enum vigil_generic_limits {
 	VIGIL_MATCH_PIDS_MAX = 4,
 	VIGIL_HOOKS_PER_SYSCALL = 4,
 	VIGIL_HOOKS_MAX = 64,
+	/* (hook, cgroup) pairs of scoped hooks in all. */
+	VIGIL_SCOPE_ENTRIES = 16384,
 	VIGIL_SYSCALLS_MAX = 512,
 	/* Longest string value a selector compares (LPM trie key room). */
 	VIGIL_MATCH_STRING_MAX = 248,
@@ -392,6 +394,17 @@ enum vigil_hook_flags {
 	/* Some selector posts stack traces: the front-end takes the stacks
 	 * before running the hook (it alone has the program's context). */
 	VIGIL_HOOK_STACKS = 1 << 8,
+	/* The policy is scoped to workloads (TracingPolicyNamespaced, pod or
+	 * container selectors): the hook runs only for callers whose cgroup is
+	 * in `hook_scope` under the hook's id. */
+	VIGIL_HOOK_SCOPED = 1 << 9,
+};
+
+/* `hook_scope` key: a cgroup (v2 id) a scoped hook applies to. */
+struct vigil_scope_key {
+	__u32 hook;
+	__u32 _pad;
+	__u64 cgroup_id;
 };
 
 /* vigil_msg_kprobe.flags */

@@ -117,7 +117,7 @@ impl SockAddrHook {
 
 /// The root of the cgroup v2 hierarchy: a cgroup2 mount of `/` (mountinfo's
 /// root field), or vigil's own mount when the host has none.
-fn cgroup2_root() -> Result<PathBuf> {
+pub(crate) fn cgroup2_root() -> Result<PathBuf> {
     let mountinfo =
         fs::read_to_string("/proc/self/mountinfo").context("reading /proc/self/mountinfo")?;
     let found = mountinfo.lines().find_map(|line| {
