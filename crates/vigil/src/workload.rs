@@ -85,6 +85,15 @@ impl WorkloadResolver {
         self.workloads.contains_key(&cgroup) || self.others.contains(&cgroup)
     }
 
+    /// Counts `cgroup` as seen and no container until the next scan: an id
+    /// no scan finds (a cgroup v1 id, or one already removed) triggers one
+    /// scan per scan period, not one per process.
+    pub fn mark_seen(&mut self, cgroup: u64) {
+        if !self.workloads.contains_key(&cgroup) {
+            self.others.insert(cgroup);
+        }
+    }
+
     /// Walks the cgroup tree again: new containers come in, removed cgroups
     /// leave. Returns whether the container cgroups changed.
     pub fn scan(&mut self) -> bool {

@@ -98,9 +98,16 @@ impl PolicyManager {
     /// Processes ran in these cgroups: one the last scan did not see is new
     /// (a container just started), so the tree is scanned again.
     pub fn cgroups_seen(&mut self, cgroups: &mut Vec<u64>) {
-        let unseen = cgroups.drain(..).any(|c| !self.workloads.knows(c));
-        if unseen {
+        if !self.has_scoped() {
+            cgroups.clear();
+            return;
+        }
+        cgroups.retain(|c| !self.workloads.knows(*c));
+        if !cgroups.is_empty() {
             self.rescan_workloads();
+            for cgroup in cgroups.drain(..) {
+                self.workloads.mark_seen(cgroup);
+            }
         }
     }
 
