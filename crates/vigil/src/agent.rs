@@ -320,6 +320,7 @@ pub fn run(
             0
         },
         process_cache_size: args.process_cache_size,
+        cri_state_dirs: args.cri_state_dir.iter().map(PathBuf::from).collect(),
     };
     let (records, user_records) = fanotify::record_channel();
     let pipeline = Rc::new(RefCell::new(Pipeline {

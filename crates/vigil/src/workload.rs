@@ -28,11 +28,14 @@ pub struct Workload {
     pub pod: String,
     pub container: String,
     pub container_id: String,
+    /// The runtime, as Kubernetes prefixes container ids (`containerd`, `cri-o`).
+    pub runtime: &'static str,
 }
 
 /// Annotations of one runtime: pod namespace, pod name, container name, and
 /// the key and value that mark a pod's sandbox (pause) container.
 struct Annotations {
+    runtime: &'static str,
     namespace: &'static str,
     pod: &'static str,
     container: &'static str,
@@ -41,6 +44,7 @@ struct Annotations {
 }
 
 const CONTAINERD: Annotations = Annotations {
+    runtime: "containerd",
     namespace: "io.kubernetes.cri.sandbox-namespace",
     pod: "io.kubernetes.cri.sandbox-name",
     container: "io.kubernetes.cri.container-name",
@@ -49,6 +53,7 @@ const CONTAINERD: Annotations = Annotations {
 };
 
 const CRIO: Annotations = Annotations {
+    runtime: "cri-o",
     namespace: "io.kubernetes.pod.namespace",
     pod: "io.kubernetes.pod.name",
     container: "io.kubernetes.container.name",
@@ -123,7 +128,7 @@ impl WorkloadResolver {
         let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or("");
         let own = match inherited {
             Some(w) => Some(w.clone()),
-            None => container::from_cgroup_name(name).and_then(|id| self.resolve(id)),
+            None => container::from_cgroup_name(name).and_then(|id| resolve(&self.state_dirs, id)),
         };
         match &own {
             Some(w) => {
@@ -145,19 +150,49 @@ impl WorkloadResolver {
             }
         }
     }
+}
 
-    /// The workload of container `id` from the first state directory that
-    /// holds its config.json (containerd's bundle, or CRI-O's userdata).
-    fn resolve(&self, id: &str) -> Option<Workload> {
-        self.state_dirs.iter().find_map(|root| {
-            [
-                root.join(id).join("config.json"),
-                root.join(id).join("userdata/config.json"),
-            ]
-            .iter()
-            .find_map(|path| std::fs::read(path).ok())
-            .and_then(|text| workload_of(id, &text))
-        })
+/// The workload of container `id` from the first state directory that holds
+/// its config.json (containerd's bundle, or CRI-O's userdata).
+fn resolve(state_dirs: &[PathBuf], id: &str) -> Option<Workload> {
+    state_dirs.iter().find_map(|root| {
+        [
+            root.join(id).join("config.json"),
+            root.join(id).join("userdata/config.json"),
+        ]
+        .iter()
+        .find_map(|path| std::fs::read(path).ok())
+        .and_then(|text| workload_of(id, &text))
+    })
+}
+
+/// Pods of containers by container id, for events: one look at the runtime
+/// state per container, remembered (a container's pod never changes).
+pub struct PodLookup {
+    state_dirs: Vec<PathBuf>,
+    known: HashMap<String, Option<Workload>>,
+}
+
+impl PodLookup {
+    /// Containers remembered at most; past that the memory starts again.
+    const KEPT: usize = 4096;
+
+    pub fn new(state_dirs: Vec<PathBuf>) -> Self {
+        PodLookup {
+            state_dirs,
+            known: HashMap::new(),
+        }
+    }
+
+    pub fn get(&mut self, container_id: &str) -> Option<&Workload> {
+        if !self.known.contains_key(container_id) {
+            if self.known.len() >= Self::KEPT {
+                self.known.clear();
+            }
+            let found = resolve(&self.state_dirs, container_id);
+            self.known.insert(container_id.to_owned(), found);
+        }
+        self.known.get(container_id).and_then(Option::as_ref)
     }
 }
 
@@ -176,6 +211,7 @@ fn workload_of(id: &str, config: &[u8]) -> Option<Workload> {
             pod: get(keys.pod)?.to_owned(),
             container: get(keys.container)?.to_owned(),
             container_id: id.to_owned(),
+            runtime: keys.runtime,
         })
     })
 }

@@ -145,6 +145,7 @@ mod tests {
             pod: "p".into(),
             container: container.into(),
             container_id: String::new(),
+            runtime: "containerd",
         }
     }
 

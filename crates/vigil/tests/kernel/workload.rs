@@ -60,13 +60,14 @@ impl Drop for Cgroups {
 }
 
 /// One faked pod container: its cgroup and its containerd bundle config.
+/// Returns the cgroup and the container id.
 fn container(
     cgroups: &mut Cgroups,
     kubepods: &Path,
     state: &Path,
     (namespace, pod, name): (&str, &str, &str),
     n: u8,
-) -> PathBuf {
+) -> (PathBuf, String) {
     let uid = format!("{n:08x}_0000_4000_8000_{:012x}", u64::from(n));
     let id = format!("{:064x}", 0xc0_ffee_u64 * 1000 + u64::from(n));
     let pod_dir = cgroups.make(kubepods.join(format!("kubepods-besteffort-pod{uid}.slice")));
@@ -83,7 +84,7 @@ fn container(
         }
     });
     fs::write(bundle.join("config.json"), config.to_string()).expect("config.json");
-    dir
+    (dir, id)
 }
 
 /// Runs the mkdirat tester (making `marker`) inside cgroup `cgroup`: the
@@ -117,7 +118,7 @@ fn mkdirat_in(cgroup: &Path, marker: &Path) -> (u32, ExitStatus) {
 }
 
 /// Events of `pid`'s mkdirat hook, once its exit is exported.
-fn hook_events(agent: &Agent, pid: u32) -> usize {
+fn hook_events(agent: &Agent, pid: u32) -> Vec<Value> {
     let evs = agent.wait_for(WAIT, "the tester's exit", |evs| {
         of_kind(evs, "process_exit")
             .iter()
@@ -126,7 +127,8 @@ fn hook_events(agent: &Agent, pid: u32) -> usize {
     of_kind(&evs, "process_kprobe")
         .into_iter()
         .filter(|e| pid_of(e) == u64::from(pid))
-        .count()
+        .cloned()
+        .collect()
 }
 
 /// The policy's status as `vigil tracingpolicy list -o json` reports it.
@@ -172,14 +174,14 @@ pub fn namespaced_policy_sees_only_its_namespace() -> TestResult {
     let state = dir.path().join("k8s.io");
     let mut cgroups = Cgroups { dirs: Vec::new() };
     let kubepods = cgroups.make(root.join(format!("kubepods-vigil{}.slice", std::process::id())));
-    let shop = container(
+    let (shop, shop_id) = container(
         &mut cgroups,
         &kubepods,
         &state,
         ("shop", "cart-1", "app"),
         1,
     );
-    let other = container(
+    let (other, _) = container(
         &mut cgroups,
         &kubepods,
         &state,
@@ -237,9 +239,20 @@ spec:
         .status()
         .expect("host tester");
     assert!(s1.success() && s2.success() && host.success());
-    assert_eq!(hook_events(&agent, in_shop), 1, "mkdirat in the shop pod");
+    let from_shop = hook_events(&agent, in_shop);
+    assert_eq!(from_shop.len(), 1, "mkdirat in the shop pod");
+    // The pod as Tetragon reports it, from the runtime state.
+    let pod = &from_shop[0]["process"]["pod"];
+    assert_eq!(pod["namespace"], "shop", "{pod}");
+    assert_eq!(pod["name"], "cart-1", "{pod}");
+    assert_eq!(pod["container"]["name"], "app", "{pod}");
     assert_eq!(
-        hook_events(&agent, in_other),
+        pod["container"]["id"],
+        format!("containerd://{shop_id}"),
+        "{pod}"
+    );
+    assert_eq!(
+        hook_events(&agent, in_other).len(),
         0,
         "mkdirat in another namespace"
     );
@@ -256,7 +269,7 @@ spec:
     // A container started after the policy: its first exec makes the agent
     // scan; events before that are the documented race, so only the
     // process after the scope grew is asserted on.
-    let late = container(
+    let (late, _) = container(
         &mut cgroups,
         &kubepods,
         &state,
@@ -268,7 +281,7 @@ spec:
     let (in_late, s3) = mkdirat_in(&late, &watched.join("late"));
     assert!(s3.success());
     assert_eq!(
-        hook_events(&agent, in_late),
+        hook_events(&agent, in_late).len(),
         1,
         "mkdirat in the new shop container"
     );
