@@ -15,7 +15,7 @@ use super::{
 };
 use crate::{
     probe::{self, KernelFeatures},
-    sensors::{fanotify::RecordSink, generic::GenericSensor, process::ProcessSensor},
+    sensors::{fanotify::RecordSink, generic::GenericSensor, process::ProcessSensor, sock_addr},
     workload::{WorkloadResolver, DEFAULT_STATE_DIRS},
 };
 
@@ -66,7 +66,10 @@ impl PolicyManager {
             persisted: None,
             records,
             workloads: WorkloadResolver::new(
-                PathBuf::from("/sys/fs/cgroup"),
+                std::fs::read_to_string("/proc/self/mountinfo")
+                    .ok()
+                    .and_then(|m| sock_addr::cgroup2_mount(&m))
+                    .unwrap_or_else(|| PathBuf::from("/sys/fs/cgroup")),
                 DEFAULT_STATE_DIRS.iter().map(PathBuf::from).collect(),
             ),
         }
