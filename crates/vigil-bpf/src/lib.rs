@@ -167,6 +167,7 @@ mod layout {
             args,
             selectors
         });
+        same_layout!(vigil_scope_key { hook, cgroup_id });
         same_layout!(vigil_syscall_hooks {
             count,
             hooks,

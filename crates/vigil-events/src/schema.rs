@@ -545,6 +545,10 @@ pub struct Process {
     pub start_time: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub auid: Option<u32>,
+    /// The Kubernetes pod and container, when the container runtime's
+    /// state on the node names them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pod: Option<Pod>,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub docker: String,
     #[serde(skip_serializing_if = "String::is_empty")]
@@ -563,6 +567,21 @@ pub struct Process {
     /// vigil's own: the cgroup v2 id, for joining with cgroup-scoped data.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cgroup_id: Option<String>,
+}
+
+/// Tetragon's `pod` object, with the fields the runtime state carries.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Pod {
+    pub namespace: String,
+    pub name: String,
+    pub container: PodContainer,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PodContainer {
+    /// `containerd://<id>` or `cri-o://<id>`, as Kubernetes names it.
+    pub id: String,
+    pub name: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]

@@ -6,6 +6,7 @@ use std::{
     fs,
     io::IsTerminal,
     mem::MaybeUninit,
+    path::PathBuf,
     rc::Rc,
     sync::{
         atomic::{AtomicBool, Ordering},
@@ -36,6 +37,7 @@ use crate::{
     sensors::{
         fanotify::{self, RecordSource},
         process::{ProcessSensor, ProcessSensorConfig},
+        sock_addr,
     },
     stacks::StackResolver,
 };
@@ -73,6 +75,8 @@ struct Pipeline {
     /// until the kernel records before it are handled.
     pending_user: VecDeque<KprobeRecord>,
     stacks: StackResolver,
+    /// Cgroups that executed processes since the policies last looked.
+    exec_cgroups: Vec<u64>,
 }
 
 impl Pipeline {
@@ -107,6 +111,9 @@ impl Pipeline {
         if let Record::Kprobe(rec) = record {
             self.kprobe(&rec);
             return;
+        }
+        if let Record::Exec(e) = &record {
+            self.exec_cgroups.push(e.cgroup_id);
         }
         if let Some(ev) = self.builder.handle(record) {
             self.emit(&ev);
@@ -313,6 +320,7 @@ pub fn run(
             0
         },
         process_cache_size: args.process_cache_size,
+        cri_state_dirs: args.cri_state_dir.iter().map(PathBuf::from).collect(),
     };
     let (records, user_records) = fanotify::record_channel();
     let pipeline = Rc::new(RefCell::new(Pipeline {
@@ -331,9 +339,19 @@ pub fn run(
             MapHandle::try_from(&sensor.skel.maps.stack_traces)
                 .context("opening the stack trace map")?,
         ),
+        exec_cgroups: Vec::new(),
     }));
 
     let mut policies = PolicyManager::new(policy_metrics, cfg.wakeup_bytes, records);
+    policies.set_workload_sources(
+        sock_addr::cgroup2_root().unwrap_or_else(|e| {
+            warn!(error = %format!("{e:#}"), "no cgroup v2 hierarchy: scoped policies match nothing");
+            PathBuf::from("/sys/fs/cgroup")
+        }),
+        args.cri_state_dir.iter().map(PathBuf::from).collect(),
+    );
+    let rescan = Duration::from_millis(args.workload_rescan_interval_ms.max(100));
+    let mut last_rescan = Instant::now();
     policies.load_files(
         &args.tracing_policy,
         &args.tracing_policy_dir,
@@ -389,6 +407,11 @@ pub fn run(
                 .flush()
                 .context("writing events")?;
             wait_readable(rb.epoll_fd(), poll).context("waiting on the ring buffer")?;
+        }
+        policies.cgroups_seen(&mut pipeline.borrow_mut().exec_cgroups);
+        if last_rescan.elapsed() >= rescan {
+            last_rescan = Instant::now();
+            policies.rescan_workloads();
         }
         if let Some(commands) = &mut commands {
             while let Ok(command) = commands.try_recv() {

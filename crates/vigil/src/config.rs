@@ -113,6 +113,19 @@ pub struct AgentArgs {
     #[arg(long, value_name = "DIR")]
     pub tracing_policy_dir: Vec<PathBuf>,
 
+    /// Where the container runtime keeps each container's OCI config.json
+    /// (`<DIR>/<id>/config.json` or `<DIR>/<id>/userdata/config.json`),
+    /// which names its pod: for policies scoped to Kubernetes workloads
+    /// (repeatable; default containerd's k8s.io tasks and CRI-O's containers).
+    #[arg(long, value_name = "DIR", default_values_t = crate::workload::DEFAULT_STATE_DIRS.map(String::from))]
+    pub cri_state_dir: Vec<String>,
+
+    /// How often the cgroup tree is scanned for started and removed
+    /// containers while a scoped policy is loaded (a process in a cgroup not
+    /// seen before triggers a scan too).
+    #[arg(long, value_name = "MS", default_value_t = 10000)]
+    pub workload_rescan_interval_ms: u64,
+
     /// Keep policies added over the API (and their disabled state) in
     /// `--grpc-policies-dir`, and load them again at start.
     #[arg(long)]

@@ -1,6 +1,6 @@
 //! Turns decoded kernel records into public events, with process and parent
 //! context from the process cache.
-use std::{cell::RefCell, num::NonZeroUsize};
+use std::{cell::RefCell, num::NonZeroUsize, path::PathBuf};
 
 use vigil_bpf::wire::{
     vigil_creds, vigil_namespaces, VIGIL_PRIV_FILE_CAPS, VIGIL_PRIV_SETGID, VIGIL_PRIV_SETUID,
@@ -10,13 +10,14 @@ use vigil_bpf::wire::{
 };
 use vigil_events::{
     caps, container, exec_id::exec_id, flags, securebits_names, timestamp, BinaryProperties,
-    Capabilities, Event, EventBody, FileProperties, InodeProperties, Namespace, Namespaces,
-    Process, ProcessCredentials, ProcessExec, ProcessExit, ProcessRef, UserNamespace,
+    Capabilities, Event, EventBody, FileProperties, InodeProperties, Namespace, Namespaces, Pod,
+    PodContainer, Process, ProcessCredentials, ProcessExec, ProcessExit, ProcessRef, UserNamespace,
 };
 
 use crate::{
     decode::{CloneRecord, ExecRecord, ExitRecord, KprobeRecord, ProcKey, Record},
     process_cache::{CacheStats, ProcessCache},
+    workload::PodLookup,
 };
 
 /// What the events carry beyond the defaults (Tetragon's flags of the same names).
@@ -28,11 +29,14 @@ pub struct EventOptions {
     /// Ancestors beyond the parent, at most this many (0: none).
     pub ancestors: usize,
     pub process_cache_size: usize,
+    /// Where the container runtime's state names each container's pod.
+    pub cri_state_dirs: Vec<PathBuf>,
 }
 
 pub struct EventBuilder {
     opts: EventOptions,
     cache: ProcessCache,
+    pods: RefCell<PodLookup>,
     clock: Clock,
     timestamps: RefCell<timestamp::TimestampFormatter>,
     host_ns: vigil_namespaces,
@@ -43,6 +47,7 @@ impl EventBuilder {
         let cap = NonZeroUsize::new(opts.process_cache_size).unwrap_or(NonZeroUsize::MIN);
         EventBuilder {
             cache: ProcessCache::new(cap),
+            pods: RefCell::new(PodLookup::new(opts.cri_state_dirs.clone())),
             clock: Clock::now(),
             timestamps: RefCell::default(),
             host_ns,
@@ -192,7 +197,18 @@ impl EventBuilder {
     fn process_of(&self, rec: &ExecRecord) -> Process {
         let node = &self.opts.node_name;
         let c = &rec.creds;
-        let docker = container::from_cgroup_names(&rec.cgroup_name, &rec.cgroup_parent_name)
+        let container_id = container::from_cgroup_names(&rec.cgroup_name, &rec.cgroup_parent_name);
+        let pod = container_id.as_deref().and_then(|id| {
+            self.pods.borrow_mut().get(id).map(|w| Pod {
+                namespace: w.namespace.clone(),
+                name: w.pod.clone(),
+                container: PodContainer {
+                    id: format!("{}://{}", w.runtime, w.container_id),
+                    name: w.container.clone(),
+                },
+            })
+        });
+        let docker = container_id
             .map(|id| id.chars().take(container::DOCKER_FIELD_LEN).collect())
             .unwrap_or_default();
         Process {
@@ -205,6 +221,7 @@ impl EventBuilder {
             flags: flag_words(rec.flags),
             start_time: self.wall_time(rec.key.ktime),
             auid: Some(rec.auid),
+            pod,
             docker,
             parent_exec_id: exec_id(node, rec.parent.ktime, rec.parent.pid),
             refcnt: 0,

@@ -14,6 +14,7 @@ mod probe;
 mod process_cache;
 mod sensors;
 mod stacks;
+mod workload;
 
 use std::{
     process::ExitCode,
@@ -40,7 +41,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the agent: watch processes and write events.
-    Agent(config::AgentArgs),
+    Agent(Box<config::AgentArgs>),
     /// Show which hook kinds this kernel offers, found by trying each one.
     Probe {
         #[arg(long, value_parser = ["table", "json"], default_value = "table")]
@@ -308,7 +309,7 @@ fn run(command: Command) -> Result<ExitCode> {
                 };
                 let pipeline_stop = stop.clone();
                 let mut pipeline = tokio::task::spawn_blocking(move || {
-                    agent::run(args, pipeline_stop, metrics, api)
+                    agent::run(*args, pipeline_stop, metrics, api)
                 });
                 let mut term =
                     tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())

@@ -15,6 +15,7 @@
  * object's maps. The hook logic itself is lib/generic.bpf.h.
  */
 #define VIGIL_DEFERRED_SIGNAL
+#define VIGIL_UNSCOPED
 #include "generic.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

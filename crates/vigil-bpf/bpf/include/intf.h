@@ -175,6 +175,8 @@ enum vigil_generic_limits {
 	VIGIL_MATCH_PIDS_MAX = 4,
 	VIGIL_HOOKS_PER_SYSCALL = 4,
 	VIGIL_HOOKS_MAX = 64,
+	/* (hook, cgroup) pairs of scoped hooks in all. */
+	VIGIL_SCOPE_ENTRIES = 16384,
 	VIGIL_SYSCALLS_MAX = 512,
 	/* Sockets TrackSock can track at once (an LRU: the oldest go first). */
 	VIGIL_TRACKED_SOCKS_MAX = 32000,
@@ -461,6 +463,17 @@ enum vigil_hook_flags {
 	 * call's return is waited for even when its selector does not post. */
 	VIGIL_HOOK_RETURN_TRACK_SOCK = 1 << 9,
 	VIGIL_HOOK_RETURN_UNTRACK_SOCK = 1 << 10,
+	/* The policy is scoped to workloads (TracingPolicyNamespaced, pod or
+	 * container selectors): the hook runs only for callers whose cgroup is
+	 * in `hook_scope` under the hook's id. */
+	VIGIL_HOOK_SCOPED = 1 << 11,
+};
+
+/* `hook_scope` key: a cgroup (v2 id) a scoped hook applies to. */
+struct vigil_scope_key {
+	__u32 hook;
+	__u32 _pad;
+	__u64 cgroup_id;
 };
 
 /* vigil_msg_kprobe.flags */

@@ -137,6 +137,16 @@ struct {
 	__type(value, __u8);
 } addr_match SEC(".maps");
 
+/* Cgroups each scoped hook (VIGIL_HOOK_SCOPED) applies to; user space
+ * keeps it current as containers come and go. The value is unused. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, VIGIL_SCOPE_ENTRIES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct vigil_scope_key);
+	__type(value, __u8);
+} hook_scope SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, VIGIL_HOOKS_MAX * VIGIL_HOOK_STAT_MAX);
@@ -1361,6 +1371,19 @@ __noinline int post_event(__u32 hook)
 	return 0;
 }
 
+/* Whether the caller's cgroup is one scoped hook `hook` applies to. Cgroup
+ * socket-address programs have no scope (their policies are refused). */
+static __always_inline int in_scope(__u32 hook)
+{
+#ifdef VIGIL_UNSCOPED
+	return 0;
+#else
+	struct vigil_scope_key key = { .hook = hook, .cgroup_id = bpf_get_current_cgroup_id() };
+
+	return bpf_map_lookup_elem(&hook_scope, &key) != NULL;
+#endif
+}
+
 /*
  * Runs hook `hook` on the current call (arguments in state()->regs): finds
  * the first matching selector, acts, and posts (now, or at the return for
@@ -1380,6 +1403,8 @@ __noinline int run_hook(__u32 hook)
 	if (!s || !cfg || !(cfg->flags & VIGIL_HOOK_LIVE))
 		return 0;
 	s->stacks_pending = 0;
+	if ((cfg->flags & VIGIL_HOOK_SCOPED) && !in_scope(hook))
+		return 0;
 	s->hook = hook;
 	filter_first = cfg->flags & VIGIL_HOOK_FILTER_FIRST;
 	if (filter_first)

@@ -183,6 +183,12 @@ fn state_name(p: &TracingPolicyStatus) -> &'static str {
 }
 
 fn print_hooks(p: &TracingPolicyStatus) {
+    if !p.scope.is_empty() {
+        println!(
+            "  scoped to {} ({} cgroups match now)",
+            p.scope, p.scope_cgroups
+        );
+    }
     for h in &p.hooks {
         match h.status.as_str() {
             "refused" => println!("  {}: refused: {}", h.name, h.reason),
@@ -201,6 +207,8 @@ fn policy_json(p: &TracingPolicyStatus) -> Value {
         "state": state_name(p),
         "mode": p.mode,
         "error": p.error,
+        "scope": p.scope,
+        "scope_cgroups": p.scope_cgroups,
         "hooks": p.hooks.iter().map(|h| json!({
             "name": h.name,
             "status": h.status,

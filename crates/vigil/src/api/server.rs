@@ -210,6 +210,8 @@ fn policy_status(r: PolicyReport) -> TracingPolicyStatus {
         state: state.into(),
         mode: r.mode.into(),
         error: r.error.unwrap_or_default(),
+        scope: r.scope.unwrap_or_default(),
+        scope_cgroups: r.scope_cgroups as u64,
         hooks: r
             .hooks
             .into_iter()

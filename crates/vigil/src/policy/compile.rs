@@ -42,6 +42,7 @@ use vigil_policy::{
 use std::{net::IpAddr, path::Path};
 
 use super::fanotify::{self, CallKind, FanotifySpec};
+use super::scope::Scope;
 use super::syscalls;
 use crate::probe::{Feature, KernelFeatures};
 
@@ -440,6 +441,8 @@ pub struct CompiledPolicy {
     pub hooks: Vec<HookOutcome>,
     /// Set when nothing of the policy can be applied (e.g. workload scoping vigil cannot do).
     pub refused: Option<String>,
+    /// The workloads the policy is limited to; `None`: the whole host.
+    pub scope: Option<Scope>,
 }
 
 pub fn compile(policy: &Policy, features: &KernelFeatures) -> CompiledPolicy {
@@ -453,9 +456,17 @@ pub fn compile(policy: &Policy, features: &KernelFeatures) -> CompiledPolicy {
         enforce,
         hooks: Vec::new(),
         refused: policy_refusal(policy),
+        scope: None,
     };
     if out.refused.is_some() {
         return out;
+    }
+    match Scope::of_policy(policy) {
+        Ok(scope) => out.scope = scope,
+        Err(why) => {
+            out.refused = Some(why);
+            return out;
+        }
     }
     for (i, kprobe) in spec.kprobes.iter().enumerate() {
         for (call, plan) in compile_kprobe_calls(policy, kprobe, enforce, features) {
@@ -502,28 +513,24 @@ pub fn compile(policy: &Policy, features: &KernelFeatures) -> CompiledPolicy {
             plan: Err("loader events are not implemented in vigil yet".into()),
         });
     }
+    if let Some(scope) = &out.scope {
+        for hook in &mut out.hooks {
+            let plan = std::mem::replace(&mut hook.plan, Err(String::new()));
+            hook.plan = plan.and_then(|p| scope.apply(p));
+        }
+    }
     out
 }
 
 /// Scoping vigil cannot apply: refusing is the only honest answer, since the
 /// policy would otherwise act on every process of the host.
 fn policy_refusal(policy: &Policy) -> Option<String> {
-    let spec = &policy.spec;
-    if policy.is_namespaced() {
-        return Some(
-            "TracingPolicyNamespaced: vigil cannot scope a policy to a Kubernetes namespace yet"
-                .into(),
-        );
-    }
-    let scoped = [
-        ("podSelector", spec.pod_selector.as_ref()),
-        ("containerSelector", spec.container_selector.as_ref()),
-        ("nodeSelector", spec.node_selector.as_ref()),
-    ];
-    scoped
-        .iter()
-        .find(|(_, s)| s.is_some_and(|s| !s.is_empty()))
-        .map(|(field, _)| format!("spec.{field}: workload scoping is not implemented in vigil yet"))
+    policy
+        .spec
+        .node_selector
+        .as_ref()
+        .is_some_and(|s| !s.is_empty())
+        .then(|| "spec.nodeSelector: node scoping is not implemented in vigil yet".into())
 }
 
 /// The system call a kprobe names: `sys_X` or `__x64_sys_X`, as Tetragon accepts.

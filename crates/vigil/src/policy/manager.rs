@@ -3,7 +3,7 @@
 //! with its state and counters. Runs on the agent's event loop thread, which
 //! owns the generic sensor; the sensor is loaded when the first policy
 //! needs it.
-use std::path::PathBuf;
+use std::{collections::BTreeSet, path::PathBuf};
 
 use tracing::{info, warn};
 use vigil_bpf::wire::{VIGIL_HOOKS_MAX, VIGIL_HOOK_STAT_MAX};
@@ -15,7 +15,8 @@ use super::{
 };
 use crate::{
     probe::{self, KernelFeatures},
-    sensors::{fanotify::RecordSink, generic::GenericSensor, process::ProcessSensor},
+    sensors::{fanotify::RecordSink, generic::GenericSensor, process::ProcessSensor, sock_addr},
+    workload::{WorkloadResolver, DEFAULT_STATE_DIRS},
 };
 
 /// Where a policy added over the API comes from, in listings.
@@ -49,6 +50,8 @@ pub struct PolicyManager {
     persisted: Option<PersistedPolicies>,
     /// Where hooks decided in user space (fanotify) send their events.
     records: RecordSink,
+    /// The node's pod containers, for scoped policies.
+    workloads: WorkloadResolver,
 }
 
 impl PolicyManager {
@@ -62,6 +65,75 @@ impl PolicyManager {
             wakeup_bytes,
             persisted: None,
             records,
+            workloads: WorkloadResolver::new(
+                std::fs::read_to_string("/proc/self/mountinfo")
+                    .ok()
+                    .and_then(|m| sock_addr::cgroup2_mount(&m))
+                    .unwrap_or_else(|| PathBuf::from("/sys/fs/cgroup")),
+                DEFAULT_STATE_DIRS.iter().map(PathBuf::from).collect(),
+            ),
+        }
+    }
+
+    /// Where pod containers are found: the cgroup v2 root and the container
+    /// runtimes' state directories.
+    pub fn set_workload_sources(&mut self, cgroup_root: PathBuf, state_dirs: Vec<PathBuf>) {
+        self.workloads = WorkloadResolver::new(cgroup_root, state_dirs);
+    }
+
+    /// Some loaded policy is scoped to workloads.
+    fn has_scoped(&self) -> bool {
+        self.set
+            .policies
+            .iter()
+            .any(|p| p.scope.is_some() && p.loaded_ids().next().is_some())
+    }
+
+    /// Looks at the cgroup tree again (new containers, removed cgroups) and
+    /// updates the scoped hooks if the containers changed. Does nothing
+    /// while no scoped policy is loaded.
+    pub fn rescan_workloads(&mut self) {
+        if self.has_scoped() && self.workloads.scan() {
+            self.sync_scopes();
+        }
+    }
+
+    /// Processes ran in these cgroups: one the last scan did not see is new
+    /// (a container just started), so the tree is scanned again.
+    pub fn cgroups_seen(&mut self, cgroups: &mut Vec<u64>) {
+        if !self.has_scoped() {
+            cgroups.clear();
+            return;
+        }
+        cgroups.retain(|c| !self.workloads.knows(*c));
+        if !cgroups.is_empty() {
+            self.rescan_workloads();
+            for cgroup in cgroups.drain(..) {
+                self.workloads.mark_seen(cgroup);
+            }
+        }
+    }
+
+    /// Gives every loaded scoped hook the cgroups its policy's scope matches now.
+    fn sync_scopes(&mut self) {
+        let Some(generic) = &mut self.generic else {
+            return;
+        };
+        for policy in &mut self.set.policies {
+            let Some(scope) = &policy.scope else { continue };
+            let cgroups: BTreeSet<u64> = self
+                .workloads
+                .iter()
+                .filter(|(_, w)| scope.matches(w))
+                .map(|(id, _)| id)
+                .collect();
+            for id in policy.loaded_ids() {
+                if let Err(e) = generic.set_scope(id, &cgroups) {
+                    warn!(policy = %policy.name, hook = id, error = %format!("{e:#}"),
+                        "scoped hook misses some of its cgroups");
+                }
+            }
+            policy.scope_cgroups = cgroups.len();
         }
     }
 
@@ -313,6 +385,10 @@ impl PolicyManager {
             for id in policy.loaded_ids() {
                 // The sensor zeroed the kernel counters of a new hook.
                 self.last_counters[id as usize] = [0; VIGIL_HOOK_STAT_MAX as usize];
+            }
+            if policy.scope.is_some() {
+                self.workloads.scan();
+                self.sync_scopes();
             }
         }
     }

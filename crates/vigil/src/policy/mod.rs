@@ -9,6 +9,7 @@ mod fanotify;
 mod manager;
 mod metrics;
 mod persist;
+mod scope;
 mod state;
 mod syscalls;
 

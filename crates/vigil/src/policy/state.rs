@@ -10,6 +10,7 @@ use vigil_bpf::wire::{
 };
 
 use super::compile::{CompiledPolicy, HookMeta, HookPlan};
+use super::scope::Scope;
 use crate::sensors::generic::GenericSensor;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,6 +83,9 @@ pub struct PolicyEntry {
     enforce: bool,
     enabled: bool,
     refused: Option<String>,
+    /// The workloads it is limited to, and how many cgroups match now.
+    pub scope: Option<Scope>,
+    pub scope_cgroups: usize,
     hooks: Vec<HookEntry>,
     pub counters: PolicyCounters,
 }
@@ -139,6 +143,8 @@ impl PolicyEntry {
             state: self.state(),
             mode: if self.enforce { "enforce" } else { "monitor" },
             error: self.refused.clone(),
+            scope: self.scope.as_ref().map(ToString::to_string),
+            scope_cgroups: self.scope_cgroups,
             hooks: self
                 .hooks
                 .iter()
@@ -262,6 +268,9 @@ pub struct PolicyReport {
     pub state: PolicyState,
     pub mode: &'static str,
     pub error: Option<String>,
+    /// What a scoped policy is limited to, and the cgroups matching now.
+    pub scope: Option<String>,
+    pub scope_cgroups: usize,
     pub hooks: Vec<HookReport>,
     pub counters: PolicyCounters,
 }
@@ -341,6 +350,8 @@ impl PolicySet {
             enforce: compiled.enforce,
             enabled: true,
             refused: compiled.refused,
+            scope: compiled.scope,
+            scope_cgroups: 0,
             hooks,
             counters: PolicyCounters::default(),
         });
@@ -355,6 +366,8 @@ impl PolicySet {
             enforce: false,
             enabled: true,
             refused: Some(why),
+            scope: None,
+            scope_cgroups: 0,
             hooks: Vec::new(),
             counters: PolicyCounters::default(),
         });
@@ -379,6 +392,13 @@ impl PolicySet {
             );
             if let Some(why) = &policy.refused {
                 let _ = writeln!(out, "  refused: {why}");
+            }
+            if let Some(scope) = &policy.scope {
+                let _ = writeln!(
+                    out,
+                    "  scoped to {scope} ({} cgroups match now)",
+                    policy.scope_cgroups
+                );
             }
             for hook in &policy.hooks {
                 let _ = match &hook.status {
@@ -419,6 +439,8 @@ mod tests {
             enforce: true,
             enabled,
             refused: None,
+            scope: None,
+            scope_cgroups: 0,
             hooks: statuses
                 .into_iter()
                 .map(|status| HookEntry {

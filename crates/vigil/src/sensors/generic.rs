@@ -14,7 +14,7 @@
 //! its map entries and its attachments, and removing it undoes exactly
 //! those, so the hooks of other policies never stop.
 use std::{
-    collections::{BTreeMap, VecDeque},
+    collections::{BTreeMap, BTreeSet, VecDeque},
     mem::MaybeUninit,
     os::fd::AsFd,
     sync::Mutex,
@@ -29,9 +29,9 @@ use vigil_bpf::{
     kprobe::{KprobeSkel, KprobeSkelBuilder},
     syscall::{SyscallSkel, SyscallSkelBuilder},
     wire::{
-        vigil_addr_key, vigil_hook_config, vigil_string_key, vigil_syscall_hooks, VIGIL_HOOKS_MAX,
-        VIGIL_HOOKS_PER_SYSCALL, VIGIL_HOOK_LIVE, VIGIL_HOOK_RETURN, VIGIL_HOOK_STAT_MAX,
-        VIGIL_MATCH_STRING_MAX,
+        vigil_addr_key, vigil_hook_config, vigil_scope_key, vigil_string_key, vigil_syscall_hooks,
+        VIGIL_HOOKS_MAX, VIGIL_HOOKS_PER_SYSCALL, VIGIL_HOOK_LIVE, VIGIL_HOOK_RETURN,
+        VIGIL_HOOK_STAT_MAX, VIGIL_MATCH_STRING_MAX,
     },
 };
 
@@ -96,6 +96,8 @@ struct LiveHook {
     point: HookPoint,
     string_keys: Vec<vigil_string_key>,
     addr_keys: Vec<vigil_addr_key>,
+    /// The cgroups in `hook_scope` for this hook (scoped hooks only).
+    scope: BTreeSet<u64>,
 }
 
 pub struct GenericSensor {
@@ -118,6 +120,14 @@ pub struct GenericSensor {
     free_ids: VecDeque<u32>,
     wakeup_bytes: u64,
     skel: Owned<SyscallSkel<'static>>,
+}
+
+fn scope_key(hook: u32, cgroup_id: u64) -> vigil_scope_key {
+    vigil_scope_key {
+        hook,
+        cgroup_id,
+        ..Default::default()
+    }
 }
 
 /// The trie key of a selector string (reversed for Postfix operators).
@@ -388,6 +398,7 @@ impl GenericSensor {
                 point: plan.point.clone(),
                 string_keys: Vec::new(),
                 addr_keys: Vec::new(),
+                scope: BTreeSet::new(),
             },
         );
         match self.configure_and_attach(id, &plan) {
@@ -699,8 +710,39 @@ impl GenericSensor {
         for key in &live.addr_keys {
             let _ = maps.addr_match.delete(bytes_of(key));
         }
+        for cgroup in &live.scope {
+            let _ = maps.hook_scope.delete(bytes_of(&scope_key(id, *cgroup)));
+        }
         result = result.and(self.clear_pending(id));
         self.free_ids.push_back(id);
+        result
+    }
+
+    /// Makes scoped hook `id` apply to exactly the callers in `cgroups`.
+    /// Entries go in before stale ones leave; a failed insert leaves the
+    /// cgroup out (the hook does less, never more).
+    pub fn set_scope(&mut self, id: u32, cgroups: &BTreeSet<u64>) -> Result<()> {
+        let live = self
+            .hooks
+            .get_mut(&id)
+            .with_context(|| format!("no hook {id}"))?;
+        let map = &self.skel.maps.hook_scope;
+        let mut result = Ok(());
+        for cgroup in cgroups.difference(&live.scope.clone()) {
+            match map.update(bytes_of(&scope_key(id, *cgroup)), &[1], MapFlags::ANY) {
+                Ok(()) => {
+                    live.scope.insert(*cgroup);
+                }
+                Err(e) => {
+                    result = Err(e).with_context(|| format!("scoping hook {id} to cgroup {cgroup}"))
+                }
+            }
+        }
+        let gone: Vec<u64> = live.scope.difference(cgroups).copied().collect();
+        for cgroup in gone {
+            let _ = map.delete(bytes_of(&scope_key(id, cgroup)));
+            live.scope.remove(&cgroup);
+        }
         result
     }
 

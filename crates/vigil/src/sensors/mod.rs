@@ -81,6 +81,7 @@ macro_rules! reuse_generic_maps {
             (&mut maps.addr_match, to.addr_match.as_fd()),
             (&mut maps.rate_limits, to.rate_limits.as_fd()),
             (&mut maps.hook_stats, to.hook_stats.as_fd()),
+            (&mut maps.hook_scope, to.hook_scope.as_fd()),
             (&mut maps.pending, to.pending.as_fd()),
             (&mut maps.stack_traces, to.stack_traces.as_fd()),
             (&mut maps.tracked_socks, to.tracked_socks.as_fd()),

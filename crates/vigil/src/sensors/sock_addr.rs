@@ -115,19 +115,24 @@ impl SockAddrHook {
     }
 }
 
-/// The root of the cgroup v2 hierarchy: a cgroup2 mount of `/` (mountinfo's
-/// root field), or vigil's own mount when the host has none.
-fn cgroup2_root() -> Result<PathBuf> {
-    let mountinfo =
-        fs::read_to_string("/proc/self/mountinfo").context("reading /proc/self/mountinfo")?;
-    let found = mountinfo.lines().find_map(|line| {
+/// The first cgroup2 mount of the hierarchy's root in `mountinfo` (its
+/// root field is `/`).
+pub(crate) fn cgroup2_mount(mountinfo: &str) -> Option<PathBuf> {
+    mountinfo.lines().find_map(|line| {
         let (fields, fstype) = line.split_once(" - ")?;
         let mut fields = fields.split_whitespace();
         let root = fields.nth(3)?;
         let dir = fields.next()?;
         (fstype.starts_with("cgroup2 ") && root == "/").then(|| PathBuf::from(dir))
-    });
-    if let Some(dir) = found {
+    })
+}
+
+/// The root of the cgroup v2 hierarchy: a cgroup2 mount of `/`, or vigil's
+/// own mount when the host has none.
+pub(crate) fn cgroup2_root() -> Result<PathBuf> {
+    let mountinfo =
+        fs::read_to_string("/proc/self/mountinfo").context("reading /proc/self/mountinfo")?;
+    if let Some(dir) = cgroup2_mount(&mountinfo) {
         return Ok(dir);
     }
     fs::create_dir_all(OWN_CGROUP2).with_context(|| format!("creating {OWN_CGROUP2}"))?;

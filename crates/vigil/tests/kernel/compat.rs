@@ -23,6 +23,8 @@ struct Verdict {
     state: String,
     attached: Vec<String>,
     refusals: Vec<String>,
+    /// What a scoped policy is limited to (`pods of namespace default`).
+    scope: Option<String>,
 }
 
 fn check(file: &Path) -> Verdict {
@@ -37,11 +39,14 @@ fn check(file: &Path) -> Verdict {
         state: String::new(),
         attached: Vec::new(),
         refusals: Vec::new(),
+        scope: None,
     };
     for line in text.lines() {
         if let Some(rest) = line.strip_prefix(&format!("{}: policy ", verdict.file)) {
             let state = rest.split(": ").nth(1).unwrap_or("");
             verdict.state = state.split_whitespace().next().unwrap_or("").to_owned();
+        } else if let Some(scope) = line.strip_prefix("  scoped to ") {
+            verdict.scope = scope.split(" (").next().map(str::to_owned);
         } else if let Some(hook) = line.strip_prefix("  ") {
             if hook.contains(": attached via ") {
                 verdict.attached.push(hook.to_owned());
@@ -120,6 +125,15 @@ pub fn tetragon_examples_served_or_refused_precisely() -> TestResult {
         let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("");
         if name == "lsm-file-open.yaml" && file_open {
             assert_eq!(verdict.state, "enabled", "{}", verdict.file);
+        }
+        if name == "file-monitoring-enforce.yaml" {
+            // A TracingPolicyNamespaced without metadata.namespace: kubectl's default.
+            assert_eq!(
+                verdict.scope.as_deref(),
+                Some("pods of namespace default"),
+                "{}",
+                verdict.file
+            );
         }
         if name == "network-egress-cluster-enforce.yaml" {
             assert_eq!(

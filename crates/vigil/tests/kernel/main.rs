@@ -22,6 +22,7 @@ mod tester;
 mod tracepoint;
 mod uprobe;
 mod usdt;
+mod workload;
 
 use std::{panic, process::ExitCode, time::Instant};
 
@@ -165,6 +166,10 @@ const TESTS: &[(&str, TestFn)] = &[
     (
         "policy::lsm_override_blocks_open",
         policy::lsm_override_blocks_open,
+    ),
+    (
+        "workload::namespaced_policy_sees_only_its_namespace",
+        workload::namespaced_policy_sees_only_its_namespace,
     ),
     (
         "compat::tetragon_examples_served_or_refused_precisely",
