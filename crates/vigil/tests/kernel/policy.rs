@@ -412,8 +412,8 @@ fn function_hook_mechanism() -> Result<&'static str, String> {
     }
 }
 
-/// A policy on security_file_open(struct file *) with a path prefix selector.
-fn file_open_policy(name: &str, prefix: &Path) -> String {
+/// A policy on security_file_open(struct file *) with one path selector.
+fn file_open_policy(name: &str, operator: &str, value: &str) -> String {
     tracing_policy(
         name,
         &format!(
@@ -426,22 +426,23 @@ fn file_open_policy(name: &str, prefix: &Path) -> String {
     selectors:
     - matchArgs:
       - index: 0
-        operator: Prefix
+        operator: {operator}
         values:
-        - {}/
-",
-            prefix.display()
+        - {value}
+"
         ),
     )
 }
 
+/// A kernel-function hook that neither BPF nor fanotify can serve here
+/// (fanotify cannot mark by Postfix) is refused with every reason.
 pub fn non_syscall_kprobe_refused_with_reason() -> TestResult {
     require_agent!();
     let s = setup();
     let policy = write_policy(
         s.dir.path(),
         "lsm",
-        &file_open_policy("file-open", s.file.parent().expect("parent")),
+        &file_open_policy("file-open", "Postfix", "/secret.txt"),
     );
     let agent = Agent::start(&["--tracing-policy", &policy]);
     let log = agent.log();
@@ -458,10 +459,15 @@ pub fn non_syscall_kprobe_refused_with_reason() -> TestResult {
                 .any(|l| l.contains("policy enabled") && l.contains("file-open")));
         }
         Err(_) => {
-            let expected = "kprobe on security_file_open: kernel has no kprobes and no fentry (vigil probe: kprobe: ";
+            let expected = [
+                "kprobe on security_file_open: kernel has no kprobes and no fentry (vigil probe: kprobe: ",
+                "fanotify permission events cannot serve the hook",
+                "Postfix",
+            ];
             assert!(
                 log.iter()
-                    .any(|l| l.contains("policy hook refused") && l.contains(expected)),
+                    .any(|l| l.contains("policy hook refused")
+                        && expected.iter().all(|e| l.contains(e))),
                 "expected a refusal containing {expected:?}"
             );
             assert!(log
@@ -484,11 +490,14 @@ fn file_opens_of<'a>(evs: &'a [Value], path: &str) -> Vec<&'a Value> {
         .collect()
 }
 
+/// security_file_open with a Prefix selector reports the files opened under
+/// it, by fentry or kprobe, or by fanotify where the kernel has neither.
 pub fn file_open_hook_posts_file_path() -> TestResult {
     require_agent!();
-    let mechanism = match function_hook_mechanism() {
-        Ok(m) => m,
-        Err(why) => skip!("{why}"),
+    let mechanism = match (function_hook_mechanism(), probed("fanotify_perm")) {
+        (Ok(m), _) => m,
+        (Err(_), Ok(())) => "fanotify FAN_OPEN_PERM",
+        (Err(why), Err(fanotify)) => skip!("{why}; no fanotify permission events ({fanotify})"),
     };
     let cat = match tool("cat") {
         Ok(c) => c,
@@ -499,7 +508,11 @@ pub fn file_open_hook_posts_file_path() -> TestResult {
     let policy = write_policy(
         s.dir.path(),
         "fileopen",
-        &file_open_policy("watch-file-open", watched),
+        &file_open_policy(
+            "watch-file-open",
+            "Prefix",
+            &format!("{}/", watched.display()),
+        ),
     );
     let agent = Agent::start(&["--tracing-policy", &policy]);
     let outside = s.dir.path().join("outside");
@@ -531,7 +544,11 @@ pub fn file_open_hook_posts_file_path() -> TestResult {
         file_opens_of(&evs, &outside).is_empty(),
         "a path outside the prefix posted an event"
     );
-    let via = format!("{mechanism} security_file_open");
+    let via = if mechanism.starts_with("fanotify") {
+        mechanism.to_owned()
+    } else {
+        format!("{mechanism} security_file_open")
+    };
     assert!(
         agent
             .log()
