@@ -150,14 +150,9 @@ pub fn kernel_and_user_stack_of_a_system_call() -> TestResult {
         ),
     );
     let (ev, evs) = stacked_event(&policy, "stack", &marker, "process_kprobe");
-    assert_eq!(
-        str_at(&ev, "/args/0/string_arg"),
-        marker.to_str().expect("utf-8")
-    );
-    assert_user_frame(&ev, STACK_FUNCTION);
     // Debian's 6.1 gives no kernel stack at the system call tracepoints:
     // there the stack must be counted as lost.
-    kernel_stack_or_lost(&ev, &evs, "do_syscall_64");
+    assert_mkdir_stacks(&ev, &evs, &marker);
     Ok(())
 }
 
@@ -191,13 +186,20 @@ pub fn kernel_and_user_stack_of_a_tracepoint() -> TestResult {
         ),
     );
     let (ev, evs) = stacked_event(&policy, "stack", &marker, "process_tracepoint");
+    assert_mkdir_stacks(&ev, &evs, &marker);
+    Ok(())
+}
+
+/// The tester's mkdir of `marker`: its path as the first argument, the
+/// tester's function on the user stack, the system call entry on the
+/// kernel stack (or that stack counted as lost).
+fn assert_mkdir_stacks(ev: &Value, evs: &[Value], marker: &Path) {
     assert_eq!(
-        str_at(&ev, "/args/0/string_arg"),
+        str_at(ev, "/args/0/string_arg"),
         marker.to_str().expect("utf-8")
     );
-    assert_user_frame(&ev, STACK_FUNCTION);
-    kernel_stack_or_lost(&ev, &evs, "do_syscall_64");
-    Ok(())
+    assert_user_frame(ev, STACK_FUNCTION);
+    kernel_stack_or_lost(ev, evs, "do_syscall_64");
 }
 
 /// A raw tracepoint (raw_syscalls/sys_enter: regs, id) for the tester's
