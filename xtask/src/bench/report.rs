@@ -160,7 +160,7 @@ pub fn markdown(r: &Results) -> String {
     }
 
     if let Some(c) = &r.ceiling {
-        md.push_str("\n### Throughput ceiling (vigil, JSON file output)\n\n`execrate` runs 4 workers: `exec` and `fork` start processes as fast as they can, `open` opens a file that the loaded `loud-open.yaml` policy reports, first at 200,000/s and then as fast as it can; any run that lost events is followed by one at 70% of its rate (at most 3). Accounting compares the kernel's run count of `vigil_exec` with the exec events written plus those counted lost; \"unaccounted\" > 0 would mean silent loss.\n\n");
+        md.push_str("\n### Throughput ceiling (vigil, JSON file output)\n\n`execrate` runs 4 workers: `exec` and `fork` start processes as fast as they can, `open` opens a file that the loaded `loud-open.yaml` policy reports, first at 200,000/s and then as fast as it can; any run that lost events is followed by one at 70% of its rate (at most 3). Accounting compares the kernel's run count of `vigil_exec` with the exec events written plus those counted lost; \"unaccounted\" > 0 would mean silent loss; a small negative value is execs that ran between the reading of the kernel's counters and the agent's stop, which the agent still wrote.\n\n");
         md.push_str("| mode | asked rate (/s) | seconds | processes/s | events written/s | lost (counted) | kernel execs | exec events | unaccounted | agent CPU (s) | events / agent CPU-s |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
         for run in &c.runs {
             let _ = writeln!(
