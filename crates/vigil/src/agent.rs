@@ -16,7 +16,7 @@ use std::{
 };
 
 use anyhow::{Context, Result};
-use libbpf_rs::{MapHandle, RingBufferBuilder};
+use libbpf_rs::MapHandle;
 use prometheus_client::metrics::counter::Counter;
 use tracing::{info, warn};
 use vigil_bpf::wire::{
@@ -34,6 +34,7 @@ use crate::{
     metrics::{self, LossLabels, Metrics, TypeLabel},
     output::{EventStream, Format, Outputs, RotatingFile, Sink},
     policy::{self, HookTable, PersistedPolicies, PolicyManager, PolicyMetrics},
+    ring_reader::RingReader,
     sensors::{
         fanotify::{self, RecordSource},
         process::{ProcessSensor, ProcessSensorConfig},
@@ -43,9 +44,6 @@ use crate::{
 };
 
 const COUNTER_INTERVAL: Duration = Duration::from_secs(1);
-/// Records read between two looks at API commands and kernel counters, so
-/// that a flood that never lets the ring run dry cannot hold them back.
-const READ_BATCH: usize = 8192;
 const ANCESTORS_MAX: usize = 64;
 
 /// Kernel loss counters and the event kind each one loses.
@@ -368,14 +366,11 @@ pub fn run(
         policies.load_persisted(store, &sensor, &mut pipeline.borrow_mut().hooks);
     }
 
-    let mut rb = RingBufferBuilder::new();
-    let sink = pipeline.clone();
-    rb.add(&sensor.skel.maps.events, move |data: &[u8]| {
-        sink.borrow_mut().on_kernel_record(data);
-        0
-    })
-    .context("reading the ring buffer")?;
-    let rb = rb.build().context("reading the ring buffer")?;
+    // Started before the start-time scan: records of processes that start
+    // during it wait in the queue and are handled after it.
+    let ring = MapHandle::try_from(&sensor.skel.maps.events).context("reading the ring buffer")?;
+    let poll = Duration::from_millis(args.rb_poll_interval_ms.max(1));
+    let reader = RingReader::spawn(ring, poll, args.event_queue_bytes)?;
 
     let snapshot = sensor.snapshot()?;
     let found = load_snapshot(&mut pipeline.borrow_mut(), &snapshot);
@@ -386,27 +381,22 @@ pub fn run(
         .context("writing events")?;
     info!(processes = found, "vigil agent ready");
 
-    let poll = Duration::from_millis(args.rb_poll_interval_ms.max(1));
     let mut last_check = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         // Records decided in user space (fanotify) queued before this batch
         // go out in time order with it.
         pipeline.borrow_mut().take_user_records();
-        let read = rb.consume_raw_n(READ_BATCH);
-        if read < 0 {
-            return Err(std::io::Error::from_raw_os_error(-read))
-                .context("reading the ring buffer");
+        if let Some(batch) = reader.next(poll)? {
+            let mut p = pipeline.borrow_mut();
+            for record in batch.records() {
+                p.on_kernel_record(record);
+            }
         }
-        if (read as usize) < READ_BATCH {
-            pipeline.borrow_mut().user_records_before(u64::MAX);
-            // Drained: write out what was built, then sleep until the kernel
-            // wakes us (backlog mark) or the poll interval ends.
-            pipeline
-                .borrow_mut()
-                .outputs
-                .flush()
-                .context("writing events")?;
-            wait_readable(rb.epoll_fd(), poll).context("waiting on the ring buffer")?;
+        if !reader.backlogged() {
+            // Caught up: write out what was built before waiting for more.
+            let mut p = pipeline.borrow_mut();
+            p.user_records_before(u64::MAX);
+            p.outputs.flush().context("writing events")?;
         }
         policies.cgroups_seen(&mut pipeline.borrow_mut().exec_cgroups);
         if last_rescan.elapsed() >= rescan {
@@ -429,7 +419,12 @@ pub fn run(
     }
 
     pipeline.borrow_mut().take_user_records();
-    rb.consume().context("reading the ring buffer")?;
+    for batch in reader.finish()? {
+        let mut p = pipeline.borrow_mut();
+        for record in batch.records() {
+            p.on_kernel_record(record);
+        }
+    }
     pipeline.borrow_mut().user_records_before(u64::MAX);
     let counters = sensor.counters()?;
     let mut p = pipeline.borrow_mut();
@@ -460,22 +455,6 @@ fn boost_priority(boost: u8) {
     if ret != 0 {
         warn!(boost, error = %std::io::Error::last_os_error(), "could not raise the event reader's priority");
     }
-}
-
-/// Sleeps until the ring buffer's epoll fd is readable or `timeout` ends;
-/// a signal ending the wait early is no error.
-fn wait_readable(epoll_fd: i32, timeout: Duration) -> std::io::Result<()> {
-    let mut event = libc::epoll_event { events: 0, u64: 0 };
-    let ms = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
-    // SAFETY: one event slot, owned by this frame, for the duration of the call.
-    let ret = unsafe { libc::epoll_wait(epoll_fd, &mut event, 1, ms) };
-    if ret < 0 {
-        let err = std::io::Error::last_os_error();
-        if err.kind() != std::io::ErrorKind::Interrupted {
-            return Err(err);
-        }
-    }
-    Ok(())
 }
 
 /// Feeds the start-time scan; cwd and argv come from /proc (they were not readable in BPF).

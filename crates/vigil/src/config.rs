@@ -66,6 +66,13 @@ pub struct AgentArgs {
     #[arg(long, default_value_t = 10)]
     pub rb_poll_interval_ms: u64,
 
+    /// Bytes of kernel records held in user space while the event pipeline
+    /// catches up (bursts, a busy CPU, a slow disk); past it the kernel ring
+    /// fills and further records are counted lost. Used only when needed;
+    /// 0 hands the pipeline one batch at a time.
+    #[arg(long, default_value_t = 64 << 20)]
+    pub event_queue_bytes: usize,
+
     /// Run the event reader this much above normal CPU priority (nice -N;
     /// 0 leaves it), as auditd's priority_boost does, so that a busy machine
     /// does not starve it into losing events. The gRPC threads stay at 0.

@@ -12,6 +12,7 @@ mod policy;
 mod policy_check;
 mod probe;
 mod process_cache;
+mod ring_reader;
 mod sensors;
 mod stacks;
 mod workload;

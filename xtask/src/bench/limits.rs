@@ -163,7 +163,14 @@ pub fn ceiling(env: &Env) -> Result<Ceiling> {
 }
 
 pub fn overflow(env: &Env) -> Result<Overflow> {
-    let extra = ["--rb-size".to_owned(), OVERFLOW_RB_SIZE.to_owned()];
+    // No user-space queue either: the reader takes a batch only when the
+    // pipeline has handled the last one.
+    let extra = [
+        "--rb-size".to_owned(),
+        OVERFLOW_RB_SIZE.to_owned(),
+        "--event-queue-bytes".to_owned(),
+        "0".to_owned(),
+    ];
     let run = rate_run(env, "exec", None, 6.0, &extra, None, true)?;
     eprintln!(
         "bench: overflow: {} execs, {} exec events, {} counted lost, unaccounted {}",

@@ -1,0 +1,217 @@
+//! Takes the kernel's records out of its ring buffer as fast as they come,
+//! on a thread of its own, into a queue that the event pipeline drains at
+//! its own pace. A pipeline held up (a burst of 100,000 opens in a tenth of a
+//! second, a CPU shared with the workload, a slow disk) then costs user-space
+//! memory, bounded by `--event-queue-bytes`, instead of records the kernel
+//! drops. With the queue full the thread stops taking records, the kernel
+//! ring fills and the kernel counts what it cannot store: a record taken is
+//! never dropped.
+use std::{
+    cell::RefCell,
+    sync::{
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+        mpsc::{self, Receiver, RecvTimeoutError, Sender},
+        Arc,
+    },
+    thread::{self, JoinHandle},
+    time::Duration,
+};
+
+use anyhow::{anyhow, Context, Result};
+use libbpf_rs::{MapHandle, RingBufferBuilder};
+
+/// Records taken per read of the ring, between two looks at the queue's fill.
+const READ_BATCH: usize = 1024;
+/// A batch is handed over once it holds this much, even if the ring still has
+/// records: the pipeline starts on it while the rest is read.
+const BATCH_BYTES: usize = 1 << 20;
+/// How long the reader waits for room when the queue is full.
+const FULL_WAIT: Duration = Duration::from_millis(1);
+
+/// Records in the order the ring gave them, stored back to back.
+#[derive(Default)]
+pub struct RecordBatch {
+    bytes: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl RecordBatch {
+    fn push(&mut self, record: &[u8]) {
+        self.bytes.extend_from_slice(record);
+        self.ends.push(self.bytes.len());
+    }
+
+    fn len_bytes(&self) -> usize {
+        self.bytes.len()
+    }
+
+    pub fn records(&self) -> impl Iterator<Item = &[u8]> {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts
+            .zip(self.ends.iter().copied())
+            .map(|(start, end)| &self.bytes[start..end])
+    }
+}
+
+enum Message {
+    Batch(RecordBatch),
+    Failed(std::io::Error),
+}
+
+pub struct RingReader {
+    batches: Receiver<Message>,
+    queued_bytes: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl RingReader {
+    /// Starts reading `ring` (a BPF ring buffer map); the reader sleeps until
+    /// the kernel wakes it or `poll` passes.
+    pub fn spawn(ring: MapHandle, poll: Duration, queue_bytes: usize) -> Result<Self> {
+        let (tx, batches) = mpsc::channel();
+        let queued_bytes = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let reader = Reader {
+            tx,
+            queued_bytes: queued_bytes.clone(),
+            stop: stop.clone(),
+            poll,
+            queue_bytes,
+        };
+        let thread = thread::Builder::new()
+            .name("vigil-ring".into())
+            .spawn(move || reader.run(&ring))
+            .context("starting the ring buffer reader")?;
+        Ok(Self {
+            batches,
+            queued_bytes,
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// The next batch, waiting at most `timeout` (None: nothing came).
+    pub fn next(&self, timeout: Duration) -> Result<Option<RecordBatch>> {
+        match self.batches.recv_timeout(timeout) {
+            Ok(message) => self.taken(message).map(Some),
+            Err(RecvTimeoutError::Timeout) => Ok(None),
+            Err(RecvTimeoutError::Disconnected) => Err(self.ended()),
+        }
+    }
+
+    /// Whether records are waiting in the queue.
+    pub fn backlogged(&self) -> bool {
+        self.queued_bytes.load(Ordering::Acquire) > 0
+    }
+
+    /// Stops the reader after a last read of the ring and returns what it
+    /// had not handed over yet, in order.
+    pub fn finish(mut self) -> Result<Vec<RecordBatch>> {
+        self.stop.store(true, Ordering::Release);
+        let mut rest = Vec::new();
+        while let Ok(message) = self.batches.recv() {
+            rest.push(self.taken(message)?);
+        }
+        if let Some(thread) = self.thread.take() {
+            thread
+                .join()
+                .map_err(|_| anyhow!("the ring buffer reader panicked"))?;
+        }
+        Ok(rest)
+    }
+
+    fn taken(&self, message: Message) -> Result<RecordBatch> {
+        match message {
+            Message::Batch(batch) => {
+                self.queued_bytes
+                    .fetch_sub(batch.len_bytes(), Ordering::AcqRel);
+                Ok(batch)
+            }
+            Message::Failed(e) => Err(e).context("reading the ring buffer"),
+        }
+    }
+
+    fn ended(&self) -> anyhow::Error {
+        anyhow!("the ring buffer reader stopped")
+    }
+}
+
+impl Drop for RingReader {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+    }
+}
+
+struct Reader {
+    tx: Sender<Message>,
+    queued_bytes: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    poll: Duration,
+    queue_bytes: usize,
+}
+
+impl Reader {
+    fn run(self, ring: &MapHandle) {
+        if let Err(e) = self.read(ring) {
+            let _ = self.tx.send(Message::Failed(e));
+        }
+    }
+
+    fn read(&self, ring: &MapHandle) -> std::io::Result<()> {
+        let batch = RefCell::new(RecordBatch::default());
+        let mut builder = RingBufferBuilder::new();
+        builder
+            .add(ring, |data: &[u8]| {
+                batch.borrow_mut().push(data);
+                0
+            })
+            .map_err(std::io::Error::other)?;
+        let rb = builder.build().map_err(std::io::Error::other)?;
+        loop {
+            let stopping = self.stop.load(Ordering::Acquire);
+            let queued = self.queued_bytes.load(Ordering::Acquire);
+            if !stopping && queued > 0 && queued >= self.queue_bytes {
+                // Full (with 0, one batch at a time): leave the records in
+                // the kernel ring.
+                thread::sleep(FULL_WAIT);
+                continue;
+            }
+            let read = rb.consume_raw_n(READ_BATCH);
+            if read < 0 {
+                return Err(std::io::Error::from_raw_os_error(-read));
+            }
+            let drained = (read as usize) < READ_BATCH;
+            let size = batch.borrow().len_bytes();
+            if size > 0 && (drained || size >= BATCH_BYTES) {
+                let full = batch.take();
+                self.queued_bytes.fetch_add(size, Ordering::AcqRel);
+                if self.tx.send(Message::Batch(full)).is_err() {
+                    return Ok(());
+                }
+            }
+            if drained {
+                if stopping {
+                    return Ok(());
+                }
+                wait_readable(rb.epoll_fd(), self.poll)?;
+            }
+        }
+    }
+}
+
+/// Sleeps until the ring buffer's epoll fd is readable or `timeout` ends;
+/// a signal ending the wait early is no error.
+fn wait_readable(epoll_fd: i32, timeout: Duration) -> std::io::Result<()> {
+    let mut event = libc::epoll_event { events: 0, u64: 0 };
+    let ms = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
+    // SAFETY: one event slot, owned by this frame, for the duration of the call.
+    let ret = unsafe { libc::epoll_wait(epoll_fd, &mut event, 1, ms) };
+    if ret < 0 {
+        let err = std::io::Error::last_os_error();
+        if err.kind() != std::io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+    Ok(())
+}
