@@ -392,10 +392,12 @@ pub fn run(
                 p.on_kernel_record(record);
             }
         }
-        if !reader.backlogged() {
+        if let Some(ktime) = reader.caught_up_to() {
             // Caught up: write out what was built before waiting for more.
+            // A user-space record waits until the ring has been read past its
+            // time, so that the exec before it is handled first.
             let mut p = pipeline.borrow_mut();
-            p.user_records_before(u64::MAX);
+            p.user_records_before(ktime);
             p.outputs.flush().context("writing events")?;
         }
         policies.cgroups_seen(&mut pipeline.borrow_mut().exec_cgroups);

@@ -9,7 +9,7 @@
 use std::{
     cell::RefCell,
     sync::{
-        atomic::{AtomicBool, AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
         mpsc::{self, Receiver, RecvTimeoutError, Sender},
         Arc,
     },
@@ -19,6 +19,8 @@ use std::{
 
 use anyhow::{anyhow, Context, Result};
 use libbpf_rs::{MapHandle, RingBufferBuilder};
+
+use crate::agent::monotonic_ns;
 
 /// Records taken per read of the ring, between two looks at the queue's fill.
 const READ_BATCH: usize = 1024;
@@ -61,6 +63,7 @@ enum Message {
 pub struct RingReader {
     batches: Receiver<Message>,
     queued_bytes: Arc<AtomicUsize>,
+    drained_at: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
@@ -71,10 +74,12 @@ impl RingReader {
     pub fn spawn(ring: MapHandle, poll: Duration, queue_bytes: usize) -> Result<Self> {
         let (tx, batches) = mpsc::channel();
         let queued_bytes = Arc::new(AtomicUsize::new(0));
+        let drained_at = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let reader = Reader {
             tx,
             queued_bytes: queued_bytes.clone(),
+            drained_at: drained_at.clone(),
             stop: stop.clone(),
             poll,
             queue_bytes,
@@ -86,6 +91,7 @@ impl RingReader {
         Ok(Self {
             batches,
             queued_bytes,
+            drained_at,
             stop,
             thread: Some(thread),
         })
@@ -100,9 +106,15 @@ impl RingReader {
         }
     }
 
-    /// Whether records are waiting in the queue.
-    pub fn backlogged(&self) -> bool {
-        self.queued_bytes.load(Ordering::Acquire) > 0
+    /// The time (CLOCK_MONOTONIC, the kernel's ktime) before which every
+    /// record the kernel committed has been handed over, if the queue is
+    /// empty: each of them is in a batch already taken. None while records
+    /// are waiting in the queue.
+    pub fn caught_up_to(&self) -> Option<u64> {
+        // Read before the fill: the reader publishes a time only after the
+        // batch its read produced was counted in the fill.
+        let drained_at = self.drained_at.load(Ordering::Acquire);
+        (self.queued_bytes.load(Ordering::Acquire) == 0).then_some(drained_at)
     }
 
     /// Stops the reader after a last read of the ring and returns what it
@@ -146,6 +158,7 @@ impl Drop for RingReader {
 struct Reader {
     tx: Sender<Message>,
     queued_bytes: Arc<AtomicUsize>,
+    drained_at: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
     poll: Duration,
     queue_bytes: usize,
@@ -177,6 +190,7 @@ impl Reader {
                 thread::sleep(FULL_WAIT);
                 continue;
             }
+            let started = monotonic_ns();
             let read = rb.consume_raw_n(READ_BATCH);
             if read < 0 {
                 return Err(std::io::Error::from_raw_os_error(-read));
@@ -191,6 +205,8 @@ impl Reader {
                 }
             }
             if drained {
+                // Every record committed before this read began is handed over.
+                self.drained_at.store(started, Ordering::Release);
                 if stopping {
                     return Ok(());
                 }
