@@ -57,6 +57,11 @@ pub fn agent_unavailable() -> Option<String> {
     None
 }
 
+/// How long an agent may take to load its policies: under TCG (the VM
+/// guests) each kernel-function hook's programs take seconds to verify, and
+/// a policy of three hooks with return values took longer than 30 s.
+const READY_TIMEOUT: Duration = Duration::from_secs(120);
+
 pub struct Agent {
     child: Child,
     _dir: tempfile::TempDir,
@@ -118,9 +123,9 @@ impl Agent {
                 }
             }
         });
-        if rx.recv_timeout(Duration::from_secs(30)).is_err() {
+        if rx.recv_timeout(READY_TIMEOUT).is_err() {
             let _ = child.kill();
-            panic!("vigil agent did not become ready within 30 s");
+            panic!("vigil agent did not become ready within {READY_TIMEOUT:?}");
         }
         Agent {
             child,

@@ -172,6 +172,14 @@ const TESTS: &[(&str, TestFn)] = &[
         workload::namespaced_policy_sees_only_its_namespace,
     ),
     (
+        "workload::tetragon_file_monitoring_enforce_in_default_pods",
+        workload::tetragon_file_monitoring_enforce_in_default_pods,
+    ),
+    (
+        "workload::tetragon_network_egress_enforce_in_default_pods",
+        workload::tetragon_network_egress_enforce_in_default_pods,
+    ),
+    (
         "compat::tetragon_examples_served_or_refused_precisely",
         compat::tetragon_examples_served_or_refused_precisely,
     ),

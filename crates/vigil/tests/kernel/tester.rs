@@ -28,6 +28,7 @@ pub fn run(mode: &str) -> ExitCode {
         "buffers" => buffers(),
         "stack" => stack_target(),
         "uprobe-wait" => uprobe_then_wait(),
+        "file" => file_op(),
         _ => {
             eprintln!("unknown tester mode {mode}");
             ExitCode::from(100)
@@ -319,6 +320,68 @@ fn buffers() -> ExitCode {
         return ExitCode::from(108);
     }
     ExitCode::SUCCESS
+}
+
+/// One operation on the file named by argv[2], chosen by argv[1]: `read`
+/// (read(2) it whole), `write` (append a byte with write(2)), `mmap-write`
+/// (map it shared and writable), `truncate` (truncate(2) to 0 bytes). Exits
+/// 0 when done, else with the errno.
+fn file_op() -> ExitCode {
+    use std::{fs::OpenOptions, io::Write};
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (Some(op), Some(path)) = (args.first(), args.get(1)) else {
+        return ExitCode::from(104);
+    };
+    let done = match op.as_str() {
+        "read" => std::fs::read(path).map(drop),
+        "write" => OpenOptions::new()
+            .append(true)
+            .open(path)
+            .and_then(|mut f| f.write_all(b"x")),
+        "mmap-write" => OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .and_then(|f| map_shared_writable(&f)),
+        "truncate" => truncate(path),
+        _ => return ExitCode::from(105),
+    };
+    match done {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => ExitCode::from(u8::try_from(e.raw_os_error().unwrap_or(255)).unwrap_or(255)),
+    }
+}
+
+/// mmap(2) of one page of `file`, shared and writable, unmapped again.
+fn map_shared_writable(file: &std::fs::File) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a new mapping of our own open file, which nothing touches
+    // before it is unmapped.
+    unsafe {
+        let addr = libc::mmap(
+            std::ptr::null_mut(),
+            4096,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            file.as_raw_fd(),
+            0,
+        );
+        if addr == libc::MAP_FAILED {
+            return Err(std::io::Error::last_os_error());
+        }
+        libc::munmap(addr, 4096);
+    }
+    Ok(())
+}
+
+/// truncate(2) of `path` to 0 bytes (by path: ftruncate takes another LSM hook).
+fn truncate(path: &str) -> std::io::Result<()> {
+    let path = CString::new(path).map_err(std::io::Error::other)?;
+    // SAFETY: truncate on a NUL-terminated path we own.
+    if unsafe { libc::truncate(path.as_ptr(), 0) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// Connects to the address in argv[1]: 0 when connected, 1 when refused.

@@ -4,7 +4,7 @@
 //! directory given by `--cri-state-dir`. Programs run inside those cgroups.
 use std::{
     fs,
-    os::unix::process::CommandExt,
+    os::unix::process::{CommandExt, ExitStatusExt},
     path::{Path, PathBuf},
     process::{Command, ExitStatus, Stdio},
     thread,
@@ -14,7 +14,8 @@ use std::{
 use serde_json::Value;
 
 use crate::{
-    harness::{of_kind, own_exe, pid_of, write_policy, Agent, TestResult},
+    harness::{of_kind, own_exe, pid_of, str_at, tetragon_policy, write_policy, Agent, TestResult},
+    policy::probed,
     require_agent, skip,
 };
 
@@ -59,65 +60,111 @@ impl Drop for Cgroups {
     }
 }
 
-/// One faked pod container: its cgroup and its containerd bundle config.
-/// Returns the cgroup and the container id.
-fn container(
-    cgroups: &mut Cgroups,
-    kubepods: &Path,
-    state: &Path,
-    (namespace, pod, name): (&str, &str, &str),
-    n: u8,
-) -> (PathBuf, String) {
-    let uid = format!("{n:08x}_0000_4000_8000_{:012x}", u64::from(n));
-    let id = format!("{:064x}", 0xc0_ffee_u64 * 1000 + u64::from(n));
-    let pod_dir = cgroups.make(kubepods.join(format!("kubepods-besteffort-pod{uid}.slice")));
-    let dir = cgroups.make(pod_dir.join(format!("cri-containerd-{id}.scope")));
-    let bundle = state.join(&id);
-    fs::create_dir_all(&bundle).expect("bundle dir");
-    let config = serde_json::json!({
-        "ociVersion": "1.1.0",
-        "annotations": {
-            "io.kubernetes.cri.container-type": "container",
-            "io.kubernetes.cri.sandbox-namespace": namespace,
-            "io.kubernetes.cri.sandbox-name": pod,
-            "io.kubernetes.cri.container-name": name,
-        }
-    });
-    fs::write(bundle.join("config.json"), config.to_string()).expect("config.json");
-    (dir, id)
+/// A node faked in the cgroup v2 tree: a kubepods slice for the test's pod
+/// containers, and containerd's state directory (in `dir`) naming them.
+struct Node {
+    cgroups: Cgroups,
+    kubepods: PathBuf,
+    state: PathBuf,
 }
 
-/// Runs the mkdirat tester (making `marker`) inside cgroup `cgroup`: the
-/// child joins it before exec, as a container's first process does.
-fn mkdirat_in(cgroup: &Path, marker: &Path) -> (u32, ExitStatus) {
-    let procs = std::ffi::CString::new(cgroup.join("cgroup.procs").as_os_str().as_encoded_bytes())
-        .expect("cgroup path");
+impl Node {
+    /// `None` where no cgroup v2 hierarchy is mounted.
+    fn new(dir: &Path) -> Option<Node> {
+        let root = cgroup2_root()?;
+        let mut cgroups = Cgroups { dirs: Vec::new() };
+        let kubepods =
+            cgroups.make(root.join(format!("kubepods-vigil{}.slice", std::process::id())));
+        Some(Node {
+            cgroups,
+            kubepods,
+            state: dir.join("k8s.io"),
+        })
+    }
+
+    /// A container named `name` of pod `pod` in `namespace` (`n` makes its
+    /// ids unique): its cgroup and its containerd bundle config. Returns the
+    /// cgroup and the container id.
+    fn container(&mut self, namespace: &str, pod: &str, name: &str, n: u8) -> (PathBuf, String) {
+        let uid = format!("{n:08x}_0000_4000_8000_{:012x}", u64::from(n));
+        let id = format!("{:064x}", 0xc0_ffee_u64 * 1000 + u64::from(n));
+        let pod_dir = self.cgroups.make(
+            self.kubepods
+                .join(format!("kubepods-besteffort-pod{uid}.slice")),
+        );
+        let dir = self
+            .cgroups
+            .make(pod_dir.join(format!("cri-containerd-{id}.scope")));
+        let bundle = self.state.join(&id);
+        fs::create_dir_all(&bundle).expect("bundle dir");
+        let config = serde_json::json!({
+            "ociVersion": "1.1.0",
+            "annotations": {
+                "io.kubernetes.cri.container-type": "container",
+                "io.kubernetes.cri.sandbox-namespace": namespace,
+                "io.kubernetes.cri.sandbox-name": pod,
+                "io.kubernetes.cri.container-name": name,
+            }
+        });
+        fs::write(bundle.join("config.json"), config.to_string()).expect("config.json");
+        (dir, id)
+    }
+
+    /// The agent's flag for this node's runtime state.
+    fn state_dir(&self) -> &str {
+        self.state.to_str().expect("utf-8 path")
+    }
+}
+
+/// Runs this test binary as tester `mode` with `args` (and `marker` as its
+/// marker path), inside cgroup `cgroup` (`None`: the test's own): the child
+/// joins it before exec, as a container's first process does. Returns its
+/// pid and exit status once it has exited.
+fn tester_in(
+    cgroup: Option<&Path>,
+    mode: &str,
+    marker: Option<&Path>,
+    args: &[&str],
+) -> (u32, ExitStatus) {
     let mut cmd = Command::new(own_exe());
-    cmd.env(crate::tester::MODE_VAR, "mkdirat")
-        .env(crate::tester::MARKER_VAR, marker)
+    cmd.env(crate::tester::MODE_VAR, mode)
+        .args(args)
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-    // SAFETY: open, write and close only, between fork and exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            let fd = libc::open(procs.as_ptr(), libc::O_WRONLY);
-            if fd < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            let n = libc::write(fd, b"0".as_ptr().cast(), 1);
-            libc::close(fd);
-            if n != 1 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
+    if let Some(marker) = marker {
+        cmd.env(crate::tester::MARKER_VAR, marker);
     }
-    let mut child = cmd.spawn().expect("spawn tester in its cgroup");
+    if let Some(cgroup) = cgroup {
+        let procs =
+            std::ffi::CString::new(cgroup.join("cgroup.procs").as_os_str().as_encoded_bytes())
+                .expect("cgroup path");
+        // SAFETY: open, write and close only, between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                let fd = libc::open(procs.as_ptr(), libc::O_WRONLY);
+                if fd < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                let n = libc::write(fd, b"0".as_ptr().cast(), 1);
+                libc::close(fd);
+                if n != 1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+    let mut child = cmd.spawn().expect("spawn tester");
     let pid = child.id();
     (pid, child.wait().expect("wait tester"))
 }
 
-/// Events of `pid`'s mkdirat hook, once its exit is exported.
+/// Runs the mkdirat tester (making `marker`) inside cgroup `cgroup`.
+fn mkdirat_in(cgroup: &Path, marker: &Path) -> (u32, ExitStatus) {
+    tester_in(Some(cgroup), "mkdirat", Some(marker), &[])
+}
+
+/// The process_kprobe events of `pid`, once its exit is exported.
 fn hook_events(agent: &Agent, pid: u32) -> Vec<Value> {
     let evs = agent.wait_for(WAIT, "the tester's exit", |evs| {
         of_kind(evs, "process_exit")
@@ -165,29 +212,14 @@ fn wait_scope(agent: &Agent, name: &str, want: u64, what: &str) {
 /// agent has seen its first exec; a removed container cgroup leaves the scope.
 pub fn namespaced_policy_sees_only_its_namespace() -> TestResult {
     require_agent!();
-    let Some(root) = cgroup2_root() else {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let Some(mut node) = Node::new(dir.path()) else {
         skip!("no cgroup v2 hierarchy mounted");
     };
-    let dir = tempfile::tempdir().expect("temp dir");
     let watched = dir.path().join("watched");
     fs::create_dir(&watched).expect("mkdir watched");
-    let state = dir.path().join("k8s.io");
-    let mut cgroups = Cgroups { dirs: Vec::new() };
-    let kubepods = cgroups.make(root.join(format!("kubepods-vigil{}.slice", std::process::id())));
-    let (shop, shop_id) = container(
-        &mut cgroups,
-        &kubepods,
-        &state,
-        ("shop", "cart-1", "app"),
-        1,
-    );
-    let (other, _) = container(
-        &mut cgroups,
-        &kubepods,
-        &state,
-        ("other", "web-1", "app"),
-        2,
-    );
+    let (shop, shop_id) = node.container("shop", "cart-1", "app", 1);
+    let (other, _) = node.container("other", "web-1", "app", 2);
 
     let policy = write_policy(
         dir.path(),
@@ -220,7 +252,7 @@ spec:
         "--tracing-policy",
         &policy,
         "--cri-state-dir",
-        state.to_str().expect("utf-8 path"),
+        node.state_dir(),
         "--workload-rescan-interval-ms",
         "600000",
     ]);
@@ -269,13 +301,7 @@ spec:
     // A container started after the policy: its first exec makes the agent
     // scan; events before that are the documented race, so only the
     // process after the scope grew is asserted on.
-    let (late, _) = container(
-        &mut cgroups,
-        &kubepods,
-        &state,
-        ("shop", "cart-2", "app"),
-        3,
-    );
+    let (late, _) = node.container("shop", "cart-2", "app", 3);
     mkdirat_in(&late, &watched.join("late-first"));
     wait_scope(&agent, "scoped-mkdirat", 2, "the new shop container");
     let (in_late, s3) = mkdirat_in(&late, &watched.join("late"));
@@ -288,10 +314,320 @@ spec:
 
     // Its cgroup goes: the next scan (here triggered by an exec in a cgroup
     // the agent has not seen) takes it out of the scope.
-    cgroups.remove(&late);
-    let unrelated = cgroups.make(kubepods.join("unrelated"));
+    node.cgroups.remove(&late);
+    let unrelated = node.cgroups.make(node.kubepods.join("unrelated"));
     mkdirat_in(&unrelated, &watched.join("unrelated"));
     wait_scope(&agent, "scoped-mkdirat", 1, "the removed container");
     agent.stop();
+    Ok(())
+}
+
+/// The pod object of a process_kprobe event: `namespace` and pod `name`,
+/// container `app`.
+fn assert_pod(ev: &Value, namespace: &str, name: &str) {
+    let pod = &ev["process"]["pod"];
+    assert_eq!(pod["namespace"], namespace, "{ev}");
+    assert_eq!(pod["name"], name, "{ev}");
+    assert_eq!(pod["container"]["name"], "app", "{ev}");
+}
+
+/// Why this kernel cannot run kernel-function hooks that report return
+/// values (fentry+fexit, or kprobe+kretprobe), if it cannot.
+fn no_return_hooks() -> Option<String> {
+    match (
+        probed("fentry"),
+        probed("fexit"),
+        probed("kprobe"),
+        probed("kretprobe"),
+    ) {
+        (Ok(()), Ok(()), _, _) | (_, _, Ok(()), Ok(())) => None,
+        (fentry, fexit, kprobe, kretprobe) => {
+            let why = |r: Result<(), String>| r.err().unwrap_or_else(|| "available".into());
+            Some(format!(
+                "kernel has neither fentry+fexit ({}; {}) nor kprobe+kretprobe ({}; {})",
+                why(fentry),
+                why(fexit),
+                why(kprobe),
+                why(kretprobe)
+            ))
+        }
+    }
+}
+
+/// A file the test makes and removes again (also when it fails).
+struct TestFile(PathBuf);
+
+impl TestFile {
+    fn new(path: PathBuf) -> TestFile {
+        fs::write(&path, "vigil test\n")
+            .unwrap_or_else(|e| panic!("create {}: {e}", path.display()));
+        TestFile(path)
+    }
+
+    fn path(&self) -> &str {
+        self.0.to_str().expect("utf-8 path")
+    }
+}
+
+impl Drop for TestFile {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.0);
+    }
+}
+
+/// Tetragon's file-monitoring-enforce.yaml, unchanged: a
+/// TracingPolicyNamespaced without metadata.namespace, so for pods of
+/// namespace `default`. In a `default` pod, reading /etc/shadow or a
+/// `.bashrc`, writing a file under /etc, mapping it shared and writable and
+/// truncating it each get the process killed (SIGKILL at the kernel
+/// function, which still returns), with one process_kprobe event naming the
+/// function, the file, the access, the return value and the pod; the same
+/// operations in a pod of another namespace and on the host succeed and
+/// post nothing.
+pub fn tetragon_file_monitoring_enforce_in_default_pods() -> TestResult {
+    require_agent!();
+    if let Some(why) = no_return_hooks() {
+        skip!("{why}");
+    }
+    let fixture = tetragon_policy("file-monitoring-enforce.yaml");
+    if !fixture.is_file() {
+        skip!("no {}", fixture.display());
+    }
+    if !Path::new("/etc/shadow").is_file() {
+        skip!("needs /etc/shadow");
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let Some(mut node) = Node::new(dir.path()) else {
+        skip!("no cgroup v2 hierarchy mounted");
+    };
+    let (default, default_id) = node.container("default", "shell-1", "app", 1);
+    let (other, _) = node.container("other", "shell-2", "app", 2);
+    // What the selectors watch, made by the test where the machine has none:
+    // a shell config file (Postfix) and a file under /etc (writes, shared
+    // writable maps and truncation are watched there).
+    let bashrc = TestFile::new(dir.path().join(".bashrc"));
+    let etc = TestFile::new(PathBuf::from(format!(
+        "/etc/vigil-pods-{}",
+        std::process::id()
+    )));
+    let agent = Agent::start(&[
+        "--tracing-policy",
+        fixture.to_str().expect("utf-8 path"),
+        "--cri-state-dir",
+        node.state_dir(),
+    ]);
+    let status = policy_status(&agent, "file-monitoring-filtered");
+    assert_eq!(status["state"], "enabled", "{status}");
+    assert_eq!(status["scope"], "pods of namespace default", "{status}");
+    assert_eq!(status["scope_cgroups"], 1, "{status}");
+
+    // (operation, file, function, its second argument: the access mask or
+    // the mapping's protection)
+    let ops = [
+        ("read", "/etc/shadow", "security_file_permission", 4),
+        ("read", bashrc.path(), "security_file_permission", 4),
+        ("write", etc.path(), "security_file_permission", 2),
+        (
+            "mmap-write",
+            etc.path(),
+            "security_mmap_file",
+            libc::PROT_READ | libc::PROT_WRITE,
+        ),
+        ("truncate", etc.path(), "security_path_truncate", 0),
+    ];
+    let mut killed = Vec::new();
+    for (op, file, function, access) in ops {
+        let what = format!("{op} {file} in the default pod");
+        let (pid, status) = tester_in(Some(&default), "file", None, &[op, file]);
+        assert_eq!(status.signal(), Some(libc::SIGKILL), "{what}: {status}");
+        killed.push(pid);
+        let evs = hook_events(&agent, pid);
+        assert_eq!(evs.len(), 1, "{what}: {evs:?}");
+        let ev = &evs[0];
+        assert_eq!(
+            str_at(ev, "/policy_name"),
+            "file-monitoring-filtered",
+            "{ev}"
+        );
+        assert_eq!(str_at(ev, "/function_name"), function, "{ev}");
+        assert_eq!(
+            str_at(ev, "/action"),
+            "KPROBE_ACTION_SIGKILL",
+            "{what}: {ev}"
+        );
+        assert_eq!(ev["return"]["int_arg"], 0, "{what}: {ev}");
+        assert_pod(ev, "default", "shell-1");
+        assert_eq!(
+            ev["process"]["pod"]["container"]["id"],
+            format!("containerd://{default_id}"),
+            "{ev}"
+        );
+        match function {
+            "security_file_permission" => {
+                assert_eq!(str_at(ev, "/args/0/file_arg/path"), file, "{ev}");
+                assert_eq!(ev["args"][1]["int_arg"], access, "{what}: {ev}");
+            }
+            "security_mmap_file" => {
+                assert_eq!(str_at(ev, "/args/0/file_arg/path"), file, "{ev}");
+                assert_eq!(ev["args"][1]["uint_arg"], access, "{ev}");
+                assert_eq!(ev["args"][2]["uint_arg"], libc::MAP_SHARED, "{ev}");
+            }
+            _ => assert_eq!(str_at(ev, "/args/0/path_arg/path"), file, "{ev}"),
+        }
+    }
+    for (where_, cgroup) in [
+        ("another namespace's pod", Some(&other)),
+        ("the host", None),
+    ] {
+        for (op, file, _, _) in ops {
+            let (pid, status) = tester_in(cgroup.map(PathBuf::as_path), "file", None, &[op, file]);
+            assert!(status.success(), "{op} {file} in {where_}: {status}");
+            assert_eq!(
+                hook_events(&agent, pid),
+                Vec::<Value>::new(),
+                "{op} {file} in {where_}"
+            );
+        }
+    }
+    let evs = agent.stop();
+    let strays: Vec<_> = of_kind(&evs, "process_kprobe")
+        .into_iter()
+        .filter(|e| !killed.iter().any(|&pid| pid_of(e) == u64::from(pid)))
+        .collect();
+    assert!(
+        strays.is_empty(),
+        "events outside the default pod: {strays:?}"
+    );
+    Ok(())
+}
+
+/// Cluster ranges for network-egress-cluster-enforce.yaml's placeholders.
+const POD_CIDR: &str = "10.0.0.0/8";
+const SERVICE_CIDR: &str = "10.96.0.0/12";
+/// An address of SERVICE_CIDR that the VM test adds to its loopback device.
+const SERVICE_IP: &str = "10.96.0.10";
+/// A loopback address outside 127.0.0.1 and both ranges.
+const OUTSIDE_IP: &str = "127.0.0.2";
+
+/// Removes an address added to `lo` (the VM tests only).
+struct LoopbackAddress(&'static str);
+
+impl LoopbackAddress {
+    fn add(ip: &'static str) -> LoopbackAddress {
+        let status = Command::new("ip")
+            .args(["addr", "add", &format!("{ip}/32"), "dev", "lo"])
+            .status()
+            .expect("ip addr add");
+        assert!(status.success(), "ip addr add {ip}/32 dev lo: {status}");
+        LoopbackAddress(ip)
+    }
+}
+
+impl Drop for LoopbackAddress {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["addr", "del", &format!("{}/32", self.0), "dev", "lo"])
+            .status();
+    }
+}
+
+/// Tetragon's network-egress-cluster-enforce.yaml with its placeholders
+/// filled as `envsubst` would (PODCIDR, SERVICECIDR): in a `default` pod,
+/// a TCP connect to 127.0.0.1 (and, in the VMs, to an address of the
+/// service range) goes through and posts nothing; one to an address
+/// outside gets the process killed at tcp_connect, with a process_kprobe
+/// event whose sock argument names the destination; the same connect from
+/// another namespace's pod or from the host goes through.
+pub fn tetragon_network_egress_enforce_in_default_pods() -> TestResult {
+    require_agent!();
+    if let (Err(fentry), Err(kprobe)) = (probed("fentry"), probed("kprobe")) {
+        skip!("kernel has neither fentry ({fentry}) nor kprobes ({kprobe})");
+    }
+    let fixture = tetragon_policy("network-egress-cluster-enforce.yaml");
+    let Ok(text) = fs::read_to_string(&fixture) else {
+        skip!("no {}", fixture.display());
+    };
+    let text = text
+        .replace("${PODCIDR}", POD_CIDR)
+        .replace("${SERVICECIDR}", SERVICE_CIDR);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let policy = write_policy(dir.path(), "egress", &text);
+    let Some(mut node) = Node::new(dir.path()) else {
+        skip!("no cgroup v2 hierarchy mounted");
+    };
+    let (default, _) = node.container("default", "client-1", "app", 1);
+    let (other, _) = node.container("other", "client-2", "app", 2);
+    // Changing a host's addresses is not the test's business: the service
+    // range is exercised in the VMs only.
+    let service = std::env::var_os("VIGIL_IN_VM").map(|_| LoopbackAddress::add(SERVICE_IP));
+    let listen = |ip: &str| {
+        std::net::TcpListener::bind((ip, 0)).unwrap_or_else(|e| panic!("listen on {ip}: {e}"))
+    };
+    let address = |l: &std::net::TcpListener| l.local_addr().expect("listener address");
+    let (local, outside) = (listen("127.0.0.1"), listen(OUTSIDE_IP));
+    let in_cluster = service.as_ref().map(|s| listen(s.0));
+
+    let agent = Agent::start(&[
+        "--tracing-policy",
+        &policy,
+        "--cri-state-dir",
+        node.state_dir(),
+    ]);
+    let name = "enforce-network-activity-outside-cluster-cidr-range";
+    let status = policy_status(&agent, name);
+    assert_eq!(status["state"], "enabled", "{status}");
+    assert_eq!(status["scope"], "pods of namespace default", "{status}");
+
+    let mut allowed = vec![(
+        "127.0.0.1 from the default pod",
+        Some(&default),
+        address(&local),
+    )];
+    if let Some(l) = &in_cluster {
+        allowed.push((
+            "the service range from the default pod",
+            Some(&default),
+            address(l),
+        ));
+    }
+    allowed.push(("another namespace's pod", Some(&other), address(&outside)));
+    allowed.push(("the host", None, address(&outside)));
+    for (what, cgroup, addr) in allowed {
+        let (pid, status) = tester_in(
+            cgroup.map(PathBuf::as_path),
+            "connect",
+            None,
+            &[&addr.to_string()],
+        );
+        assert!(status.success(), "connect to {addr} ({what}): {status}");
+        assert_eq!(
+            hook_events(&agent, pid),
+            Vec::<Value>::new(),
+            "connect to {addr} ({what})"
+        );
+    }
+    let outside = address(&outside);
+    let (pid, status) = tester_in(Some(&default), "connect", None, &[&outside.to_string()]);
+    assert_eq!(
+        status.signal(),
+        Some(libc::SIGKILL),
+        "connect to {outside}: {status}"
+    );
+    let evs = hook_events(&agent, pid);
+    assert_eq!(evs.len(), 1, "{evs:?}");
+    let ev = &evs[0];
+    assert_eq!(str_at(ev, "/policy_name"), name, "{ev}");
+    assert_eq!(str_at(ev, "/function_name"), "tcp_connect", "{ev}");
+    assert_eq!(str_at(ev, "/action"), "KPROBE_ACTION_SIGKILL", "{ev}");
+    let sock = &ev["args"][0]["sock_arg"];
+    assert_eq!(sock["daddr"], OUTSIDE_IP, "{ev}");
+    assert_eq!(sock["dport"], outside.port(), "{ev}");
+    assert_pod(ev, "default", "client-1");
+    let evs = agent.stop();
+    assert_eq!(
+        of_kind(&evs, "process_kprobe").len(),
+        1,
+        "only the killed connect posts"
+    );
     Ok(())
 }
