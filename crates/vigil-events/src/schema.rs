@@ -252,6 +252,9 @@ pub struct ProcessLsm {
     /// Post `userStackTrace` (vigil: also on this event), innermost frame first.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub user_stack_trace: Vec<StackTraceEntry>,
+    /// Post `imaHash`: the IMA hash of the hook's file, `"sha256:<hex>"`.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub ima_hash: String,
 }
 
 /// A uprobe of a policy fired (`ProcessUprobe`).

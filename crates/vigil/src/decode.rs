@@ -5,12 +5,12 @@ use std::mem::size_of;
 
 use thiserror::Error;
 use vigil_bpf::wire::{
-    vigil_arg_desc, vigil_arg_skb, vigil_creds, vigil_msg_clone, vigil_msg_exec, vigil_msg_exit,
-    vigil_msg_header, vigil_msg_kprobe, vigil_namespaces, vigil_sock_arg, vigil_sockaddr_arg,
-    VIGIL_ARG_AT_RETURN, VIGIL_ARG_SKB, VIGIL_ARG_SOCK, VIGIL_ARG_SOCKADDR,
-    VIGIL_ARG_SOCKADDR_KERNEL, VIGIL_KPROBE_HAS_RETURN, VIGIL_KPROBE_KERNEL_STACK,
-    VIGIL_KPROBE_USER_STACK, VIGIL_MSG_CLONE, VIGIL_MSG_EXEC, VIGIL_MSG_EXIT, VIGIL_MSG_KPROBE,
-    VIGIL_MSG_SNAPSHOT,
+    vigil_arg_desc, vigil_arg_skb, vigil_creds, vigil_ima_hash, vigil_msg_clone, vigil_msg_exec,
+    vigil_msg_exit, vigil_msg_header, vigil_msg_kprobe, vigil_namespaces, vigil_sock_arg,
+    vigil_sockaddr_arg, VIGIL_ARG_AT_RETURN, VIGIL_ARG_SKB, VIGIL_ARG_SOCK, VIGIL_ARG_SOCKADDR,
+    VIGIL_ARG_SOCKADDR_KERNEL, VIGIL_KPROBE_HAS_RETURN, VIGIL_KPROBE_IMA_HASH,
+    VIGIL_KPROBE_KERNEL_STACK, VIGIL_KPROBE_USER_STACK, VIGIL_MSG_CLONE, VIGIL_MSG_EXEC,
+    VIGIL_MSG_EXIT, VIGIL_MSG_KPROBE, VIGIL_MSG_SNAPSHOT,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -86,6 +86,8 @@ pub struct KprobeRecord {
     /// Ids in the stack_traces map (Post kernelStackTrace / userStackTrace).
     pub kernel_stack: Option<u32>,
     pub user_stack: Option<u32>,
+    /// Post imaHash: what bpf_ima_file_hash returned.
+    pub ima_hash: Option<vigil_ima_hash>,
     pub args: Vec<RawArg>,
 }
 
@@ -195,6 +197,14 @@ fn decode_kprobe(data: &[u8]) -> Result<Record, DecodeError> {
         rest = tail;
         arg.bytes = bytes.to_vec();
     }
+    // Post imaHash: the hash follows the arguments (LSM hooks have no return).
+    let ima_hash = if m.flags & VIGIL_KPROBE_IMA_HASH != 0 {
+        let hash: vigil_ima_hash = read(rest)?;
+        rest = &rest[size_of::<vigil_ima_hash>()..];
+        Some(hash)
+    } else {
+        None
+    };
     Ok(Record::Kprobe(KprobeRecord {
         ktime: m.hdr.ktime,
         key: key(m.key.pid, m.key.ktime),
@@ -206,6 +216,7 @@ fn decode_kprobe(data: &[u8]) -> Result<Record, DecodeError> {
         ret_data: rest.to_vec(),
         kernel_stack: (m.flags & VIGIL_KPROBE_KERNEL_STACK != 0).then_some(m.kernel_stack),
         user_stack: (m.flags & VIGIL_KPROBE_USER_STACK != 0).then_some(m.user_stack),
+        ima_hash,
         args,
     }))
 }

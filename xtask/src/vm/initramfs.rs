@@ -33,8 +33,9 @@ ip link set lo up
 echo 1 > /proc/sys/kernel/printk
 ulimit -l unlimited
 # Policies name binaries by their Debian paths: hard links keep the path
-# (a symlink would make the binary /bin/busybox).
-for tool in cat head; do ln /bin/busybox /usr/bin/$tool; done
+# (a symlink would make the binary /bin/busybox). busybox has no bash
+# applet: tests run /usr/bin/bash with argv[0] sh.
+for tool in cat head bash; do ln /bin/busybox /usr/bin/$tool; done
 echo 'root:x:0:0:root:/root:/bin/sh' > /etc/passwd
 echo 'root:*:19000:0:99999:7:::' > /etc/shadow
 export VIGIL_BIN=/bin/vigil VIGIL_IN_VM=1

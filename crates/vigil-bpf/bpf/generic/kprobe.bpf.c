@@ -8,7 +8,8 @@
  * attach target and the function's hooks (read-only data) before load,
  * keeps only the programs it attaches with (lsm for LSM hooks; fentry where
  * the kernel has trampolines, else kprobe; fmod_ret for Override; fexit or
- * kretprobe for return values)
+ * kretprobe for return values; for an LSM hook whose selectors Post
+ * imaHash, also the sleepable lsm.s program of its first argument's type)
  * and reuses the system call object's maps: events, counters, process
  * table, hook configurations and selector strings. The hook logic itself
  * is lib/generic.bpf.h.
@@ -177,6 +178,76 @@ int vigil_lsm(void *ctx)
 	if (!s)
 		return 0;
 	return verdict_error(run_func_hooks(ctx, s));
+}
+
+/*
+ * Post imaHash: posts the events vigil_lsm left in `pending` for this call
+ * (see defer_for_ima) with the IMA hash of `file` appended, and returns the
+ * first matching selector's Override error. bpf_ima_file_hash may read and
+ * hash the whole file, so it may sleep: only a sleepable program may call it, and those cannot use the selectors' tries and
+ * per-CPU state, hence this second program.
+ */
+static __always_inline int post_with_ima(struct file *file)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	int error = 0;
+
+	for (int i = 0; i < VIGIL_HOOKS_PER_SYSCALL; i++) {
+		struct pending_key pk = { .pid_tgid = pid_tgid };
+		struct vigil_hook_config *cfg;
+		struct generic_event *ev;
+		struct vigil_ima_hash *h;
+		__u32 off, size, sel;
+
+		if (i >= func_hooks.count)
+			break;
+		pk.hook = func_hooks.hooks[i];
+		ev = bpf_map_lookup_elem(&pending, &pk);
+		if (!ev)
+			continue;
+		cfg = bpf_map_lookup_elem(&hook_configs, &pk.hook);
+		/* A removed hook's slot is inert: its event is dropped. */
+		if (!cfg || !(cfg->flags & VIGIL_HOOK_LIVE))
+			goto done;
+		sel = ev->msg.selector;
+		if (!error && (ev->msg.action & VIGIL_ACTION_OVERRIDE) &&
+		    !(ev->msg.flags & VIGIL_KPROBE_MONITORED) && sel < VIGIL_SELECTORS_MAX) {
+			barrier_var(sel);
+			error = cfg->selectors[sel].override_error;
+		}
+		off = ev->msg.hdr.size - sizeof(ev->msg);
+		if (off <= DATA_SIZE - sizeof(*h)) {
+			h = (void *)&ev->data[off];
+			h->algo = bpf_ima_file_hash(file, h->digest, sizeof(h->digest));
+			ev->msg.flags |= VIGIL_KPROBE_IMA_HASH;
+			ev->msg.hdr.size = event_size(off + sizeof(*h));
+		}
+		size = event_size(ev->msg.hdr.size - sizeof(ev->msg));
+		if (bpf_ringbuf_output(&events, ev, size, ring_flags(size)))
+			stat_inc(VIGIL_STAT_LOST_KPROBE);
+		else
+			hook_stat_inc(pk.hook, VIGIL_HOOK_STAT_POSTED);
+done:
+		bpf_map_delete_elem(&pending, &pk);
+	}
+	return verdict_error(error);
+}
+
+/* Post imaHash on a hook whose first argument is a struct file. The
+ * verifier types the argument by the hook's BTF. */
+SEC("lsm.s")
+int vigil_lsm_ima_file(__u64 *ctx)
+{
+	return post_with_ima((struct file *)ctx[0]);
+}
+
+/* The same for a struct linux_binprm: the hash of the file being executed. */
+SEC("lsm.s")
+int vigil_lsm_ima_bprm(__u64 *ctx)
+{
+	struct linux_binprm *bprm = (struct linux_binprm *)ctx[0];
+
+	return post_with_ima(bprm->file);
 }
 
 SEC("kprobe")

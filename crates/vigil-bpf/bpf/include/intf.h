@@ -438,6 +438,10 @@ enum vigil_action_flags {
 	 * loses) the caller as its owner in `tracked_socks`. */
 	VIGIL_ACTION_TRACK_SOCK = 1 << 5,
 	VIGIL_ACTION_UNTRACK_SOCK = 1 << 6,
+	/* Post imaHash (LSM hooks): the event waits in `pending` for the
+	 * sleepable program on the same hook, which appends the file's IMA
+	 * hash, applies the selector's Override and posts it. */
+	VIGIL_ACTION_IMA_HASH = 1 << 7,
 };
 
 /* vigil_hook_config.flags */
@@ -491,6 +495,19 @@ enum vigil_kprobe_flags {
 	VIGIL_KPROBE_SOCK_OWNER = 1 << 5,
 	/* Waited for only for returnArgAction: not posted at the return. */
 	VIGIL_KPROBE_NO_POST = 1 << 6,
+	/* A struct vigil_ima_hash follows the arguments. */
+	VIGIL_KPROBE_IMA_HASH = 1 << 7,
+};
+
+/* Largest digest bpf_ima_file_hash writes (SHA-512). */
+#define VIGIL_IMA_DIGEST_MAX 64
+
+/* Post imaHash: what bpf_ima_file_hash returned, after the arguments. */
+struct vigil_ima_hash {
+	/* The kernel's enum hash_algo (HASH_ALGO_SHA256 = 4, ...), or a negative errno. */
+	__s32 algo;
+	__u32 _pad;
+	__u8 digest[VIGIL_IMA_DIGEST_MAX];
 };
 
 /* Per hook, in the per-CPU `hook_stats` array at hook * VIGIL_HOOK_STAT_MAX. */

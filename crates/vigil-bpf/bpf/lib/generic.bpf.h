@@ -1371,6 +1371,24 @@ __noinline int post_event(__u32 hook)
 	return 0;
 }
 
+/* Post imaHash: leaves the event in `pending` for the hook's sleepable
+ * program (bpf/generic/kprobe.bpf.c), which the kernel runs right after
+ * this one: it was attached first, and a hook's BPF-LSM programs run newest
+ * first. That program appends the hash, posts the event and returns the
+ * Override error, because an LSM program returning an error ends the
+ * hook's program list. Without room in `pending` the event is lost, the
+ * error still applies. */
+static __always_inline int defer_for_ima(struct generic_state *s, __u32 hook, int error)
+{
+	struct pending_key pk = { .pid_tgid = bpf_get_current_pid_tgid(), .hook = hook };
+
+	if (bpf_map_update_elem(&pending, &pk, &s->ev, BPF_ANY)) {
+		stat_inc(VIGIL_STAT_LOST_KPROBE);
+		return error;
+	}
+	return 0;
+}
+
 /* Whether the caller's cgroup is one scoped hook `hook` applies to. Cgroup
  * socket-address programs have no scope (their policies are refused). */
 static __always_inline int in_scope(__u32 hook)
@@ -1493,6 +1511,8 @@ __noinline int run_hook(__u32 hook)
 	m->hook = hook;
 	m->selector = s->matched;
 	m->hdr.size = event_size(s->off);
+	if (actions & VIGIL_ACTION_IMA_HASH)
+		return defer_for_ima(s, hook, error);
 	if (actions & (VIGIL_ACTION_KERNEL_STACK | VIGIL_ACTION_USER_STACK)) {
 		/* Only the front-end has the context the stack helper needs; the
 		 * stacks are taken for posted events only, so the map holds no

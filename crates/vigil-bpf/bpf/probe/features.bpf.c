@@ -46,6 +46,9 @@ __u64 iter_seen;
 __u64 signal_sent;
 __s64 signal_ret;
 __s64 fexit_ret;
+/* bpf_ima_file_hash's result on the prober's file: the algorithm or -errno. */
+__s64 ima_algo;
+__u8 ima_digest[64];
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -202,6 +205,15 @@ int BPF_PROG(lsm_file_open, struct file *file, int ret)
 		__sync_fetch_and_add(&lsm_denied, 1);
 		return -EPERM;
 	}
+	return 0;
+}
+
+/* Post imaHash needs a sleepable LSM program, the helper and IMA. */
+SEC("lsm.s/file_open")
+int BPF_PROG(ima_file_open, struct file *file)
+{
+	if (from_prober() && file_named(file, deny_name))
+		ima_algo = bpf_ima_file_hash(file, ima_digest, sizeof(ima_digest));
 	return 0;
 }
 

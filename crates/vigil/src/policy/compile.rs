@@ -8,8 +8,8 @@
 //! in the status.
 use vigil_bpf::wire::{
     vigil_arg_config, vigil_hook_config, vigil_match_arg, vigil_match_caps, vigil_match_ns,
-    vigil_selector_config, VIGIL_ACTION_KERNEL_STACK, VIGIL_ACTION_OVERRIDE, VIGIL_ACTION_POST,
-    VIGIL_ACTION_SIGNAL, VIGIL_ACTION_TRACK_SOCK, VIGIL_ACTION_UNTRACK_SOCK,
+    vigil_selector_config, VIGIL_ACTION_IMA_HASH, VIGIL_ACTION_KERNEL_STACK, VIGIL_ACTION_OVERRIDE,
+    VIGIL_ACTION_POST, VIGIL_ACTION_SIGNAL, VIGIL_ACTION_TRACK_SOCK, VIGIL_ACTION_UNTRACK_SOCK,
     VIGIL_ACTION_USER_STACK, VIGIL_ARG_AT_RETURN, VIGIL_ARG_BPF_ATTR, VIGIL_ARG_BPF_MAP,
     VIGIL_ARG_CAPABILITY, VIGIL_ARG_CHAR_BUF, VIGIL_ARG_CHAR_IOVEC, VIGIL_ARG_CRED,
     VIGIL_ARG_DENTRY, VIGIL_ARG_FD, VIGIL_ARG_FILE, VIGIL_ARG_INT, VIGIL_ARG_KERNEL_CAP,
@@ -165,6 +165,13 @@ pub enum EventKind {
     },
 }
 
+/// Post imaHash: the LSM hook's first argument, whose file is hashed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImaArg {
+    /// A struct linux_binprm (its file, the one being executed), else a struct file.
+    pub binprm: bool,
+}
+
 /// Where a hook attaches.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HookPoint {
@@ -186,8 +193,10 @@ pub enum HookPoint {
         fmod_ret: bool,
     },
     /// A BPF-LSM hook (`lsmhooks`, name without `security_`): its
-    /// selectors can make the operation fail (Override).
-    Lsm { hook: String },
+    /// selectors can make the operation fail (Override). With `ima`, a
+    /// selector posts imaHash: the hook's sleepable program hashes that
+    /// argument's file.
+    Lsm { hook: String, ima: Option<ImaArg> },
     /// A user-space function (`uprobes`): a symbol of `path`, or an offset
     /// in it; a uretprobe too with `return: true`.
     Uprobe {
@@ -327,7 +336,7 @@ impl std::fmt::Display for HookPoint {
         match self {
             HookPoint::Syscall { name, .. } => write!(f, "system call {name}"),
             HookPoint::Function { name, .. } => write!(f, "kernel function {name}"),
-            HookPoint::Lsm { hook } => write!(f, "LSM hook {hook}"),
+            HookPoint::Lsm { hook, .. } => write!(f, "LSM hook {hook}"),
             HookPoint::Uprobe {
                 path,
                 symbol: Some(symbol),
@@ -778,8 +787,49 @@ fn compile_lsm(
             "call not found: no LSM hook named {hook} (bpf_lsm_{hook} is not in vmlinux BTF)"
         ));
     }
-    let point = HookPoint::Lsm { hook: hook.clone() };
+    let point = HookPoint::Lsm {
+        hook: hook.clone(),
+        ima: ima_arg(lsm, features)?,
+    };
     plan_hook(policy, &lsm_as_kprobe(lsm), point, enforce, features)
+}
+
+/// Post imaHash: the argument to hash (the hook's first argument, a `file`
+/// or a `linux_binprm`), where the kernel runs sleepable BPF-LSM programs
+/// with bpf_ima_file_hash and has IMA; None without imaHash.
+fn ima_arg(lsm: &LsmHookSpec, features: &KernelFeatures) -> Result<Option<ImaArg>, String> {
+    let Some(path) = lsm.selectors.iter().enumerate().find_map(|(s, sel)| {
+        let a = sel.match_actions.iter().position(|a| a.ima_hash)?;
+        Some(format!("selectors[{s}].matchActions[{a}].imaHash"))
+    }) else {
+        return Ok(None);
+    };
+    let hook = &lsm.hook;
+    if !features.has(Feature::ImaHash) {
+        return Err(format!(
+            "lsm hook {hook}: {path}: kernel has no IMA file hash for BPF (vigil probe: {}: {})",
+            Feature::ImaHash.label(),
+            why_not(features, Feature::ImaHash)
+        ));
+    }
+    lsm.args
+        .iter()
+        .find(|a| {
+            a.index == 0
+                && a.resolve.is_empty()
+                && matches!(a.arg_type, ArgType::File | ArgType::LinuxBinprm)
+        })
+        .map(|a| {
+            Some(ImaArg {
+                binprm: a.arg_type == ArgType::LinuxBinprm,
+            })
+        })
+        .ok_or_else(|| {
+            format!(
+                "lsm hook {hook}: {path}: hashes the hook's first argument, which the args \
+                 must give as `file` or `linux_binprm` (index 0)"
+            )
+        })
 }
 
 /// An LSM hook in the shape of a kernel-function kprobe, for the shared planning.
@@ -1126,7 +1176,7 @@ fn plan_hook(
         function_name: match &point {
             HookPoint::Syscall { name, .. } => format!("__x64_sys_{name}"),
             HookPoint::Function { name, .. } => name.clone(),
-            HookPoint::Lsm { hook } => hook.clone(),
+            HookPoint::Lsm { hook, .. } => hook.clone(),
             HookPoint::Uprobe { .. }
             | HookPoint::Usdt { .. }
             | HookPoint::Tracepoint { .. }
@@ -1316,7 +1366,8 @@ fn plan_hook(
                 format!("{entry} {name}")
             }
         }
-        HookPoint::Lsm { hook } => format!("lsm {hook}"),
+        HookPoint::Lsm { hook, ima: None } => format!("lsm {hook}"),
+        HookPoint::Lsm { hook, ima: Some(_) } => format!("lsm + lsm.s (IMA hash) {hook}"),
         HookPoint::Uprobe { .. } if waits_for_return(kprobe) => {
             point
                 .to_string()
@@ -2545,8 +2596,15 @@ fn actions_of(
         let apath = format!("{path}.matchActions[{a}]");
         match action.action {
             ActionKind::Post => {
+                // Offline validation keeps imaHash to lsmhooks.
                 if action.ima_hash {
-                    return Err(format!("{apath}.imaHash: not implemented in vigil yet"));
+                    if action.kernel_stack_trace || action.user_stack_trace {
+                        return Err(format!(
+                            "{apath}.imaHash: not served together with kernelStackTrace or \
+                             userStackTrace"
+                        ));
+                    }
+                    flags |= VIGIL_ACTION_IMA_HASH;
                 }
                 let stacks = [
                     ("kernelStackTrace", action.kernel_stack_trace, VIGIL_ACTION_KERNEL_STACK),
@@ -3089,6 +3147,51 @@ mod tests {
         let why = first_of("lsmhooks", &positive, &[Feature::Lsm]).expect_err("refused");
         assert!(
             why.contains("negative errno") || why.starts_with("call not found"),
+            "{why}"
+        );
+    }
+
+    const LSM_IMA: &str = "  - hook: bprm_check_security\n    args:\n    - index: 0\n      type: linux_binprm\n    selectors:\n    - matchActions:\n      - action: Post\n        imaHash: true\n";
+
+    #[test]
+    fn ima_hash_needs_the_kernel_and_a_file_argument() {
+        let why = first_of("lsmhooks", LSM_IMA, &[Feature::Lsm]).expect_err("refused");
+        assert!(
+            why.contains("selectors[0].matchActions[0].imaHash: kernel has no IMA file hash")
+                || why.starts_with("call not found"),
+            "{why}"
+        );
+        let served = first_of("lsmhooks", LSM_IMA, &[Feature::Lsm, Feature::ImaHash]);
+        match served {
+            Ok(plan) => {
+                assert_eq!(
+                    plan.point,
+                    HookPoint::Lsm {
+                        hook: "bprm_check_security".into(),
+                        ima: Some(ImaArg { binprm: true }),
+                    }
+                );
+                assert_ne!(plan.config.selectors[0].actions & VIGIL_ACTION_IMA_HASH, 0);
+                assert_eq!(plan.via, "lsm + lsm.s (IMA hash) bprm_check_security");
+            }
+            Err(why) => assert!(why.starts_with("call not found"), "{why}"),
+        }
+        let later = LSM_IMA.replace("index: 0", "index: 1");
+        let why =
+            first_of("lsmhooks", &later, &[Feature::Lsm, Feature::ImaHash]).expect_err("refused");
+        assert!(
+            why.contains("hashes the hook's first argument") || why.starts_with("call not found"),
+            "{why}"
+        );
+        let with_stack = LSM_IMA.replace(
+            "imaHash: true",
+            "imaHash: true\n        kernelStackTrace: true",
+        );
+        let why = first_of("lsmhooks", &with_stack, &[Feature::Lsm, Feature::ImaHash])
+            .expect_err("refused");
+        assert!(
+            why.contains("imaHash: not served together with kernelStackTrace")
+                || why.starts_with("call not found"),
             "{why}"
         );
     }

@@ -6,13 +6,13 @@ use std::{
 
 use vigil_bpf::wire::{
     vigil_arg_bpf_attr, vigil_arg_bpf_map, vigil_arg_cred, vigil_arg_perf_event, vigil_arg_skb,
-    vigil_arg_user_ns, vigil_sock_arg, vigil_sockaddr_arg, VIGIL_ARG_BPF_ATTR, VIGIL_ARG_BPF_MAP,
-    VIGIL_ARG_CAPABILITY, VIGIL_ARG_CHAR_BUF, VIGIL_ARG_CHAR_IOVEC, VIGIL_ARG_CRED,
-    VIGIL_ARG_DENTRY, VIGIL_ARG_FD, VIGIL_ARG_FILE, VIGIL_ARG_INT, VIGIL_ARG_KERNEL_CAP,
-    VIGIL_ARG_LINUX_BINPRM, VIGIL_ARG_LONG, VIGIL_ARG_PATH, VIGIL_ARG_PERF_EVENT, VIGIL_ARG_SIZE,
-    VIGIL_ARG_SKB, VIGIL_ARG_SOCK, VIGIL_ARG_SOCKADDR, VIGIL_ARG_SOCKADDR_KERNEL, VIGIL_ARG_STRING,
-    VIGIL_ARG_UINT, VIGIL_ARG_ULONG, VIGIL_ARG_USER_NS, VIGIL_KPROBE_MONITORED,
-    VIGIL_KPROBE_SIGNAL_FAILED,
+    vigil_arg_user_ns, vigil_ima_hash, vigil_sock_arg, vigil_sockaddr_arg, VIGIL_ARG_BPF_ATTR,
+    VIGIL_ARG_BPF_MAP, VIGIL_ARG_CAPABILITY, VIGIL_ARG_CHAR_BUF, VIGIL_ARG_CHAR_IOVEC,
+    VIGIL_ARG_CRED, VIGIL_ARG_DENTRY, VIGIL_ARG_FD, VIGIL_ARG_FILE, VIGIL_ARG_INT,
+    VIGIL_ARG_KERNEL_CAP, VIGIL_ARG_LINUX_BINPRM, VIGIL_ARG_LONG, VIGIL_ARG_PATH,
+    VIGIL_ARG_PERF_EVENT, VIGIL_ARG_SIZE, VIGIL_ARG_SKB, VIGIL_ARG_SOCK, VIGIL_ARG_SOCKADDR,
+    VIGIL_ARG_SOCKADDR_KERNEL, VIGIL_ARG_STRING, VIGIL_ARG_UINT, VIGIL_ARG_ULONG,
+    VIGIL_ARG_USER_NS, VIGIL_KPROBE_MONITORED, VIGIL_KPROBE_SIGNAL_FAILED,
 };
 use vigil_events::{
     caps, ArgValue, EventBody, KprobeArgument, KprobeBpfAttr, KprobeBpfMap, KprobeCapability,
@@ -50,6 +50,7 @@ pub fn hook_event(
             ancestors: k.ancestors,
             kernel_stack_trace: Vec::new(),
             user_stack_trace: Vec::new(),
+            ima_hash: rec.ima_hash.as_ref().map(ima_hash).unwrap_or_default(),
         }),
         EventKind::Uprobe {
             path,
@@ -107,6 +108,31 @@ pub fn hook_event(
             })
         }
     }
+}
+
+/// Post imaHash as Tetragon reports it, `"<algorithm>:<hex digest>"`;
+/// empty when the kernel could not hash the file (bpf_ima_file_hash failed)
+/// or used an algorithm without a known digest size.
+fn ima_hash(hash: &vigil_ima_hash) -> String {
+    // The kernel's enum hash_algo (include/uapi/linux/hash_info.h): name and digest size.
+    const ALGOS: [(&str, usize); 8] = [
+        ("md4", 16),
+        ("md5", 16),
+        ("sha1", 20),
+        ("rmd160", 20),
+        ("sha256", 32),
+        ("sha384", 48),
+        ("sha512", 64),
+        ("sha224", 28),
+    ];
+    let Some((name, len)) = usize::try_from(hash.algo).ok().and_then(|a| ALGOS.get(a)) else {
+        return String::new();
+    };
+    let hex: String = hash.digest[..*len]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("{name}:{hex}")
 }
 
 fn kprobe_event(
@@ -451,6 +477,22 @@ mod tests {
     }
 
     #[test]
+    fn ima_hash_is_algorithm_and_hex() {
+        let mut hash = vigil_ima_hash {
+            algo: 4,
+            ..Default::default()
+        };
+        hash.digest[..3].copy_from_slice(&[0x9f, 0x86, 0x0d]);
+        let text = ima_hash(&hash);
+        assert!(text.starts_with("sha256:9f860d00"), "{text}");
+        assert_eq!(text.len(), "sha256:".len() + 64);
+        hash.algo = 2;
+        assert_eq!(ima_hash(&hash).len(), "sha1:".len() + 40);
+        hash.algo = -95;
+        assert_eq!(ima_hash(&hash), "");
+    }
+
+    #[test]
     fn typed_args_return_and_honest_action() {
         let raw = |kind: u32, bytes: &[u8]| RawArg {
             kind: kind as u8,
@@ -465,6 +507,7 @@ mod tests {
             selector: 0,
             ret: Some(-9),
             ret_data: Vec::new(),
+            ima_hash: None,
             kernel_stack: None,
             user_stack: None,
             args: vec![

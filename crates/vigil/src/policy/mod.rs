@@ -16,7 +16,7 @@ mod syscalls;
 use std::path::{Path, PathBuf};
 
 pub use compile::{
-    AddrEntry, HookPlan, HookPoint, SockAddrArgs, SockOp, SyscallVia, TracepointArg,
+    AddrEntry, HookPlan, HookPoint, ImaArg, SockAddrArgs, SockOp, SyscallVia, TracepointArg,
 };
 pub use event::hook_event;
 pub use fanotify::{FanotifySpec, FileAccess, Verdict};

@@ -480,6 +480,47 @@ pub(super) fn lsm(env: &ProbeEnv) -> Outcome {
     outcome
 }
 
+/// A sleepable `lsm.s/file_open` program hashes the prober's file with
+/// bpf_ima_file_hash (5.18+), which needs IMA in the kernel.
+pub(super) fn ima_hash(env: &ProbeEnv) -> Outcome {
+    host::bpf_lsm_active()?;
+    host::ima_active()?;
+    let mut obj = MaybeUninit::uninit();
+    let skel = load(&mut obj, env, "ima_file_open")?;
+    let link = skel
+        .progs
+        .ima_file_open
+        .attach_lsm()
+        .map_err(|e| attach_failure(&e))?;
+    let opened = fs::File::open(env.file(DENY_NAME));
+    drop(link);
+    opened.map_err(|e| {
+        Failure::new(
+            Stage::Check,
+            format!(
+                "check: open() of {DENY_NAME} failed: {}",
+                host::io_reason(&e)
+            ),
+        )
+    })?;
+    match read(&bss_of(&skel)?.ima_algo) {
+        0 => Err(Failure::new(
+            Stage::Check,
+            format!("check: attached, but the open() of {DENY_NAME} was not hashed"),
+        )),
+        algo if algo < 0 => Err(Failure::new(
+            Stage::Prereq,
+            format!(
+                "bpf_ima_file_hash failed with {}",
+                host::errno_reason(i32::try_from(-algo).unwrap_or(i32::MAX))
+            ),
+        )),
+        algo => Ok(format!(
+            "lsm.s/file_open: bpf_ima_file_hash hashed {DENY_NAME} (kernel hash algorithm {algo})"
+        )),
+    }
+}
+
 fn own_exe() -> Result<PathBuf, Failure> {
     std::env::current_exe().map_err(|e| {
         Failure::new(

@@ -85,6 +85,19 @@ pub(super) fn bpf_lsm_active() -> Result<(), Failure> {
     }
 }
 
+/// Whether IMA is enabled: it publishes `/sys/kernel/security/ima`. Without
+/// securityfs (no LSM list either) this is not a verdict.
+pub(super) fn ima_active() -> Result<(), Failure> {
+    let ima = Path::new("/sys/kernel/security/ima");
+    if Path::new(LSM_LIST).exists() && !ima.is_dir() {
+        return Err(Failure::new(
+            Stage::Prereq,
+            format!("IMA is not enabled (no {})", ima.display()),
+        ));
+    }
+    Ok(())
+}
+
 /// The cgroup v2 directory this process is in, e.g. `/sys/fs/cgroup/unified/`.
 pub(super) fn own_cgroup2_dir() -> Result<PathBuf, Failure> {
     let mounts = fs::read_to_string("/proc/self/mounts")

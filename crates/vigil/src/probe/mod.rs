@@ -32,6 +32,8 @@ pub enum Feature {
     FmodRetSyscall,
     KprobeOverride,
     Lsm,
+    /// Post imaHash: a sleepable LSM program hashing a file through IMA.
+    ImaHash,
     Uprobe,
     UprobeMulti,
     CgroupConnect4,
@@ -42,7 +44,7 @@ pub enum Feature {
 
 impl Feature {
     /// Every feature, in the order the probe reports them.
-    pub const ALL: [Feature; 20] = [
+    pub const ALL: [Feature; 21] = [
         Feature::Btf,
         Feature::RingBuffer,
         Feature::TpBtf,
@@ -57,6 +59,7 @@ impl Feature {
         Feature::FmodRetSyscall,
         Feature::KprobeOverride,
         Feature::Lsm,
+        Feature::ImaHash,
         Feature::Uprobe,
         Feature::UprobeMulti,
         Feature::CgroupConnect4,
@@ -82,6 +85,7 @@ impl Feature {
             Feature::FmodRetSyscall => "fmod_ret on system calls",
             Feature::KprobeOverride => "kprobe override (bpf_override_return)",
             Feature::Lsm => "BPF-LSM",
+            Feature::ImaHash => "IMA file hash (lsm.s, bpf_ima_file_hash)",
             Feature::Uprobe => "uprobe",
             Feature::UprobeMulti => "uprobe.multi",
             Feature::CgroupConnect4 => "cgroup/connect4",
@@ -194,6 +198,7 @@ fn probe_one(feature: Feature, env: &bpf::ProbeEnv) -> Outcome {
         Feature::FmodRetSyscall => bpf::fmod_ret_syscall(env),
         Feature::KprobeOverride => bpf::kprobe_override(env),
         Feature::Lsm => bpf::lsm(env),
+        Feature::ImaHash => bpf::ima_hash(env),
         Feature::Uprobe => bpf::uprobe(env),
         Feature::UprobeMulti => bpf::uprobe_multi(env),
         Feature::CgroupConnect4 => bpf::connect4(env),

@@ -436,6 +436,7 @@ impl Decider {
                         selector: selector as u32,
                         ret: None,
                         ret_data: Vec::new(),
+                        ima_hash: None,
                         // A permission event has no stack to take.
                         kernel_stack: None,
                         user_stack: None,

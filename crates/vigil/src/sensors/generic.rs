@@ -45,7 +45,7 @@ use super::{
     Owned,
 };
 use crate::{
-    policy::{AddrEntry, HookPlan, HookPoint, SyscallVia},
+    policy::{AddrEntry, HookPlan, HookPoint, ImaArg, SyscallVia},
     reuse_generic_maps,
 };
 
@@ -54,8 +54,10 @@ use crate::{
 enum Attach {
     Fentry,
     Kprobe,
-    /// BPF-LSM: the function is `bpf_lsm_NAME`, and Override applies.
-    Lsm,
+    /// BPF-LSM: the function is `bpf_lsm_NAME`, and Override applies;
+    /// with the sleepable program posting imaHash events, which hashes the
+    /// file of the hook's first argument.
+    Lsm(Option<ImaArg>),
     /// fmod_ret: Override makes the function return its error without running.
     FmodRet,
     /// fentry on a system call's function: arguments from the user registers.
@@ -233,6 +235,10 @@ fn load_function<'obj>(
         .open(obj)
         .context("opening the kernel function hook's BPF object")?;
     reuse_generic_maps!(&mut open.maps, &shared.maps)?;
+    let ima = match attach {
+        Attach::Lsm(ima) => ima,
+        _ => None,
+    };
     if let Some(rodata) = open.maps.rodata_data.as_deref_mut() {
         rodata.agent_tgid = std::process::id();
         rodata.host_user_ns = crate::events::host_namespaces().user;
@@ -243,7 +249,15 @@ fn load_function<'obj>(
     let progs = &mut open.progs;
     progs.vigil_fentry.set_autoload(attach == Attach::Fentry);
     progs.vigil_kprobe.set_autoload(attach == Attach::Kprobe);
-    progs.vigil_lsm.set_autoload(attach == Attach::Lsm);
+    progs
+        .vigil_lsm
+        .set_autoload(matches!(attach, Attach::Lsm(_)));
+    progs
+        .vigil_lsm_ima_file
+        .set_autoload(ima.is_some_and(|a| !a.binprm));
+    progs
+        .vigil_lsm_ima_bprm
+        .set_autoload(ima.is_some_and(|a| a.binprm));
     progs.vigil_fmod_ret.set_autoload(attach == Attach::FmodRet);
     progs
         .vigil_syscall_fentry
@@ -266,7 +280,15 @@ fn load_function<'obj>(
     let mut targets = vec![];
     match attach {
         Attach::Fentry => targets.push(&mut progs.vigil_fentry),
-        Attach::Lsm => targets.push(&mut progs.vigil_lsm),
+        Attach::Lsm(None) => targets.push(&mut progs.vigil_lsm),
+        Attach::Lsm(Some(ima)) => {
+            targets.push(&mut progs.vigil_lsm);
+            targets.push(if ima.binprm {
+                &mut progs.vigil_lsm_ima_bprm
+            } else {
+                &mut progs.vigil_lsm_ima_file
+            });
+        }
         Attach::FmodRet => targets.push(&mut progs.vigil_fmod_ret),
         Attach::SyscallFentry => targets.push(&mut progs.vigil_syscall_fentry),
         Attach::SyscallFmodRet => targets.push(&mut progs.vigil_syscall_fmod_ret),
@@ -281,9 +303,23 @@ fn load_function<'obj>(
     }
     let skel = load_logged(|| open.load())?;
     let progs = &skel.progs;
+    // A hook's BPF-LSM programs run newest first: the hashing program is
+    // attached before the one that evaluates the selectors, so it runs
+    // right after it (defer_for_ima in generic.bpf.h).
+    let ima_link = match ima {
+        Some(ima) => Some(
+            if ima.binprm {
+                progs.vigil_lsm_ima_bprm.attach()
+            } else {
+                progs.vigil_lsm_ima_file.attach()
+            }
+            .with_context(|| format!("attaching lsm.s {name}"))?,
+        ),
+        None => None,
+    };
     let mut links = vec![match attach {
         Attach::Fentry => progs.vigil_fentry.attach(),
-        Attach::Lsm => progs.vigil_lsm.attach(),
+        Attach::Lsm(_) => progs.vigil_lsm.attach(),
         Attach::FmodRet => progs.vigil_fmod_ret.attach(),
         Attach::Kprobe => progs.vigil_kprobe.attach_kprobe(false, name),
         Attach::SyscallFentry => progs.vigil_syscall_fentry.attach(),
@@ -309,6 +345,9 @@ fn load_function<'obj>(
                 .with_context(|| format!("attaching kretprobe {name}"))?,
         );
     }
+    // Detached after the selectors' program (links drop in order), so no
+    // event is deferred to a program that is gone.
+    links.extend(ima_link);
     Ok((skel, links))
 }
 
@@ -469,7 +508,9 @@ impl GenericSensor {
                 let exit = plan.config.flags & VIGIL_HOOK_RETURN != 0;
                 self.attach_function_hook((id, exit), name, attach)
             }
-            HookPoint::Lsm { hook } => self.attach_function_hook((id, false), hook, Attach::Lsm),
+            HookPoint::Lsm { hook, ima } => {
+                self.attach_function_hook((id, false), hook, Attach::Lsm(*ima))
+            }
             HookPoint::Uprobe {
                 path,
                 symbol,

@@ -2,6 +2,8 @@
 //! or refused with a precise reason, and the ones this kernel can serve do
 //! what Tetragon's do (the event appears, the operation is blocked).
 use std::{
+    fs,
+    os::unix::{fs::PermissionsExt, process::CommandExt},
     path::{Path, PathBuf},
     process::{Command, Stdio},
     time::Duration,
@@ -108,6 +110,7 @@ pub fn tetragon_examples_served_or_refused_precisely() -> TestResult {
     assert!(files.len() >= 12, "Tetragon's examples: {files:?}");
     // file_open is served by BPF-LSM, or by fanotify permission events.
     let file_open = probed("lsm").is_ok() || probed("fanotify_perm").is_ok();
+    let ima_hash = probed("ima_hash").is_ok();
     for file in &files {
         let verdict = check(file);
         assert!(
@@ -125,6 +128,9 @@ pub fn tetragon_examples_served_or_refused_precisely() -> TestResult {
         let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("");
         if name == "lsm-file-open.yaml" && file_open {
             assert_eq!(verdict.state, "enabled", "{}", verdict.file);
+        }
+        if name == "lsm-bprm-check.yaml" && ima_hash {
+            assert_eq!(verdict.state, "enabled", "imaHash: {}", verdict.file);
         }
         if name == "file-monitoring-enforce.yaml" {
             // A TracingPolicyNamespaced without metadata.namespace: kubectl's default.
@@ -241,5 +247,182 @@ pub fn tetragon_fd_install_caps_sees_namespaced_root() -> TestResult {
         .find(|b| str_at(b, "/args/1/file_arg/path") == "/etc/passwd")
         .expect("event");
     assert_eq!(str_at(&ev, "/function_name"), "fd_install");
+    Ok(())
+}
+
+/// lsm-bprm-check.yaml: /usr/bin/bash executing a file whose path ends in
+/// `contrib/tester-progs/nop` is refused with EPERM (Override argError -1)
+/// and posts a process_lsm event carrying the file's IMA hash (imaHash);
+/// the same file run by another binary runs and posts nothing.
+pub fn tetragon_lsm_bprm_check_blocks_and_hashes() -> TestResult {
+    require_agent!();
+    if let Err(why) = probed("lsm") {
+        skip!("kernel has no BPF-LSM (vigil probe: {why})");
+    }
+    if let Err(why) = probed("ima_hash") {
+        skip!("kernel cannot hash files for imaHash (vigil probe: {why})");
+    }
+    let policy = tetragon_policies_dir().join("lsm-bprm-check.yaml");
+    let bash = Path::new("/usr/bin/bash");
+    let Some(sh) = which("sh") else {
+        skip!("needs sh");
+    };
+    if !policy.is_file() || !bash.is_file() {
+        skip!("needs {} and /usr/bin/bash", policy.display());
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let progs = dir.path().join("contrib/tester-progs");
+    fs::create_dir_all(&progs).expect("tester-progs dir");
+    let nop = progs.join("nop");
+    fs::write(&nop, "#!/bin/sh\necho nop-ran\n").expect("write nop");
+    fs::set_permissions(&nop, fs::Permissions::from_mode(0o755)).expect("chmod nop");
+    let nop_path = nop.to_str().expect("utf-8 path").to_owned();
+    let policy = policy.to_str().expect("utf-8 path").to_owned();
+    let agent = Agent::start(&["--tracing-policy", &policy]);
+    // argv[0] `sh`: in the guests /usr/bin/bash is busybox, which has no bash applet.
+    let blocked = Command::new(bash)
+        .arg0("sh")
+        .args(["-c", &nop_path])
+        .output()
+        .expect("run /usr/bin/bash");
+    let stderr = String::from_utf8_lossy(&blocked.stderr);
+    assert!(
+        !blocked.status.success() && stderr.contains("Operation not permitted"),
+        "bash executing nop must fail with EPERM: {blocked:?}"
+    );
+    assert!(!String::from_utf8_lossy(&blocked.stdout).contains("nop-ran"));
+    let posted = |b: &&Value| str_at(b, "/policy_name") == "lsm";
+    agent.wait_for(WAIT, "process_lsm of bash executing nop", |evs| {
+        of_kind(evs, "process_lsm").iter().any(posted)
+    });
+    let ran = Command::new(&sh)
+        .args(["-c", &nop_path])
+        .output()
+        .expect("run sh");
+    assert!(
+        ran.status.success() && String::from_utf8_lossy(&ran.stdout).contains("nop-ran"),
+        "sh is not in matchBinaries: nop runs: {ran:?}"
+    );
+    let evs = agent.stop();
+    let lsm: Vec<&Value> = of_kind(&evs, "process_lsm")
+        .into_iter()
+        .filter(posted)
+        .collect();
+    assert_eq!(lsm.len(), 1, "only bash's exec of nop is posted: {lsm:?}");
+    let ev = lsm[0];
+    assert_eq!(str_at(ev, "/function_name"), "bprm_check_security");
+    assert_eq!(str_at(ev, "/process/binary"), "/usr/bin/bash");
+    assert_eq!(str_at(ev, "/args/0/linux_binprm_arg/path"), nop_path);
+    assert_eq!(str_at(ev, "/action"), "KPROBE_ACTION_OVERRIDE");
+    let (algo, digest) = str_at(ev, "/ima_hash")
+        .split_once(':')
+        .unwrap_or_else(|| panic!("ima_hash is <algorithm>:<hex>: {ev}"));
+    let tool = format!("{algo}sum");
+    let Some(sum) = which(&tool) else {
+        panic!("no {tool} to check the {algo} hash {digest}");
+    };
+    let out = Command::new(sum)
+        .arg(&nop)
+        .output()
+        .expect("run the sum tool");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        digest,
+        text.split_whitespace().next().unwrap_or(""),
+        "IMA's {algo} of nop"
+    );
+    Ok(())
+}
+
+/// creds-capability-usage.yaml: the capability checks of a shell in a new
+/// pid namespace (raising its file limit needs CAP_SYS_RESOURCE) are posted
+/// by cap_capable with the user namespace, the capability and the return
+/// value, each (thread, namespace, capability) at most once a minute
+/// (rateLimit); the same shell in the host's pid namespace posts nothing.
+pub fn tetragon_creds_capability_usage_in_pid_namespace() -> TestResult {
+    require_agent!();
+    if probed("fentry").is_err() && probed("kprobe").is_err() {
+        skip!("kernel has neither fentry nor kprobes for cap_capable");
+    }
+    let policy = tetragon_policies_dir().join("creds-capability-usage.yaml");
+    let (Some(unshare), Some(sh)) = (which("unshare"), which("sh")) else {
+        skip!("needs unshare and sh");
+    };
+    if !policy.is_file() {
+        skip!("no {}", policy.display());
+    }
+    // Each raise of the hard limit is one CAP_SYS_RESOURCE check, both in
+    // the shell's own thread.
+    const LIMITS: &str = "ulimit -n 500 && ulimit -n 600 && ulimit -n 500 && ulimit -n 600";
+    let policy = policy.to_str().expect("utf-8 path").to_owned();
+    let agent = Agent::start(&["--tracing-policy", &policy]);
+    let host = Command::new(&sh).args(["-c", LIMITS]).spawn().expect("sh");
+    let host_pid = host.id();
+    let out = host.wait_with_output().expect("sh");
+    assert!(out.status.success(), "sh raising its limit: {out:?}");
+    let inner = Command::new(unshare)
+        .args(["-p", "-f"])
+        .arg(&sh)
+        .args(["-c", LIMITS])
+        .spawn()
+        .expect("unshare -p -f sh");
+    let unshare_pid = inner.id();
+    let out = inner.wait_with_output().expect("unshare");
+    assert!(out.status.success(), "unshare -p -f sh: {out:?}");
+    let policy_events = |evs: &[Value]| -> Vec<Value> {
+        of_kind(evs, "process_kprobe")
+            .into_iter()
+            .filter(|b| str_at(b, "/policy_name") == "creds-capability-checks")
+            .cloned()
+            .collect()
+    };
+    let resource = |b: &Value| b["args"][1]["capability_arg"]["value"] == 24;
+    let in_new_ns = |b: &Value| b["parent"]["pid"] == unshare_pid;
+    agent.wait_for(
+        WAIT,
+        "cap_capable CAP_SYS_RESOURCE in the new pid namespace",
+        |evs| {
+            policy_events(evs)
+                .iter()
+                .any(|b| in_new_ns(b) && resource(b))
+        },
+    );
+    let evs = policy_events(&agent.stop());
+    assert!(
+        evs.iter().all(|b| b["process"]["pid"] != host_pid),
+        "the host's pid namespace is NotIn: {evs:?}"
+    );
+    let inner: Vec<&Value> = evs.iter().filter(|b| in_new_ns(b)).collect();
+    let checks: Vec<&&Value> = inner.iter().filter(|b| resource(b)).collect();
+    assert_eq!(
+        checks.len(),
+        1,
+        "two CAP_SYS_RESOURCE checks by one thread within a minute: rateLimit posts one: {checks:?}"
+    );
+    let ev = checks[0];
+    assert_eq!(str_at(ev, "/function_name"), "cap_capable");
+    assert_eq!(
+        str_at(ev, "/args/1/capability_arg/name"),
+        "CAP_SYS_RESOURCE"
+    );
+    assert_eq!(ev["args"][0]["user_ns_arg"]["ns"]["is_host"], true, "{ev}");
+    assert_eq!(ev["return"]["int_arg"], 0, "granted: {ev}");
+    let mut keys: Vec<String> = inner
+        .iter()
+        .map(|b| {
+            format!(
+                "{} {} {}",
+                b["process"]["tid"], b["args"][0]["user_ns_arg"], b["args"][1]["capability_arg"]
+            )
+        })
+        .collect();
+    let posted = keys.len();
+    keys.sort();
+    keys.dedup();
+    assert_eq!(
+        keys.len(),
+        posted,
+        "rateLimit: one event per thread, namespace and capability: {inner:?}"
+    );
     Ok(())
 }

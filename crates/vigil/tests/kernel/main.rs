@@ -192,6 +192,14 @@ const TESTS: &[(&str, TestFn)] = &[
         compat::tetragon_fd_install_caps_sees_namespaced_root,
     ),
     (
+        "compat::tetragon_lsm_bprm_check_blocks_and_hashes",
+        compat::tetragon_lsm_bprm_check_blocks_and_hashes,
+    ),
+    (
+        "compat::tetragon_creds_capability_usage_in_pid_namespace",
+        compat::tetragon_creds_capability_usage_in_pid_namespace,
+    ),
+    (
         "selectors::namespaces_tell_host_from_new_mount_ns",
         selectors::namespaces_tell_host_from_new_mount_ns,
     ),
