@@ -182,7 +182,7 @@ int vigil_lsm(void *ctx)
 
 /*
  * Post imaHash: posts the events vigil_lsm left in `pending` for this call
- * (see defer_for_ima) with the IMA hash of `file` appended, and returns the
+ * (see send_event) with the IMA hash of `file` appended, and returns the
  * first matching selector's Override error. bpf_ima_file_hash may read and
  * hash the whole file, so it may sleep: only a sleepable program may call it, and those cannot use the selectors' tries and
  * per-CPU state, hence this second program.

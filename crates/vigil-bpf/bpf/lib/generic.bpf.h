@@ -1371,17 +1371,27 @@ __noinline int post_event(__u32 hook)
 	return 0;
 }
 
-/* Post imaHash: leaves the event in `pending` for the hook's sleepable
- * program (bpf/generic/kprobe.bpf.c), which the kernel runs right after
- * this one: it was attached first, and a hook's BPF-LSM programs run newest
- * first. That program appends the hash, posts the event and returns the
- * Override error, because an LSM program returning an error ends the
- * hook's program list. Without room in `pending` the event is lost, the
- * error still applies. */
-static __always_inline int defer_for_ima(struct generic_state *s, __u32 hook, int error)
+/* Sends the event run_hook built and returns what the hook returns. Post
+ * imaHash leaves the event in `pending` for the hook's sleepable program
+ * (bpf/generic/kprobe.bpf.c), which the kernel runs right after this one:
+ * it was attached first, and a hook's BPF-LSM programs run newest first.
+ * That program appends the hash, posts the event and returns the Override
+ * error, because an LSM program returning an error ends the hook's program
+ * list. Without room in `pending` the event is lost, the error still
+ * applies. A global function: the branch on the action stays out of
+ * run_hook's paths, which the verifier would otherwise tell apart by it. */
+__noinline int send_event(__u32 hook, int error)
 {
-	struct pending_key pk = { .pid_tgid = bpf_get_current_pid_tgid(), .hook = hook };
+	struct generic_state *s = state();
+	struct pending_key pk = { .hook = hook };
 
+	if (!s)
+		return error;
+	if (!(s->ev.msg.action & VIGIL_ACTION_IMA_HASH)) {
+		post_event(hook);
+		return error;
+	}
+	pk.pid_tgid = bpf_get_current_pid_tgid();
 	if (bpf_map_update_elem(&pending, &pk, &s->ev, BPF_ANY)) {
 		stat_inc(VIGIL_STAT_LOST_KPROBE);
 		return error;
@@ -1511,8 +1521,6 @@ __noinline int run_hook(__u32 hook)
 	m->hook = hook;
 	m->selector = s->matched;
 	m->hdr.size = event_size(s->off);
-	if (actions & VIGIL_ACTION_IMA_HASH)
-		return defer_for_ima(s, hook, error);
 	if (actions & (VIGIL_ACTION_KERNEL_STACK | VIGIL_ACTION_USER_STACK)) {
 		/* Only the front-end has the context the stack helper needs; the
 		 * stacks are taken for posted events only, so the map holds no
@@ -1520,8 +1528,7 @@ __noinline int run_hook(__u32 hook)
 		s->stacks_pending = 1;
 		return error;
 	}
-	post_event(hook);
-	return error;
+	return send_event(hook, error);
 }
 
 /* Takes the stacks the event run_hook left pending asks for, from the
