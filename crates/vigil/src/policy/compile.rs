@@ -486,7 +486,12 @@ pub fn compile(policy: &Policy, features: &KernelFeatures) -> CompiledPolicy {
     share_kprobe_multi(policy, &mut out.hooks, features);
     for (i, fentry) in spec.fentries.iter().enumerate() {
         for (call, plan) in compile_kprobe_calls(policy, fentry, enforce, features) {
-            let plan = plan.and_then(|p| by_trampoline(&call, fentry, p, features));
+            // Without trampolines that is the reason, whatever else the
+            // kprobe front-ends would have said.
+            let plan = match no_trampolines(&call, features) {
+                Some(why) => Err(why),
+                None => plan.and_then(|p| by_trampoline(&call, fentry, p, features)),
+            };
             out.hooks.push(HookOutcome {
                 name: format!("spec.fentries[{i}] {call}"),
                 plan,
@@ -605,6 +610,18 @@ fn share_kprobe_multi(policy: &Policy, hooks: &mut [HookOutcome], features: &Ker
     }
 }
 
+/// Why a `spec.fentries` hook cannot be served at all here: the kernel has
+/// no BPF trampolines.
+fn no_trampolines(call: &str, features: &KernelFeatures) -> Option<String> {
+    (!features.has(Feature::Fentry)).then(|| {
+        format!(
+            "fentry on {call}: the kernel has no BPF trampolines (vigil probe: fentry: {}); \
+             spec.fentries are served by fentry, fexit and fmod_ret only, never by kprobes",
+            why_not(features, Feature::Fentry)
+        )
+    })
+}
+
 /// A `spec.fentries` hook: served by BPF trampolines only (fentry, fexit,
 /// fmod_ret), never by the kprobes a kernel-function kprobe falls back to.
 fn by_trampoline(
@@ -613,13 +630,6 @@ fn by_trampoline(
     plan: HookPlan,
     features: &KernelFeatures,
 ) -> Result<HookPlan, String> {
-    if !features.has(Feature::Fentry) {
-        return Err(format!(
-            "fentry on {call}: the kernel has no BPF trampolines (vigil probe: fentry: {}); \
-             spec.fentries are served by fentry, fexit and fmod_ret only, never by kprobes",
-            why_not(features, Feature::Fentry)
-        ));
-    }
     let trampoline = match &plan.point {
         HookPoint::Function { fentry, multi, .. } => *fentry && !*multi,
         HookPoint::Syscall { via, .. } => matches!(via, SyscallVia::Fentry | SyscallVia::FmodRet),
@@ -640,10 +650,19 @@ fn by_trampoline(
         .map(|(_, f)| f)
         .map(|f| format!("{}: {}", f.label(), why_not(features, f)))
         .collect();
-    let probe = if missing.is_empty() {
-        String::new()
-    } else {
+    let function = match &plan.point {
+        HookPoint::Function { name, .. } => Some(name.clone()),
+        HookPoint::Syscall { name, .. } => Some(format!("__x64_sys_{name}")),
+        _ => None,
+    };
+    let probe = if !missing.is_empty() {
         format!(" (vigil probe: {})", missing.join("; "))
+    } else if spec.args.iter().any(|a| a.return_copy) {
+        " (returnCopy is served by the system call tracepoints only)".to_owned()
+    } else if let Some(function) = function.filter(|f| !in_vmlinux_btf(f)) {
+        format!(" (call not found: {function} is not in vmlinux BTF, which fentry attaches by)")
+    } else {
+        String::new()
     };
     Err(format!(
         "fentry on {call}: spec.fentries are served by fentry, fexit and fmod_ret only, and \
