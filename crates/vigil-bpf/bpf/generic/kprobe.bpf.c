@@ -13,6 +13,11 @@
  * and reuses the system call object's maps: events, counters, process
  * table, hook configurations and selector strings. The hook logic itself
  * is lib/generic.bpf.h.
+ *
+ * One more instance serves the kernel-function kprobes of a policy that
+ * hooks many functions: kprobe.multi (kretprobe.multi for return values),
+ * one program verified once and attached to all of them, where each
+ * function's attach cookie names its hooks.
  */
 #include "generic.bpf.h"
 
@@ -300,4 +305,51 @@ int vigil_fmod_ret(void *ctx)
 	if (!s)
 		return 0;
 	return verdict_error(run_func_hooks(ctx, s));
+}
+
+/* The id of the `i`th hook a kprobe.multi cookie names, or -1: no more. */
+static __always_inline int cookie_hook(__u64 cookie, int i)
+{
+	__u32 packed = (cookie >> (i * VIGIL_MULTI_ID_BITS)) & ((1 << VIGIL_MULTI_ID_BITS) - 1);
+
+	return packed ? (int)packed - 1 : -1;
+}
+
+/* A function among the many of one kprobe.multi link: its hooks come
+ * from its attach cookie, not from read-only data. */
+SEC("kprobe.multi")
+int vigil_multi_kprobe(struct pt_regs *ctx)
+{
+	struct generic_state *s = state_from_regs(ctx);
+	__u64 cookie;
+	int hook;
+
+	if (!s)
+		return 0;
+	cookie = bpf_get_attach_cookie(ctx);
+	for (int i = 0; i < VIGIL_HOOKS_PER_SYSCALL; i++) {
+		hook = cookie_hook(cookie, i);
+		if (hook < 0)
+			break;
+		run_hook_ctx(ctx, s, hook);
+	}
+	return 0;
+}
+
+SEC("kretprobe.multi")
+int vigil_multi_kretprobe(struct pt_regs *ctx)
+{
+	__u64 cookie;
+	int hook;
+
+	if (is_agent())
+		return 0;
+	cookie = bpf_get_attach_cookie(ctx);
+	for (int i = 0; i < VIGIL_HOOKS_PER_SYSCALL; i++) {
+		hook = cookie_hook(cookie, i);
+		if (hook < 0)
+			break;
+		finish_return(hook, ctx->ax);
+	}
+	return 0;
 }

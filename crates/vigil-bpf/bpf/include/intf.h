@@ -175,6 +175,10 @@ enum vigil_generic_limits {
 	VIGIL_MATCH_PIDS_MAX = 4,
 	VIGIL_HOOKS_PER_SYSCALL = 4,
 	VIGIL_HOOKS_MAX = 64,
+	/* kprobe.multi: a function's attach cookie packs the ids of its hooks
+	 * (up to VIGIL_HOOKS_PER_SYSCALL), each as id + 1 in this many bits
+	 * (0: no more hooks). */
+	VIGIL_MULTI_ID_BITS = 16,
 	/* (hook, cgroup) pairs of scoped hooks in all. */
 	VIGIL_SCOPE_ENTRIES = 16384,
 	VIGIL_SYSCALLS_MAX = 512,

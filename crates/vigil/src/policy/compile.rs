@@ -186,11 +186,13 @@ pub enum HookPoint {
     },
     /// A kernel function (`syscall: false`), served by fentry where the
     /// kernel has trampolines, else by a kprobe; by fmod_ret when a
-    /// selector overrides its result.
+    /// selector overrides its result; with `multi`, by the policy's one
+    /// kprobe.multi program (see `share_kprobe_multi`).
     Function {
         name: String,
         fentry: bool,
         fmod_ret: bool,
+        multi: bool,
     },
     /// A BPF-LSM hook (`lsmhooks`, name without `security_`): its
     /// selectors can make the operation fail (Override). With `ima`, a
@@ -376,6 +378,11 @@ impl HookPoint {
         }
     }
 
+    /// A kernel function served by its policy's kprobe.multi program.
+    pub fn is_multi(&self) -> bool {
+        matches!(self, HookPoint::Function { multi: true, .. })
+    }
+
     /// A tracepoint at the entry of system calls (before the call runs).
     fn is_syscall_entry(&self) -> bool {
         match self {
@@ -485,6 +492,21 @@ pub fn compile(policy: &Policy, features: &KernelFeatures) -> CompiledPolicy {
             });
         }
     }
+    share_kprobe_multi(policy, &mut out.hooks, features);
+    for (i, fentry) in spec.fentries.iter().enumerate() {
+        for (call, plan) in compile_kprobe_calls(policy, fentry, enforce, features) {
+            // Without trampolines that is the reason, whatever else the
+            // kprobe front-ends would have said.
+            let plan = match no_trampolines(&call, features) {
+                Some(why) => Err(why),
+                None => plan.and_then(|p| by_trampoline(&call, fentry, p, features)),
+            };
+            out.hooks.push(HookOutcome {
+                name: format!("spec.fentries[{i}] {call}"),
+                plan,
+            });
+        }
+    }
     for (i, lsm) in spec.lsm_hooks.iter().enumerate() {
         let name = format!("spec.lsmhooks[{i}] {}", lsm.hook);
         let plan = compile_lsm(policy, lsm, enforce, features);
@@ -510,12 +532,6 @@ pub fn compile(policy: &Policy, features: &KernelFeatures) -> CompiledPolicy {
     }
     // `enforcers` attach nothing of their own here: NotifyEnforcer is served
     // by the notifying hook's signal (see actions_of), with its guarantee.
-    for i in 0..spec.fentries.len() {
-        out.hooks.push(HookOutcome {
-            name: format!("spec.fentries[{i}]"),
-            plan: Err("fentries hooks are not implemented in vigil yet".into()),
-        });
-    }
     if spec.loader {
         out.hooks.push(HookOutcome {
             name: "spec.loader".into(),
@@ -529,6 +545,139 @@ pub fn compile(policy: &Policy, features: &KernelFeatures) -> CompiledPolicy {
         }
     }
     out
+}
+
+/// A policy hooking at least this many kernel functions by kprobe serves
+/// them with one kprobe.multi program (docs/policies.md, "kprobe.multi").
+pub const KPROBE_MULTI_MIN_FUNCTIONS: usize = 3;
+
+/// The functions ftrace can trace, which a kprobe.multi link attaches
+/// through; `None` when tracefs does not list them.
+const TRACEFS_FILTER_FUNCTIONS: &str = "/sys/kernel/tracing/available_filter_functions";
+
+/// Moves the policy's kernel-function kprobes to one kprobe.multi program
+/// (kretprobe.multi for return values): one load and one verification
+/// instead of one per function, where the kernel has kprobe.multi, the
+/// policy does not set `disable-kprobe-multi`, and it hooks at least
+/// KPROBE_MULTI_MIN_FUNCTIONS functions that way. Override stays on
+/// fmod_ret, and a function ftrace cannot trace keeps its own program
+/// (one such function would make the whole link fail).
+fn share_kprobe_multi(policy: &Policy, hooks: &mut [HookOutcome], features: &KernelFeatures) {
+    // The spellings of true that validation accepts.
+    let disabled = policy.spec.options.iter().any(|o| {
+        o.name == "disable-kprobe-multi"
+            && ["1", "t", "T", "TRUE", "true", "True"].contains(&o.value.as_str())
+    });
+    let has_function = hooks
+        .iter()
+        .any(|h| matches!(&h.plan, Ok(p) if matches!(p.point, HookPoint::Function { .. })));
+    if disabled || !has_function || !features.has(Feature::KprobeMulti) {
+        return;
+    }
+    let Ok(listed) = std::fs::read_to_string(TRACEFS_FILTER_FUNCTIONS) else {
+        return;
+    };
+    let traceable: std::collections::HashSet<&str> = listed
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    let shared = |h: &HookOutcome| match &h.plan {
+        Ok(HookPlan {
+            point:
+                HookPoint::Function {
+                    name,
+                    fmod_ret: false,
+                    ..
+                },
+            ..
+        }) => traceable.contains(name.as_str()).then(|| name.clone()),
+        _ => None,
+    };
+    let functions: std::collections::BTreeSet<String> = hooks.iter().filter_map(shared).collect();
+    let n = functions.len();
+    if n < KPROBE_MULTI_MIN_FUNCTIONS {
+        return;
+    }
+    for hook in hooks.iter_mut() {
+        if shared(&*hook).is_none() {
+            continue;
+        }
+        let Ok(plan) = &mut hook.plan else { continue };
+        let ret = plan.config.flags & VIGIL_HOOK_RETURN != 0;
+        if let HookPoint::Function {
+            name,
+            fentry,
+            multi,
+            ..
+        } = &mut plan.point
+        {
+            *fentry = false;
+            *multi = true;
+            let exit = if ret { " + kretprobe.multi" } else { "" };
+            plan.via = format!("kprobe.multi{exit} {name} ({n} functions, one program)");
+        }
+    }
+}
+
+/// Why a `spec.fentries` hook cannot be served at all here: the kernel has
+/// no BPF trampolines.
+fn no_trampolines(call: &str, features: &KernelFeatures) -> Option<String> {
+    (!features.has(Feature::Fentry)).then(|| {
+        format!(
+            "fentry on {call}: the kernel has no BPF trampolines (vigil probe: fentry: {}); \
+             spec.fentries are served by fentry, fexit and fmod_ret only, never by kprobes",
+            why_not(features, Feature::Fentry)
+        )
+    })
+}
+
+/// A `spec.fentries` hook: served by BPF trampolines only (fentry, fexit,
+/// fmod_ret), never by the kprobes a kernel-function kprobe falls back to.
+fn by_trampoline(
+    call: &str,
+    spec: &KProbeSpec,
+    plan: HookPlan,
+    features: &KernelFeatures,
+) -> Result<HookPlan, String> {
+    let trampoline = match &plan.point {
+        HookPoint::Function { fentry, multi, .. } => *fentry && !*multi,
+        HookPoint::Syscall { via, .. } => matches!(via, SyscallVia::Fentry | SyscallVia::FmodRet),
+        _ => false,
+    };
+    if trampoline {
+        return Ok(plan);
+    }
+    let fmod_ret = if spec.syscall {
+        Feature::FmodRetSyscall
+    } else {
+        Feature::FmodRet
+    };
+    let needed = [(spec.r#return, Feature::Fexit), (overrides(spec), fmod_ret)];
+    let missing: Vec<String> = needed
+        .into_iter()
+        .filter(|&(needed, f)| needed && !features.has(f))
+        .map(|(_, f)| f)
+        .map(|f| format!("{}: {}", f.label(), why_not(features, f)))
+        .collect();
+    let function = match &plan.point {
+        HookPoint::Function { name, .. } => Some(name.clone()),
+        HookPoint::Syscall { name, .. } => Some(format!("__x64_sys_{name}")),
+        _ => None,
+    };
+    let probe = if !missing.is_empty() {
+        format!(" (vigil probe: {})", missing.join("; "))
+    } else if spec.args.iter().any(|a| a.return_copy) {
+        " (returnCopy is served by the system call tracepoints only)".to_owned()
+    } else if let Some(function) = function.filter(|f| !in_vmlinux_btf(f)) {
+        format!(" (call not found: {function} is not in vmlinux BTF, which fentry attaches by)")
+    } else {
+        String::new()
+    };
+    Err(format!(
+        "fentry on {call}: spec.fentries are served by fentry, fexit and fmod_ret only, and \
+         here this hook would need {}{probe}",
+        plan.via
+    ))
 }
 
 /// Scoping vigil cannot apply: refusing is the only honest answer, since the
@@ -1354,6 +1503,7 @@ fn plan_hook(
             name,
             fentry,
             fmod_ret,
+            ..
         } => {
             let (entry, exit) = match (fmod_ret, fentry) {
                 (true, _) => ("fmod_ret", "fexit"),
@@ -1658,6 +1808,7 @@ fn function_point(kprobe: &KProbeSpec, features: &KernelFeatures) -> Result<Hook
             name: call.clone(),
             fentry: true,
             fmod_ret: false,
+            multi: false,
         });
     }
     if kprobes && in_kallsyms(call) {
@@ -1665,6 +1816,7 @@ fn function_point(kprobe: &KProbeSpec, features: &KernelFeatures) -> Result<Hook
             name: call.clone(),
             fentry: false,
             fmod_ret: false,
+            multi: false,
         });
     }
     let looked = match (fentry, kprobes) {
@@ -1709,6 +1861,7 @@ fn override_point(call: &str, ret: bool, features: &KernelFeatures) -> Result<Ho
         name: call.to_owned(),
         fentry: true,
         fmod_ret: true,
+        multi: false,
     })
 }
 
@@ -3095,6 +3248,95 @@ mod tests {
                     plan.guarantee
                 );
                 assert_eq!(plan.config.selectors[0].override_error, -1);
+            }
+            Err(why) => assert!(why.starts_with("call not found"), "{why}"),
+        }
+    }
+
+    /// The kernel-function hooks of a policy hooking security_path_mkdir,
+    /// _rmdir and _rename through one list, with `options`.
+    fn path_list_hooks(options: &str, available: &[Feature]) -> Vec<HookOutcome> {
+        let text = format!(
+            "apiVersion: cilium.io/v1alpha1\nkind: TracingPolicy\nmetadata:\n  name: t\nspec:\n{options}  lists:\n  - name: dirs\n    values: [security_path_mkdir, security_path_rmdir, security_path_rename]\n  kprobes:\n  - call: list:dirs\n    syscall: false\n"
+        );
+        let policies = vigil_policy::check_str(&text).expect("valid policy");
+        compile(&policies[0], &features(available)).hooks
+    }
+
+    #[test]
+    fn kprobe_multi_serves_a_policy_with_many_functions_unless_disabled() {
+        let available = [Feature::Fentry, Feature::Kprobe, Feature::KprobeMulti];
+        let disabled = path_list_hooks(
+            "  options:\n  - name: disable-kprobe-multi\n    value: \"true\"\n",
+            &available,
+        );
+        assert_eq!(disabled.len(), 3);
+        for hook in &disabled {
+            if let Ok(plan) = &hook.plan {
+                assert!(!plan.point.is_multi(), "{}: {}", hook.name, plan.via);
+            }
+        }
+        // kprobe.multi needs the functions in tracefs (not readable everywhere).
+        let traceable = std::fs::read_to_string(TRACEFS_FILTER_FUNCTIONS).is_ok_and(|l| {
+            [
+                "security_path_mkdir",
+                "security_path_rmdir",
+                "security_path_rename",
+            ]
+            .iter()
+            .all(|f| {
+                l.lines()
+                    .any(|line| line.split_whitespace().next() == Some(f))
+            })
+        });
+        for hook in path_list_hooks("", &available) {
+            let Ok(plan) = hook.plan else { continue };
+            if traceable {
+                let HookPoint::Function { name, .. } = &plan.point else {
+                    panic!("{}: {}", hook.name, plan.via)
+                };
+                assert!(plan.point.is_multi(), "{}", plan.via);
+                assert_eq!(
+                    plan.via,
+                    format!("kprobe.multi {name} (3 functions, one program)")
+                );
+            } else {
+                assert!(!plan.point.is_multi(), "{}", plan.via);
+            }
+        }
+        // Without kprobe.multi: one program per function.
+        for hook in path_list_hooks("", &[Feature::Fentry, Feature::Kprobe]) {
+            if let Ok(plan) = hook.plan {
+                assert!(!plan.point.is_multi(), "{}", plan.via);
+            }
+        }
+    }
+
+    #[test]
+    fn fentries_need_trampolines_and_never_fall_back_to_kprobes() {
+        let hook = "  - call: security_file_open\n    syscall: false\n";
+        let why = first_of("fentries", hook, &[Feature::Kprobe, Feature::KprobeMulti])
+            .expect_err("refused");
+        assert_eq!(
+            why,
+            "fentry on security_file_open: the kernel has no BPF trampolines (vigil probe: \
+             fentry: load: EPERM); spec.fentries are served by fentry, fexit and fmod_ret only, \
+             never by kprobes"
+        );
+        // return: true without fexit would be a kprobe + kretprobe: refused.
+        let ret = "  - call: security_file_open\n    syscall: false\n    return: true\n    returnArg:\n      index: 0\n      type: int\n";
+        let available = [Feature::Fentry, Feature::Kprobe, Feature::Kretprobe];
+        let why = first_of("fentries", ret, &available).expect_err("refused");
+        assert!(
+            why.contains(
+                "would need kprobe + kretprobe security_file_open (vigil probe: fexit: load: EPERM"
+            ) || why.starts_with("call not found"),
+            "{why}"
+        );
+        match first_of("fentries", hook, &[Feature::Fentry, Feature::Kprobe]) {
+            Ok(plan) => {
+                assert_eq!(plan.via, "fentry security_file_open");
+                assert_eq!(plan.meta.event, EventKind::Kprobe);
             }
             Err(why) => assert!(why.starts_with("call not found"), "{why}"),
         }

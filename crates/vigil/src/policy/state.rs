@@ -179,9 +179,10 @@ impl PolicyEntry {
         if self.refused.is_some() {
             return;
         }
+        self.load_multi(sensor, table);
         for hook in &mut self.hooks {
             let Some(plan) = &hook.plan else { continue };
-            if matches!(hook.status, HookStatus::Loaded { .. }) {
+            if matches!(hook.status, HookStatus::Loaded { .. }) || plan.point.is_multi() {
                 continue;
             }
             hook.status = match sensor.add_hook(plan) {
@@ -195,6 +196,43 @@ impl PolicyEntry {
                 }
                 Err(e) => HookStatus::Refused(format!("{e:#}")),
             };
+        }
+    }
+
+    /// Loads the policy's kprobe.multi hooks together: one program for all
+    /// of them, so they load or are refused together.
+    fn load_multi(&mut self, sensor: &mut GenericSensor, table: &mut HookTable) {
+        let waiting: Vec<usize> = (0..self.hooks.len())
+            .filter(|&i| {
+                let hook = &self.hooks[i];
+                !matches!(hook.status, HookStatus::Loaded { .. })
+                    && hook.plan.as_ref().is_some_and(|p| p.point.is_multi())
+            })
+            .collect();
+        if waiting.is_empty() {
+            return;
+        }
+        let plans: Vec<&HookPlan> = waiting
+            .iter()
+            .filter_map(|&i| self.hooks[i].plan.as_deref())
+            .collect();
+        match sensor.add_multi_hooks(&plans) {
+            Ok(loaded) => {
+                for (i, (id, plan)) in waiting.into_iter().zip(loaded) {
+                    table.insert(id, plan.meta);
+                    self.hooks[i].status = HookStatus::Loaded {
+                        id,
+                        via: plan.via,
+                        guarantee: plan.guarantee,
+                    };
+                }
+            }
+            Err(e) => {
+                let why = format!("{e:#}");
+                for i in waiting {
+                    self.hooks[i].status = HookStatus::Refused(why.clone());
+                }
+            }
         }
     }
 

@@ -3,7 +3,10 @@
 //! kernel has trampolines (a kprobe with bpf_override_return for Override
 //! where it has only that), else by the per-syscall tracepoints (raw_tp
 //! sys_enter/sys_exit for system calls without one); on kernel functions, served by one fentry, kprobe, lsm or
-//! fmod_ret instance per hook (with fexit or kretprobe for return values);
+//! fmod_ret instance per hook (with fexit or kretprobe for return values),
+//! or, for the many kernel functions of one policy, by one kprobe.multi
+//! instance (kretprobe.multi for return values) that finds each function's
+//! hooks in its attach cookie;
 //! uprobes and tracepoints (`uprobe.rs`, `tracepoint.rs`); connect(2), UDP
 //! send and bind(2) hooks served by cgroup programs (`sock_addr.rs`). Configured entirely through maps (hook configs,
 //! syscall -> hooks, selector strings and addresses) that every object
@@ -23,7 +26,7 @@ use std::{
 use anyhow::{anyhow, bail, Context, Result};
 use libbpf_rs::{
     skel::{OpenSkel, SkelBuilder},
-    Link, MapCore, MapFlags, OpenObject, PrintLevel, TracepointCategory,
+    KprobeMultiOpts, Link, MapCore, MapFlags, OpenObject, PrintLevel, TracepointCategory,
 };
 use vigil_bpf::{
     kprobe::{KprobeSkel, KprobeSkelBuilder},
@@ -31,7 +34,7 @@ use vigil_bpf::{
     wire::{
         vigil_addr_key, vigil_hook_config, vigil_scope_key, vigil_string_key, vigil_syscall_hooks,
         VIGIL_HOOKS_MAX, VIGIL_HOOKS_PER_SYSCALL, VIGIL_HOOK_LIVE, VIGIL_HOOK_RETURN,
-        VIGIL_HOOK_STAT_MAX, VIGIL_MATCH_STRING_MAX,
+        VIGIL_HOOK_STAT_MAX, VIGIL_MATCH_STRING_MAX, VIGIL_MULTI_ID_BITS,
     },
 };
 
@@ -93,6 +96,26 @@ struct FunctionInstance {
     _skel: Owned<KprobeSkel<'static>>,
 }
 
+/// The kprobe.multi instance serving the kernel-function hooks of one
+/// policy. A link cannot drop one of its functions: a removed hook's id
+/// stays reserved (its configuration cleared, so the program skips it)
+/// until the instance goes with its last hook.
+struct MultiInstance {
+    /// Every hook id its cookies name.
+    ids: BTreeSet<u32>,
+    /// Those not removed yet.
+    live: BTreeSet<u32>,
+    _links: Vec<Link>,
+    _skel: Owned<KprobeSkel<'static>>,
+}
+
+/// The attach cookie of a function with hooks `ids` (see VIGIL_MULTI_ID_BITS).
+fn multi_cookie(ids: &[u32]) -> u64 {
+    ids.iter().enumerate().fold(0, |cookie, (i, id)| {
+        cookie | (u64::from(id + 1) << (i as u32 * VIGIL_MULTI_ID_BITS))
+    })
+}
+
 /// What removing a hook has to undo.
 struct LiveHook {
     point: HookPoint,
@@ -107,6 +130,7 @@ pub struct GenericSensor {
     raw_enter: Option<Link>,
     raw_exit: Option<Link>,
     functions: BTreeMap<u32, FunctionInstance>,
+    multi: Vec<MultiInstance>,
     /// Loaded with the first uprobe or USDT hook, dropped with the last.
     uprobes: Option<UprobeHooks>,
     tracepoints: BTreeMap<u32, ClassicTracepoint>,
@@ -276,6 +300,8 @@ fn load_function<'obj>(
     let kretprobe = exit && attach == Attach::Kprobe;
     progs.vigil_fexit.set_autoload(fexit);
     progs.vigil_kretprobe.set_autoload(kretprobe);
+    progs.vigil_multi_kprobe.set_autoload(false);
+    progs.vigil_multi_kretprobe.set_autoload(false);
     // libbpf finds an LSM hook's target as bpf_lsm_NAME.
     let mut targets = vec![];
     match attach {
@@ -351,6 +377,62 @@ fn load_function<'obj>(
     Ok((skel, links))
 }
 
+/// Loads the kprobe.multi instance of one policy: the program verified
+/// once, attached to every function of `entries` (and the kretprobe.multi
+/// program to those of `exits`, when there are any), each function's
+/// hooks in its cookie; with the system call object's maps.
+fn load_multi<'obj>(
+    obj: &'obj mut MaybeUninit<OpenObject>,
+    shared: &SyscallSkel<'_>,
+    wakeup_bytes: u64,
+    entries: KprobeMultiOpts,
+    exits: KprobeMultiOpts,
+) -> Result<(KprobeSkel<'obj>, Vec<Link>)> {
+    let mut open = KprobeSkelBuilder::default()
+        .open(obj)
+        .context("opening the kernel function hook's BPF object")?;
+    reuse_generic_maps!(&mut open.maps, &shared.maps)?;
+    if let Some(rodata) = open.maps.rodata_data.as_deref_mut() {
+        rodata.agent_tgid = std::process::id();
+        rodata.host_user_ns = crate::events::host_namespaces().user;
+        rodata.vigil_config.wakeup_bytes = wakeup_bytes;
+    }
+    let with_exits = !exits.symbols.is_empty();
+    let progs = &mut open.progs;
+    for prog in [
+        &mut progs.vigil_fentry,
+        &mut progs.vigil_kprobe,
+        &mut progs.vigil_lsm,
+        &mut progs.vigil_fmod_ret,
+        &mut progs.vigil_fexit,
+        &mut progs.vigil_kretprobe,
+        &mut progs.vigil_syscall_fentry,
+        &mut progs.vigil_syscall_fmod_ret,
+        &mut progs.vigil_syscall_kprobe_override,
+    ] {
+        prog.set_autoload(false);
+    }
+    progs.vigil_multi_kprobe.set_autoload(true);
+    progs.vigil_multi_kretprobe.set_autoload(with_exits);
+    let skel = load_logged(|| open.load())?;
+    let functions = entries.symbols.join(", ");
+    let mut links = vec![skel
+        .progs
+        .vigil_multi_kprobe
+        .attach_kprobe_multi_with_opts(entries)
+        .with_context(|| format!("attaching kprobe.multi to {functions}"))?];
+    if with_exits {
+        let functions = exits.symbols.join(", ");
+        links.push(
+            skel.progs
+                .vigil_multi_kretprobe
+                .attach_kprobe_multi_with_opts(exits)
+                .with_context(|| format!("attaching kretprobe.multi to {functions}"))?,
+        );
+    }
+    Ok((skel, links))
+}
+
 impl GenericSensor {
     /// Loads the system call object, which holds the maps every hook
     /// shares. Nothing is attached until a hook is added.
@@ -388,6 +470,7 @@ impl GenericSensor {
             raw_enter: None,
             raw_exit: None,
             functions: BTreeMap::new(),
+            multi: Vec::new(),
             uprobes: None,
             tracepoints: BTreeMap::new(),
             raw_tracepoints: None,
@@ -451,7 +534,115 @@ impl GenericSensor {
         }
     }
 
-    fn configure_and_attach(&mut self, id: u32, plan: &HookPlan) -> Result<()> {
+    /// Loads the kprobe.multi hooks of one policy (`HookPoint::Function`
+    /// with `multi`): an id and a configuration each, then one program
+    /// attached to all their functions. All or nothing: on failure none of
+    /// them stays.
+    pub fn add_multi_hooks(&mut self, plans: &[&HookPlan]) -> Result<Vec<(u32, HookPlan)>> {
+        let mut added = Vec::new();
+        let result = self.configure_multi(plans, &mut added);
+        if let Err(e) = result {
+            for (id, _) in &added {
+                if let Err(undo) = self.remove_hook(*id) {
+                    tracing::warn!(hook = id, error = %format!("{undo:#}"), "undoing a failed hook");
+                }
+            }
+            return Err(e);
+        }
+        Ok(added)
+    }
+
+    fn configure_multi(
+        &mut self,
+        plans: &[&HookPlan],
+        added: &mut Vec<(u32, HookPlan)>,
+    ) -> Result<()> {
+        // Function -> its hooks; the functions with return hooks.
+        let mut functions: BTreeMap<&str, Vec<u32>> = BTreeMap::new();
+        let mut returns = BTreeSet::new();
+        for plan in plans {
+            let HookPoint::Function {
+                name, multi: true, ..
+            } = &plan.point
+            else {
+                bail!("{} is not served by kprobe.multi", plan.point);
+            };
+            let id = self
+                .free_ids
+                .pop_front()
+                .with_context(|| format!("more than {VIGIL_HOOKS_MAX} hooks in all"))?;
+            let mut plan = (*plan).clone();
+            plan.assign(id);
+            self.hooks.insert(
+                id,
+                LiveHook {
+                    point: plan.point.clone(),
+                    string_keys: Vec::new(),
+                    addr_keys: Vec::new(),
+                    scope: BTreeSet::new(),
+                },
+            );
+            added.push((id, plan));
+            let plan = &added[added.len() - 1].1;
+            self.configure(id, plan)?;
+            let hooks = functions.entry(name.as_str()).or_default();
+            if hooks.len() >= VIGIL_HOOKS_PER_SYSCALL as usize {
+                bail!("more than {VIGIL_HOOKS_PER_SYSCALL} hooks on kernel function {name}");
+            }
+            hooks.push(id);
+            if plan.config.flags & VIGIL_HOOK_RETURN != 0 {
+                returns.insert(name.as_str());
+            }
+        }
+        let entries = KprobeMultiOpts {
+            symbols: functions.keys().map(|f| (*f).to_owned()).collect(),
+            cookies: functions.values().map(|ids| multi_cookie(ids)).collect(),
+            ..Default::default()
+        };
+        let exits = KprobeMultiOpts {
+            symbols: returns.iter().map(|f| (*f).to_owned()).collect(),
+            cookies: returns
+                .iter()
+                .map(|f| multi_cookie(&functions[f]))
+                .collect(),
+            retprobe: true,
+            ..Default::default()
+        };
+        let (shared, wakeup_bytes) = (&*self.skel, self.wakeup_bytes);
+        let mut links = Vec::new();
+        let skel = Owned::new(|storage| {
+            let (skel, l) = load_multi(storage, shared, wakeup_bytes, entries, exits)?;
+            links = l;
+            Ok(skel)
+        })?;
+        let ids: BTreeSet<u32> = added.iter().map(|(id, _)| *id).collect();
+        self.multi.push(MultiInstance {
+            live: ids.clone(),
+            ids,
+            _links: links,
+            _skel: skel,
+        });
+        Ok(())
+    }
+
+    /// Takes hook `id` out of its kprobe.multi instance; returns the ids
+    /// that are free again: all of the instance's once its last hook went,
+    /// none while it still runs.
+    fn release_multi(&mut self, id: u32) -> Vec<u32> {
+        let Some(at) = self.multi.iter().position(|m| m.ids.contains(&id)) else {
+            // Its instance never loaded.
+            return vec![id];
+        };
+        self.multi[at].live.remove(&id);
+        if !self.multi[at].live.is_empty() {
+            return Vec::new();
+        }
+        self.multi.remove(at).ids.into_iter().collect()
+    }
+
+    /// A new hook's counters, selector strings and addresses, and its
+    /// configuration (last: nothing runs the hook before it is complete).
+    fn configure(&mut self, id: u32, plan: &HookPlan) -> Result<()> {
         self.reset_counters(id)?;
         let maps = &self.skel.maps;
         let mut config = plan.config;
@@ -478,7 +669,11 @@ impl GenericSensor {
         // The configuration goes in before anything can run the hook.
         maps.hook_configs
             .update(&id.to_ne_bytes(), bytes_of(&config), MapFlags::ANY)
-            .with_context(|| format!("configuring hook {id}"))?;
+            .with_context(|| format!("configuring hook {id}"))
+    }
+
+    fn configure_and_attach(&mut self, id: u32, plan: &HookPlan) -> Result<()> {
+        self.configure(id, plan)?;
         match &plan.point {
             HookPoint::Syscall { nr, name, via } => {
                 let ret = plan.config.flags & VIGIL_HOOK_RETURN != 0;
@@ -495,10 +690,17 @@ impl GenericSensor {
                 };
                 self.attach_function_hook((id, ret), &format!("__x64_sys_{name}"), attach)
             }
+            HookPoint::Function { multi: true, .. } => {
+                bail!(
+                    "{} is served by its policy's kprobe.multi program",
+                    plan.point
+                )
+            }
             HookPoint::Function {
                 name,
                 fentry,
                 fmod_ret,
+                ..
             } => {
                 let attach = match (fmod_ret, fentry) {
                     (true, _) => Attach::FmodRet,
@@ -690,7 +892,11 @@ impl GenericSensor {
             .remove(&id)
             .with_context(|| format!("no hook {id}"))?;
         let mut result = Ok(());
+        let mut freed = vec![id];
         match live.point {
+            HookPoint::Function { multi: true, .. } => {
+                freed = self.release_multi(id);
+            }
             HookPoint::Syscall { via, .. } if via.on_function() => {
                 self.functions.remove(&id);
             }
@@ -755,7 +961,7 @@ impl GenericSensor {
             let _ = maps.hook_scope.delete(bytes_of(&scope_key(id, *cgroup)));
         }
         result = result.and(self.clear_pending(id));
-        self.free_ids.push_back(id);
+        self.free_ids.extend(freed);
         result
     }
 
@@ -871,6 +1077,12 @@ mod tests {
             Some("R9 max value is outside of the allowed memory range (at: x = y[i]; @ a.bpf.c:7)")
         );
         assert_eq!(verifier_key_line(&["no summary".to_owned()]), None);
+    }
+
+    #[test]
+    fn multi_cookies_pack_hook_ids_plus_one() {
+        assert_eq!(multi_cookie(&[0]), 1);
+        assert_eq!(multi_cookie(&[5, 63, 0, 7]), 0x0008_0001_0040_0006);
     }
 
     #[test]

@@ -12,6 +12,7 @@ mod harness;
 mod kernel_args;
 mod lists;
 mod metrics;
+mod multi;
 mod network;
 mod policy;
 mod process;
@@ -383,6 +384,26 @@ const TESTS: &[(&str, TestFn)] = &[
     (
         "defaults::default_policies_load_and_post",
         defaults::default_policies_load_and_post,
+    ),
+    (
+        "multi::kprobe_multi_serves_a_list_of_functions",
+        multi::kprobe_multi_serves_a_list_of_functions,
+    ),
+    (
+        "multi::disable_kprobe_multi_keeps_one_program_per_function",
+        multi::disable_kprobe_multi_keeps_one_program_per_function,
+    ),
+    (
+        "multi::return_values_by_kretprobe_multi",
+        multi::return_values_by_kretprobe_multi,
+    ),
+    (
+        "multi::load_time_of_twenty_functions",
+        multi::load_time_of_twenty_functions,
+    ),
+    (
+        "multi::fentries_by_trampolines_only",
+        multi::fentries_by_trampolines_only,
     ),
 ];
 
