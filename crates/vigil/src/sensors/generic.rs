@@ -398,20 +398,11 @@ fn load_multi<'obj>(
         rodata.vigil_config.wakeup_bytes = wakeup_bytes;
     }
     let with_exits = !exits.symbols.is_empty();
-    let progs = &mut open.progs;
-    for prog in [
-        &mut progs.vigil_fentry,
-        &mut progs.vigil_kprobe,
-        &mut progs.vigil_lsm,
-        &mut progs.vigil_fmod_ret,
-        &mut progs.vigil_fexit,
-        &mut progs.vigil_kretprobe,
-        &mut progs.vigil_syscall_fentry,
-        &mut progs.vigil_syscall_fmod_ret,
-        &mut progs.vigil_syscall_kprobe_override,
-    ] {
+    // Every other program of the object stays unloaded, whatever it is.
+    for mut prog in open.open_object_mut().progs_mut() {
         prog.set_autoload(false);
     }
+    let progs = &mut open.progs;
     progs.vigil_multi_kprobe.set_autoload(true);
     progs.vigil_multi_kretprobe.set_autoload(with_exits);
     let skel = load_logged(|| open.load())?;
