@@ -370,7 +370,7 @@ pub fn run(
     // during it wait in the queue and are handled after it.
     let ring = MapHandle::try_from(&sensor.skel.maps.events).context("reading the ring buffer")?;
     let poll = Duration::from_millis(args.rb_poll_interval_ms.max(1));
-    let reader = RingReader::spawn(ring, poll, args.event_queue_bytes)?;
+    let reader = RingReader::spawn(ring, poll, args.event_queue_bytes, args.priority_boost)?;
 
     let snapshot = sensor.snapshot()?;
     let found = load_snapshot(&mut pipeline.borrow_mut(), &snapshot);
@@ -445,7 +445,7 @@ pub fn run(
 
 /// Raises the calling thread's CPU priority (a thread's nice value is its
 /// own on Linux). Failure is logged, not fatal: the agent still runs.
-fn boost_priority(boost: u8) {
+pub(crate) fn boost_priority(boost: u8) {
     if boost == 0 {
         return;
     }
