@@ -391,6 +391,7 @@ pub fn run(
             for record in batch.records() {
                 p.on_kernel_record(record);
             }
+            reader.recycle(batch);
         }
         if let Some(ktime) = reader.caught_up_to() {
             // Caught up: write out what was built before waiting for more.

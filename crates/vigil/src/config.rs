@@ -59,9 +59,8 @@ pub struct AgentArgs {
     pub execve_map_entries: u32,
 
     /// Kernel-to-user ring buffer size in bytes (a power of two). User space
-    /// maps its pages twice, so it counts double in the agent's RSS; bursts
-    /// wait in the user-space queue (`--event-queue-bytes`) instead.
-    #[arg(long, default_value_t = 4 << 20)]
+    /// maps its pages twice, so it counts double in the agent's RSS.
+    #[arg(long, default_value_t = 8 << 20)]
     pub rb_size: u32,
 
     /// How often the ring buffer is read when the kernel has not woken us.
