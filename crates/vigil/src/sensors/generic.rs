@@ -499,21 +499,7 @@ impl GenericSensor {
                 );
             }
         }
-        let id = self
-            .free_ids
-            .pop_front()
-            .with_context(|| format!("more than {VIGIL_HOOKS_MAX} hooks in all"))?;
-        let mut plan = plan.clone();
-        plan.assign(id);
-        self.hooks.insert(
-            id,
-            LiveHook {
-                point: plan.point.clone(),
-                string_keys: Vec::new(),
-                addr_keys: Vec::new(),
-                scope: BTreeSet::new(),
-            },
-        );
+        let (id, plan) = self.reserve(plan)?;
         match self.configure_and_attach(id, &plan) {
             Ok(()) => Ok((id, plan)),
             Err(e) => {
@@ -543,6 +529,27 @@ impl GenericSensor {
         Ok(added)
     }
 
+    /// Takes a free hook id for `plan` and records the hook as live; the
+    /// plan is returned with its id.
+    fn reserve(&mut self, plan: &HookPlan) -> Result<(u32, HookPlan)> {
+        let id = self
+            .free_ids
+            .pop_front()
+            .with_context(|| format!("more than {VIGIL_HOOKS_MAX} hooks in all"))?;
+        let mut plan = plan.clone();
+        plan.assign(id);
+        self.hooks.insert(
+            id,
+            LiveHook {
+                point: plan.point.clone(),
+                string_keys: Vec::new(),
+                addr_keys: Vec::new(),
+                scope: BTreeSet::new(),
+            },
+        );
+        Ok((id, plan))
+    }
+
     fn configure_multi(
         &mut self,
         plans: &[&HookPlan],
@@ -558,21 +565,7 @@ impl GenericSensor {
             else {
                 bail!("{} is not served by kprobe.multi", plan.point);
             };
-            let id = self
-                .free_ids
-                .pop_front()
-                .with_context(|| format!("more than {VIGIL_HOOKS_MAX} hooks in all"))?;
-            let mut plan = (*plan).clone();
-            plan.assign(id);
-            self.hooks.insert(
-                id,
-                LiveHook {
-                    point: plan.point.clone(),
-                    string_keys: Vec::new(),
-                    addr_keys: Vec::new(),
-                    scope: BTreeSet::new(),
-                },
-            );
+            let (id, plan) = self.reserve(plan)?;
             added.push((id, plan));
             let plan = &added[added.len() - 1].1;
             self.configure(id, plan)?;

@@ -130,6 +130,14 @@ fn link_programs(pid: u32) -> Vec<String> {
         .collect()
 }
 
+/// How many of `links` run one of the programs `names`.
+fn links_to(links: &[String], names: &[&str]) -> usize {
+    links.iter().filter(|n| names.contains(&n.as_str())).count()
+}
+
+const MULTI_PROGRAMS: [&str; 2] = ["vigil_multi_kpr", "vigil_multi_kre"];
+const SINGLE_PROGRAMS: [&str; 2] = ["vigil_fentry", "vigil_kprobe"];
+
 /// The status line of list entry `function` in the agent's log.
 fn status_of(agent: &Agent, function: &str) -> String {
     let hook = format!("spec.kprobes[0] {function} (list:dirs)");
@@ -183,12 +191,11 @@ pub fn kprobe_multi_serves_a_list_of_functions() -> TestResult {
         "{missing}"
     );
     let links = link_programs(agent.pid());
-    let multi = links.iter().filter(|n| *n == "vigil_multi_kpr").count();
-    let single = links
-        .iter()
-        .filter(|n| *n == "vigil_fentry" || *n == "vigil_kprobe")
-        .count();
-    assert_eq!((multi, single), (1, 0), "links: {links:?}");
+    let counts = (
+        links_to(&links, &MULTI_PROGRAMS),
+        links_to(&links, &SINGLE_PROGRAMS),
+    );
+    assert_eq!(counts, (1, 0), "links: {links:?}");
     dir_calls(dir.path());
     check_dir_events(&agent, dir.path());
     agent.stop();
@@ -214,15 +221,11 @@ pub fn disable_kprobe_multi_keeps_one_program_per_function() -> TestResult {
         );
     }
     let links = link_programs(agent.pid());
-    let multi = links
-        .iter()
-        .filter(|n| n.starts_with("vigil_multi_"))
-        .count();
-    let single = links
-        .iter()
-        .filter(|n| *n == "vigil_fentry" || *n == "vigil_kprobe")
-        .count();
-    assert_eq!((multi, single), (0, 3), "links: {links:?}");
+    let counts = (
+        links_to(&links, &MULTI_PROGRAMS),
+        links_to(&links, &SINGLE_PROGRAMS),
+    );
+    assert_eq!(counts, (0, 3), "links: {links:?}");
     dir_calls(dir.path());
     check_dir_events(&agent, dir.path());
     agent.stop();
@@ -256,9 +259,11 @@ pub fn return_values_by_kretprobe_multi() -> TestResult {
         );
     }
     let links = link_programs(agent.pid());
-    let entry = links.iter().filter(|n| *n == "vigil_multi_kpr").count();
-    let exit = links.iter().filter(|n| *n == "vigil_multi_kre").count();
-    assert_eq!((entry, exit), (1, 1), "links: {links:?}");
+    let counts = (
+        links_to(&links, &MULTI_PROGRAMS[..1]),
+        links_to(&links, &MULTI_PROGRAMS[1..]),
+    );
+    assert_eq!(counts, (1, 1), "links: {links:?}");
     dir_calls(dir.path());
     let evs = check_dir_events(&agent, dir.path());
     for function in DIR_FUNCTIONS {
