@@ -58,8 +58,8 @@ pub struct AgentArgs {
     #[arg(long, default_value_t = 16384)]
     pub execve_map_entries: u32,
 
-    /// Kernel-to-user ring buffer size in bytes (a power of two). User space
-    /// maps its pages twice, so it counts double in the agent's RSS.
+    /// Kernel-to-user ring buffer size in bytes (a power of two). Its pages
+    /// are mapped into the agent when it starts, so they count in its RSS.
     #[arg(long, default_value_t = 8 << 20)]
     pub rb_size: u32,
 

@@ -6,6 +6,7 @@ mod config;
 mod debug;
 mod decode;
 mod events;
+mod kernel_ring;
 mod metrics;
 mod output;
 mod policy;

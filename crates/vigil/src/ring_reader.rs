@@ -7,7 +7,6 @@
 //! ring fills and the kernel counts what it cannot store: a record taken is
 //! never dropped.
 use std::{
-    cell::RefCell,
     sync::{
         atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
         mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender},
@@ -18,9 +17,12 @@ use std::{
 };
 
 use anyhow::{anyhow, Context, Result};
-use libbpf_rs::{MapHandle, RingBufferBuilder};
+use libbpf_rs::MapHandle;
 
-use crate::agent::{boost_priority, monotonic_ns};
+use crate::{
+    agent::{boost_priority, monotonic_ns},
+    kernel_ring::KernelRing,
+};
 
 /// Records taken per read of the ring, between two looks at the queue's fill.
 const READ_BATCH: usize = 1024;
@@ -52,8 +54,10 @@ pub struct RecordBatch {
 }
 
 impl RecordBatch {
-    fn push(&mut self, record: &[u8]) {
-        self.bytes.extend_from_slice(record);
+    /// Adds a record given in one or two parts.
+    fn push(&mut self, first: &[u8], second: &[u8]) {
+        self.bytes.extend_from_slice(first);
+        self.bytes.extend_from_slice(second);
         self.ends.push(self.bytes.len());
     }
 
@@ -114,13 +118,14 @@ impl RingReader {
             poll,
             queue_bytes,
         };
+        let ring = KernelRing::open(&ring).context("mapping the ring buffer")?;
         let thread = thread::Builder::new()
             .name("vigil-ring".into())
             .spawn(move || {
                 if priority_boost > 0 {
                     boost_priority(priority_boost.saturating_add(READER_EXTRA_BOOST).min(20));
                 }
-                reader.run(&ring)
+                reader.run(ring)
             })
             .context("starting the ring buffer reader")?;
         Ok(Self {
@@ -208,22 +213,14 @@ struct Reader {
 }
 
 impl Reader {
-    fn run(self, ring: &MapHandle) {
-        if let Err(e) = self.read(ring) {
+    fn run(self, mut ring: KernelRing) {
+        if let Err(e) = self.read(&mut ring) {
             let _ = self.tx.send(Message::Failed(e));
         }
     }
 
-    fn read(&self, ring: &MapHandle) -> std::io::Result<()> {
-        let batch = RefCell::new(RecordBatch::default());
-        let mut builder = RingBufferBuilder::new();
-        builder
-            .add(ring, |data: &[u8]| {
-                batch.borrow_mut().push(data);
-                0
-            })
-            .map_err(std::io::Error::other)?;
-        let rb = builder.build().map_err(std::io::Error::other)?;
+    fn read(&self, ring: &mut KernelRing) -> std::io::Result<()> {
+        let mut batch = RecordBatch::default();
         // Records taken since the reader last slept.
         let mut taken = 0;
         loop {
@@ -236,22 +233,18 @@ impl Reader {
                 continue;
             }
             let started = monotonic_ns();
-            let read = rb.consume_raw_n(READ_BATCH);
-            if read < 0 {
-                return Err(std::io::Error::from_raw_os_error(-read));
-            }
-            taken += read;
-            let drained = (read as usize) < READ_BATCH;
-            let size = batch.borrow().len_bytes();
-            if size > 0 && (drained || size >= BATCH_BYTES) {
+            let read = ring.take(READ_BATCH, |first, second| batch.push(first, second))?;
+            taken += read.records;
+            let size = batch.len_bytes();
+            if size > 0 && (read.drained || size >= BATCH_BYTES) {
                 let next = self.spares.try_recv().unwrap_or_default();
-                let full = batch.replace(next);
+                let full = std::mem::replace(&mut batch, next);
                 self.queued_bytes.fetch_add(size, Ordering::AcqRel);
                 if self.tx.send(Message::Batch(full)).is_err() {
                     return Ok(());
                 }
             }
-            if drained {
+            if read.drained {
                 // Every record committed before this read began is handed over.
                 self.drained_at.store(started, Ordering::Release);
                 if stopping {
@@ -259,24 +252,8 @@ impl Reader {
                 }
                 let wait = if taken > 0 { BUSY_POLL } else { self.poll };
                 taken = 0;
-                wait_readable(rb.epoll_fd(), wait.min(self.poll))?;
+                ring.wait(wait.min(self.poll))?;
             }
         }
     }
-}
-
-/// Sleeps until the ring buffer's epoll fd is readable or `timeout` ends;
-/// a signal ending the wait early is no error.
-fn wait_readable(epoll_fd: i32, timeout: Duration) -> std::io::Result<()> {
-    let mut event = libc::epoll_event { events: 0, u64: 0 };
-    let ms = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
-    // SAFETY: one event slot, owned by this frame, for the duration of the call.
-    let ret = unsafe { libc::epoll_wait(epoll_fd, &mut event, 1, ms) };
-    if ret < 0 {
-        let err = std::io::Error::last_os_error();
-        if err.kind() != std::io::ErrorKind::Interrupted {
-            return Err(err);
-        }
-    }
-    Ok(())
 }

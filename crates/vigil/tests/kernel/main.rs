@@ -16,6 +16,7 @@ mod multi;
 mod network;
 mod policy;
 mod process;
+mod ring;
 mod selectors;
 mod stacks;
 mod syscall;
@@ -239,6 +240,10 @@ const TESTS: &[(&str, TestFn)] = &[
     (
         "kernel_args::skb_on_a_raw_tracepoint",
         kernel_args::skb_on_a_raw_tracepoint,
+    ),
+    (
+        "ring::records_crossing_the_ring_end_arrive_whole",
+        ring::records_crossing_the_ring_end_arrive_whole,
     ),
     (
         "metrics::bpf_map_memory_and_program_runs_exported",

@@ -20,7 +20,7 @@ use crate::{
 const WAIT: Duration = Duration::from_secs(20);
 
 /// A policy on openat(dirfd, pathname, flags) with one selector.
-fn openat_policy(name: &str, selector: &str, options: &str) -> String {
+pub fn openat_policy(name: &str, selector: &str, options: &str) -> String {
     tracing_policy(
         name,
         &format!(
@@ -40,7 +40,7 @@ fn openat_policy(name: &str, selector: &str, options: &str) -> String {
     )
 }
 
-fn prefix_selector(prefix: &Path) -> String {
+pub fn prefix_selector(prefix: &Path) -> String {
     format!(
         "    - matchArgs:
       - index: 1
