@@ -345,15 +345,19 @@ fn targets(r: &Results) -> Vec<(String, String, String)> {
         ));
     }
     if let Some(l) = &r.live_processes {
-        let mib = l.peak_rss_kib as f64 / KIB_PER_MIB;
-        let status = if mib <= 40.0 {
+        // The 40 MB, read strictly as 40,000,000 bytes (38.1 MiB).
+        let mb = l.peak_rss_kib as f64 * 1024.0 / 1e6;
+        let status = if mb <= 40.0 {
             "met".to_owned()
         } else {
-            format!("missed by {:.1} MiB", mib - 40.0)
+            format!("missed by {:.1} MB", mb - 40.0)
         };
         out.push((
             "RSS ≤40 MB with 10,000 live processes".into(),
-            format!("peak {mib:.1} MiB"),
+            format!(
+                "peak {:.1} MiB ({mb:.1} MB)",
+                l.peak_rss_kib as f64 / KIB_PER_MIB
+            ),
             status,
         ));
     }
