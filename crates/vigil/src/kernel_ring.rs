@@ -39,7 +39,8 @@ pub struct KernelRing {
 
 /// What one read of the ring found.
 pub struct Taken {
-    pub records: usize,
+    /// Ring space the read gave back, headers and discarded records included.
+    pub bytes: u64,
     /// True when the read stopped at the last committed record.
     pub drained: bool,
 }
@@ -95,13 +96,19 @@ impl KernelRing {
         let consumer_pos = position(&self.consumer);
         let mut cons = consumer_pos.load(Ordering::Relaxed);
         let mut published = cons;
+        let start = cons;
         let mut records = 0;
         let mut drained = false;
+        // Read again only when the records known committed are used up: the
+        // producing CPU writes this line for every record.
+        let mut prod = position(&self.producer).load(Ordering::Acquire);
         while records < max_records {
-            let prod = position(&self.producer).load(Ordering::Acquire);
             if cons >= prod {
-                drained = true;
-                break;
+                prod = position(&self.producer).load(Ordering::Acquire);
+                if cons >= prod {
+                    drained = true;
+                    break;
+                }
             }
             let len = self.header(cons).load(Ordering::Acquire);
             if len & BUSY_BIT != 0 {
@@ -130,7 +137,10 @@ impl KernelRing {
         if cons != published {
             consumer_pos.store(cons, Ordering::Release);
         }
-        Ok(Taken { records, drained })
+        Ok(Taken {
+            bytes: cons - start,
+            drained,
+        })
     }
 
     /// Sleeps until the ring has data the kernel woke readers for, or
