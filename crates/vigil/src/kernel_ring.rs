@@ -93,7 +93,10 @@ impl KernelRing {
         max_records: usize,
         mut record: impl FnMut(&[u8], &[u8]),
     ) -> io::Result<Taken> {
-        let consumer_pos = position(&self.consumer);
+        // SAFETY: the consumer position sits at the start of the writable,
+        // page-aligned consumer mapping, which `self` keeps for longer than
+        // this call; only this reader writes it, the kernel only reads it.
+        let consumer_pos = unsafe { AtomicU64::from_ptr(self.consumer.as_mut_ptr().cast()) };
         let mut cons = consumer_pos.load(Ordering::Relaxed);
         let mut published = cons;
         let start = cons;
@@ -101,10 +104,10 @@ impl KernelRing {
         let mut drained = false;
         // Read again only when the records known committed are used up: the
         // producing CPU writes this line for every record.
-        let mut prod = position(&self.producer).load(Ordering::Acquire);
+        let mut prod = self.producer_pos().load(Ordering::Acquire);
         while records < max_records {
             if cons >= prod {
-                prod = position(&self.producer).load(Ordering::Acquire);
+                prod = self.producer_pos().load(Ordering::Acquire);
                 if cons >= prod {
                     drained = true;
                     break;
@@ -162,6 +165,14 @@ impl KernelRing {
         Ok(())
     }
 
+    /// How far the kernel has reserved records, at the start of the producer
+    /// mapping.
+    fn producer_pos(&self) -> &AtomicU64 {
+        // SAFETY: page-aligned, inside the mapping, which outlives the
+        // returned reference; only read here, written by the kernel.
+        unsafe { &*(self.producer.as_ptr() as *const AtomicU64) }
+    }
+
     /// The header of the record at ring position `pos`.
     fn header(&self, pos: u64) -> &AtomicU32 {
         let at = self.page + (pos & self.mask) as usize;
@@ -179,11 +190,4 @@ impl KernelRing {
         let first = len.min(data.len() - start);
         (&data[start..start + first], &data[..len - first])
     }
-}
-
-/// The position at the start of a ring page.
-fn position(page: &[u8]) -> &AtomicU64 {
-    // SAFETY: both positions sit at the start of their page-aligned mapping,
-    // which outlives the returned reference.
-    unsafe { &*(page.as_ptr() as *const AtomicU64) }
 }

@@ -228,7 +228,7 @@ impl Reader {
     fn read(&self, ring: &mut KernelRing) -> std::io::Result<()> {
         let mut batch = RecordBatch::default();
         // Ring bytes taken since the reader last went to sleep, and when.
-        let mut taken = 0;
+        let mut taken_bytes = 0;
         let mut slept_at = Instant::now();
         loop {
             let stopping = self.stop.load(Ordering::Acquire);
@@ -241,7 +241,7 @@ impl Reader {
             }
             let started = monotonic_ns();
             let read = ring.take(READ_BATCH, |first, second| batch.push(first, second))?;
-            taken += read.bytes;
+            taken_bytes += read.bytes;
             let size = batch.len_bytes();
             if size > 0 && (read.drained || size >= BATCH_BYTES) {
                 let next = self.spares.try_recv().unwrap_or_default();
@@ -258,11 +258,15 @@ impl Reader {
                     return Ok(());
                 }
                 let ms = slept_at.elapsed().as_millis().max(1);
-                let flowing = u128::from(taken) / ms >= u128::from(BUSY_BYTES_PER_MS);
-                let wait = if flowing { BUSY_POLL } else { self.poll };
-                taken = 0;
+                let flowing = u128::from(taken_bytes) / ms >= u128::from(BUSY_BYTES_PER_MS);
+                let wait = if flowing {
+                    BUSY_POLL.min(self.poll)
+                } else {
+                    self.poll
+                };
+                taken_bytes = 0;
                 slept_at = Instant::now();
-                ring.wait(wait.min(self.poll))?;
+                ring.wait(wait)?;
             }
         }
     }
